@@ -1,0 +1,7 @@
+"""`python -m julia_chips` is the `julia-chips` console script."""
+
+import sys
+
+from julia_chips.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Actors' decisions: pure `decide` and `evolve` functions, no I/O, no clock."""

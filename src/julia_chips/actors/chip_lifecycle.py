@@ -1,0 +1,255 @@
+"""A chip's lifecycle as two pure functions: `decide` what a command causes, `evolve` state.
+
+The transition table is DESIGN.md's "Chip states": a command that asks for a move not in
+it is refused with the current state and the allowed moves, and nothing is appended.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+import msgspec
+
+from julia_chips.actors.warmup import DEFAULT_WARMUP, DayFigures, WarmupPolicy, judge_day
+from julia_chips.actors.warmup import warmer_progress as progress_of
+from julia_chips.events import chip as ev
+from julia_chips.events import commands as cmd
+from julia_chips.events.chip import Status
+
+E = TypeVar("E", bound=ev.ChipEvent)
+NEW = "new"  # the state name of a chip with no events yet
+
+MOVES: dict[Status, frozenset[Status]] = {
+    Status.PROVISIONING: frozenset({Status.ACTIVATING, Status.RETIRED}),
+    Status.ACTIVATING: frozenset({Status.WARMING, Status.BANNED, Status.RETIRED}),
+    Status.WARMING: frozenset({Status.READY, Status.COOLING, Status.BANNED, Status.RETIRED}),
+    Status.READY: frozenset({Status.ACTIVE, Status.COOLING, Status.BANNED, Status.RETIRED}),
+    Status.ACTIVE: frozenset({Status.READY, Status.COOLING, Status.BANNED, Status.RETIRED}),
+    Status.COOLING: frozenset({Status.BANNED, Status.RETIRED}),  # + back where it came from
+    Status.BANNED: frozenset({Status.WARMING, Status.RETIRED}),
+    Status.RETIRED: frozenset(),
+}
+OBSERVABLE = frozenset({Status.WARMING, Status.READY, Status.ACTIVE, Status.COOLING})
+# Rest grows with repeated trouble: 1 h, then 4 h, then a day.
+COOLING_STEPS = (timedelta(hours=1), timedelta(hours=4), timedelta(hours=24))
+COOL_STREAK_WINDOW = timedelta(days=7)
+
+
+class ChipRuleBroken(Exception):
+    """A command the chip refuses; says the state and where the chip may go from it."""
+
+    def __init__(self, message: str, state: str, allowed: list[str]) -> None:
+        super().__init__(message)
+        self.state = state
+        self.allowed = allowed
+
+
+class ChipState(msgspec.Struct, frozen=True, kw_only=True):
+    chip_id: str
+    status: Status | None = None  # None: no events yet
+    phone_number: str | None = None
+    ddd: int | None = None
+    salvy_account_id: str | None = None
+    host: str | None = None
+    instance: str | None = None
+    warm_day: int = 0  # the warm day in progress, 1-based; 0 before activation
+    good_days: int = 0
+    daily_cap: int = 0
+    warmer_progress: float = 0.0
+    day: DayFigures = DayFigures()  # counters since the last day close
+    cooled_from: Status | None = None
+    cooling_until: datetime | None = None
+    cool_streak: int = 0
+    last_cooled_at: datetime | None = None
+    activated_at: datetime | None = None
+    ready_at: datetime | None = None
+    banned_at: datetime | None = None
+    version: int = 0  # events applied
+
+
+def state_name(state: ChipState) -> str:
+    return state.status.value if state.status else NEW
+
+
+def allowed_moves(state: ChipState) -> list[str]:
+    if state.status is None:
+        return [Status.PROVISIONING.value]
+    moves = set(MOVES[state.status])
+    if state.status is Status.COOLING and state.cooled_from:
+        moves.add(state.cooled_from)
+    return sorted(m.value for m in moves)
+
+
+def _refuse(state: ChipState, command: cmd.ChipCommand, why: str = "") -> ChipRuleBroken:
+    name = type(command).__name__
+    detail = f": {why}" if why else ""
+    return ChipRuleBroken(
+        f"{name} is not accepted while {state_name(state)}{detail}",
+        state_name(state),
+        allowed_moves(state),
+    )
+
+
+class _Stamp:
+    """Builds events with the common fields; ids derive from the command id so retries dedupe."""
+
+    def __init__(self, state: ChipState, command: cmd.ChipCommand, now: datetime) -> None:
+        self.chip_id = state.chip_id
+        self.command_id = command.command_id
+        self.now = now
+        self.count = 0
+
+    def __call__(self, cls: type[E], **fields: Any) -> E:
+        event_id = f"{self.chip_id}:{self.command_id}:{self.count}"
+        self.count += 1
+        return cls(event_id=event_id, chip_id=self.chip_id, command_id=self.command_id,
+                   occurred_at=self.now, **fields)
+
+
+def decide(
+    state: ChipState, command: cmd.AnyChipCommand, now: datetime,
+    policy: WarmupPolicy = DEFAULT_WARMUP,
+) -> list[ev.AnyChipEvent]:
+    """Events `command` causes; raises ChipRuleBroken, never does I/O."""
+    stamp = _Stamp(state, command, now)
+    status = state.status
+    match command:
+        case cmd.Provision() if status is None:
+            return [stamp(ev.Provisioned, phone_number=command.phone_number,
+                                   ddd=command.ddd, salvy_account_id=command.salvy_account_id)]
+        case _ if status is None:
+            raise ChipRuleBroken(f"{type(command).__name__}: chip {state.chip_id} does not exist; "
+                                 "send Provision first",
+                                 NEW, allowed_moves(state))
+        case cmd.StartActivation() if status is Status.PROVISIONING:
+            return [stamp(ev.ActivationStarted, host=command.host)]
+        case cmd.CompleteActivation() if status is Status.ACTIVATING:
+            return [stamp(ev.Activated, instance=command.instance, host=command.host,
+                                 daily_cap=policy.first_cap)]
+        case cmd.FailActivation() if status is Status.ACTIVATING:
+            return [stamp(ev.ActivationFailed, reason=command.reason,
+                                        retryable=command.retryable, step=command.step)]
+        case cmd.ObserveTraffic() if status in OBSERVABLE:
+            return [stamp(ev.TrafficObserved, sent=command.sent, delivered=command.delivered,
+                                 read=command.read, replied=command.replied,
+                                 failed=command.failed, received=command.received)]
+        case cmd.CloseWarmDay() if status is Status.WARMING:
+            return _close_warm_day(state, command, now, stamp, policy)
+        case cmd.PutInService() if status is Status.READY:
+            return [stamp(ev.InService)]
+        case cmd.TakeOutOfService() if status is Status.ACTIVE:
+            return [stamp(ev.OutOfService, reason=command.reason)]
+        case cmd.Cool() if status in (Status.WARMING, Status.READY, Status.ACTIVE):
+            return [_cooled(state, command.reason, command.until, now, stamp)]
+        case cmd.Resume() if status is Status.COOLING and state.cooled_from is not None:
+            return [stamp(ev.Resumed, status=state.cooled_from)]
+        case cmd.ReportBan() if status is not None and Status.BANNED in MOVES[status]:
+            return [stamp(ev.Banned, reason=command.reason, evidence=command.evidence,
+                              previous_status=status)]
+        case cmd.Reinstate() if status is Status.BANNED:
+            return [stamp(ev.Reinstated, daily_cap=policy.first_cap)]
+        case cmd.Retire() if status is not Status.RETIRED:
+            return [stamp(ev.Retired, reason=command.reason)]
+    raise _refuse(state, command)
+
+
+def _cooled(
+    state: ChipState, reason: str, until: datetime | None, now: datetime, stamp: _Stamp
+) -> ev.Cooled:
+    recent = state.last_cooled_at is not None and now - state.last_cooled_at < COOL_STREAK_WINDOW
+    streak = state.cool_streak + 1 if recent else 1
+    rest = COOLING_STEPS[min(streak, len(COOLING_STEPS)) - 1]
+    assert state.status is not None
+    return stamp(ev.Cooled, reason=reason, until=until or now + rest,
+                     previous_status=state.status, cool_streak=streak)
+
+
+def _close_warm_day(
+    state: ChipState, command: cmd.CloseWarmDay, now: datetime, stamp: _Stamp,
+    policy: WarmupPolicy,
+) -> list[ev.AnyChipEvent]:
+    if command.day_number != state.warm_day:
+        raise _refuse(state, command, f"day {state.warm_day} is open, not day {command.day_number}")
+    verdict = judge_day(state.day, state.daily_cap, policy)
+    good_days = state.good_days + verdict.good
+    figures = state.day
+    events: list[ev.AnyChipEvent] = [stamp(
+        ev.WarmDayCompleted, day_number=command.day_number,
+        messages_sent=figures.sent, messages_received=figures.received,
+        delivered=figures.delivered, read=figures.read, replied=figures.replied,
+        failed=figures.failed, daily_cap=state.daily_cap, next_daily_cap=verdict.next_cap,
+        advanced=verdict.good, good_days=good_days, reason=verdict.reason,
+        warmer_progress=progress_of(good_days, policy),
+    )]
+    if good_days >= policy.min_days:
+        events.append(stamp(ev.Ready, good_days=good_days))
+    elif command.day_number >= policy.max_days:
+        why = (f"warm-up not passed after {command.day_number} days "
+               f"({good_days}/{policy.min_days} good days): needs review")
+        events.append(stamp(ev.Cooled, reason=why, until=None,
+                                previous_status=Status.WARMING, cool_streak=state.cool_streak + 1))
+    return events
+
+
+def evolve(state: ChipState, event: ev.AnyChipEvent) -> ChipState:
+    """The state after `event`; total over every event, trusts that `decide` allowed it."""
+    s = msgspec.structs.replace
+    state = s(state, version=state.version + 1)
+    match event:
+        case ev.Provisioned():
+            return s(state, status=Status.PROVISIONING, phone_number=event.phone_number,
+                     ddd=event.ddd, salvy_account_id=event.salvy_account_id)
+        case ev.ActivationStarted():
+            return s(state, status=Status.ACTIVATING, host=event.host or state.host)
+        case ev.Activated() | ev.Reinstated():
+            return _start_warmup(state, event)
+        case ev.ActivationFailed():
+            return state
+        case ev.TrafficObserved():
+            return s(state, day=_add(state.day, event))
+        case ev.WarmDayCompleted():
+            return s(state, warm_day=event.day_number + 1, good_days=event.good_days,
+                     daily_cap=event.next_daily_cap, warmer_progress=event.warmer_progress,
+                     day=DayFigures())
+        case ev.Ready():
+            return s(state, status=Status.READY, ready_at=event.occurred_at, warmer_progress=1.0)
+        case ev.InService():
+            return s(state, status=Status.ACTIVE)
+        case ev.OutOfService():
+            return s(state, status=Status.READY)
+        case ev.Cooled():
+            return s(state, status=Status.COOLING, cooled_from=event.previous_status,
+                     cooling_until=event.until, cool_streak=event.cool_streak,
+                     last_cooled_at=event.occurred_at)
+        case ev.Resumed():
+            return s(state, status=event.status, cooled_from=None, cooling_until=None)
+        case ev.Banned():
+            return s(state, status=Status.BANNED, banned_at=event.occurred_at,
+                     cooled_from=None, cooling_until=None)
+        case ev.Retired():
+            return s(state, status=Status.RETIRED)
+    raise TypeError(f"unknown event {type(event).__name__}")
+
+
+def _start_warmup(state: ChipState, event: ev.Activated | ev.Reinstated) -> ChipState:
+    extra: dict[str, Any] = {}
+    if isinstance(event, ev.Activated):
+        extra = {"instance": event.instance, "host": event.host, "activated_at": event.occurred_at}
+    return msgspec.structs.replace(
+        state, status=Status.WARMING, warm_day=1, good_days=0, daily_cap=event.daily_cap,
+        warmer_progress=0.0, day=DayFigures(), ready_at=None, **extra)
+
+
+def _add(day: DayFigures, seen: ev.TrafficObserved) -> DayFigures:
+    return DayFigures(sent=day.sent + seen.sent, delivered=day.delivered + seen.delivered,
+                      read=day.read + seen.read, replied=day.replied + seen.replied,
+                      failed=day.failed + seen.failed, received=day.received + seen.received)
+
+
+def fold(chip_id: str, events: list[ev.AnyChipEvent]) -> ChipState:
+    """A chip's state rebuilt from its whole history."""
+    state = ChipState(chip_id=chip_id)
+    for event in events:
+        state = evolve(state, event)
+    return state

@@ -1,0 +1,117 @@
+"""Configuration, read once from the environment in `main` and passed explicitly."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import msgspec
+
+
+class ConfigError(ValueError):
+    """A bad environment value; the message names the variable."""
+
+
+class Config(msgspec.Struct, frozen=True, kw_only=True):
+    nats_url: str | None = None  # None: start the embedded nats-server
+    database_url: str | None = None  # None: start the embedded PostgreSQL
+    data_dir: Path = Path(".julia")
+    http_port: int = 8000
+    partitions: int = 16
+    replicas: int = 1
+    warmer_min_days: int = 7
+    warmer_max_days: int = 14
+    max_chips_active: int = 10
+    api_token: str | None = None
+    webhook_secret: str | None = None
+    salvy_webhook_secret: str | None = None
+    salvy_api_token: str | None = None
+    salvy_api_url: str | None = None
+    evolution_api_url: str | None = None
+    evolution_api_key: str | None = None
+    vps_ssh_key: str | None = None
+    lease_ttl: float = 10.0  # seconds a partition lease outlives its last renewal
+    ack_wait: float = 30.0  # seconds before an unacked command is redelivered
+    max_deliver: int = 5  # deliveries before a command goes to the dead letters
+    snapshot_every: int = 50  # events between chip snapshots
+    idle_passivate: float = 300.0  # seconds an idle chip actor stays in memory
+
+    def __repr__(self) -> str:
+        """Never print secrets: only say which ones are set."""
+        hidden = {"api_token", "webhook_secret", "salvy_webhook_secret", "salvy_api_token",
+                  "evolution_api_key", "vps_ssh_key"}
+        parts = []
+        for name in self.__struct_fields__:
+            value = getattr(self, name)
+            shown = ("<set>" if value else None) if name in hidden else value
+            parts.append(f"{name}={shown!r}")
+        return f"Config({', '.join(parts)})"
+
+
+# variable -> (Config field, type, lowest, highest)
+_NUMBER_VARS: dict[str, tuple[str, type[int] | type[float], float, float]] = {
+    "JULIA_HTTP_PORT": ("http_port", int, 0, 65535),
+    "JULIA_PARTITIONS": ("partitions", int, 1, 1024),
+    "JULIA_REPLICAS": ("replicas", int, 1, 5),
+    "WARMER_MIN_DAYS": ("warmer_min_days", int, 1, 365),
+    "WARMER_MAX_DAYS": ("warmer_max_days", int, 1, 365),
+    "MAX_CHIPS_ACTIVE": ("max_chips_active", int, 0, 100_000),
+    "JULIA_MAX_DELIVER": ("max_deliver", int, 1, 100),
+    "JULIA_SNAPSHOT_EVERY": ("snapshot_every", int, 1, 100_000),
+    "JULIA_LEASE_TTL": ("lease_ttl", float, 1.0, 3600.0),
+    "JULIA_ACK_WAIT": ("ack_wait", float, 1.0, 3600.0),
+    "JULIA_IDLE_PASSIVATE": ("idle_passivate", float, 1.0, 86_400.0),
+}
+_STR_VARS = {
+    "NATS_URL": "nats_url",
+    "DATABASE_URL": "database_url",
+    "JULIA_API_TOKEN": "api_token",
+    "JULIA_WEBHOOK_SECRET": "webhook_secret",
+    "SALVY_WEBHOOK_SECRET": "salvy_webhook_secret",
+    "SALVY_API_TOKEN": "salvy_api_token",
+    "SALVY_API_URL": "salvy_api_url",
+    "EVOLUTION_API_URL": "evolution_api_url",
+    "EVOLUTION_API_KEY": "evolution_api_key",
+    "VPS_SSH_KEY": "vps_ssh_key",
+}
+
+
+def _number(var: str, raw: str, kind: type[int] | type[float], low: float, high: float) -> float:
+    try:
+        value = kind(raw)
+    except ValueError:
+        noun = "a whole number" if kind is int else "a number"
+        raise ConfigError(f"{var} must be {noun}, got {raw!r}") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{var} must be between {low:g} and {high:g}, got {raw}")
+    return value
+
+
+def _check_urls(env: Mapping[str, str]) -> None:
+    url = env.get("NATS_URL")
+    if url and not url.startswith(("nats://", "tls://", "ws://", "wss://")):
+        raise ConfigError(f"NATS_URL must be a nats:// URL, got {url.split('@')[-1]!r}")
+    url = env.get("DATABASE_URL")
+    if url and not url.startswith(("postgres://", "postgresql://")):
+        raise ConfigError("DATABASE_URL must be a postgresql:// URL")
+
+
+def load_config(env: Mapping[str, str] | None = None) -> Config:
+    """Build the Config from `env` (default: the process environment).
+
+    :raises ConfigError: naming the variable whose value is bad.
+    """
+    env = os.environ if env is None else env
+    _check_urls(env)
+    values: dict[str, object] = {
+        field: env[var] for var, field in _STR_VARS.items() if env.get(var)}
+    for var, (field, kind, low, high) in _NUMBER_VARS.items():
+        if env.get(var):
+            values[field] = _number(var, env[var], kind, low, high)
+    if env.get("JULIA_DATA_DIR"):
+        values["data_dir"] = Path(env["JULIA_DATA_DIR"])
+    config = msgspec.convert(values, Config)
+    if config.warmer_max_days < config.warmer_min_days:
+        raise ConfigError("WARMER_MAX_DAYS must be at least WARMER_MIN_DAYS")
+    return config

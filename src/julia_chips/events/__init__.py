@@ -1,0 +1,1 @@
+"""Wire types: commands and events as plain msgspec structs, with no behaviour."""

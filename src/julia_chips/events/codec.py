@@ -1,0 +1,59 @@
+"""JSON on the wire: one Encoder and one typed Decoder per union, built once."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import cast
+
+import msgspec
+
+from julia_chips.events.chip import CHIP_EVENT_TYPES, AnyChipEvent, ChipEvent
+from julia_chips.events.commands import AnyChipCommand, CommandReply
+from julia_chips.events.upcasting import upcast
+from julia_chips.subjects import JuliaHeader
+
+ENCODER = msgspec.json.Encoder()
+_EVENT_DECODER = msgspec.json.Decoder(AnyChipEvent)
+_COMMAND_DECODER = msgspec.json.Decoder(AnyChipCommand)
+_REPLY_DECODER = msgspec.json.Decoder(CommandReply)
+_CURRENT_VERSION = {cls.__struct_config__.tag: cls.version for cls in CHIP_EVENT_TYPES}
+
+
+def event_headers(event: ChipEvent) -> dict[str, str]:
+    return {
+        JuliaHeader.EVENT_TYPE: str(event.__struct_config__.tag),
+        JuliaHeader.EVENT_VERSION: str(event.version),
+    }
+
+
+def encode_event(event: ChipEvent) -> bytes:
+    return ENCODER.encode(event)
+
+
+def decode_event(data: bytes, headers: Mapping[str, str] | None = None) -> AnyChipEvent:
+    """Decode a stored event, upcasting it first when it was written by an older version."""
+    version = int((headers or {}).get(JuliaHeader.EVENT_VERSION, "0") or 0)
+    event_type = (headers or {}).get(JuliaHeader.EVENT_TYPE, "")
+    current = _CURRENT_VERSION.get(event_type, 0)
+    if version and version < current:
+        obj = msgspec.json.decode(data)
+        lifted = upcast(obj, event_type, version, current)
+        return cast(AnyChipEvent, msgspec.convert(lifted, AnyChipEvent))
+    return cast(AnyChipEvent, _EVENT_DECODER.decode(data))
+
+
+def decode_command(data: bytes) -> AnyChipCommand:
+    """:raises msgspec.ValidationError: or DecodeError, naming the bad field."""
+    return cast(AnyChipCommand, _COMMAND_DECODER.decode(data))
+
+
+def encode_reply(reply: CommandReply) -> bytes:
+    return ENCODER.encode(reply)
+
+
+def decode_reply(data: bytes) -> CommandReply:
+    return _REPLY_DECODER.decode(data)
+
+
+def event_type(event: ChipEvent) -> str:
+    return str(event.__struct_config__.tag)

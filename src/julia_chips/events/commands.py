@@ -1,0 +1,120 @@
+"""Chip commands, published to `chip.cmd.<chip_id>` (DESIGN.md, "Wire catalog").
+
+Inbound JSON is decoded strictly: unknown fields are refused (they are typos on a
+command), and every field carries the bounds that keep nonsense out of the audit log.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+import msgspec
+
+CommandId = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"^[^\s]+$")]
+Reason = Annotated[str, msgspec.Meta(min_length=1, max_length=1000)]
+Subject = Annotated[str, msgspec.Meta(min_length=1, max_length=255, pattern=r"^[^\s*>]+$")]
+Phone = Annotated[str, msgspec.Meta(pattern=r"^\+?[1-9]\d{9,14}$")]
+AreaCode = Annotated[int, msgspec.Meta(ge=11, le=99)]
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+# A day's counter above this is a broken gateway, not traffic: no chip sends that much.
+Counter = Annotated[int, msgspec.Meta(ge=0, le=100_000)]
+DayNumber = Annotated[int, msgspec.Meta(ge=1, le=366)]
+
+
+class ChipCommand(
+    msgspec.Struct, frozen=True, kw_only=True, tag_field="type", forbid_unknown_fields=True
+):
+    command_id: CommandId
+    reply_to: Subject | None = None
+
+
+class Provision(ChipCommand, frozen=True, kw_only=True, tag="Provision"):
+    phone_number: Phone | None = None
+    ddd: AreaCode | None = None
+    salvy_account_id: Name | None = None
+
+
+class StartActivation(ChipCommand, frozen=True, kw_only=True, tag="StartActivation"):
+    host: Name | None = None
+
+
+class CompleteActivation(ChipCommand, frozen=True, kw_only=True, tag="CompleteActivation"):
+    instance: Name
+    host: Name
+
+
+class FailActivation(ChipCommand, frozen=True, kw_only=True, tag="FailActivation"):
+    reason: Reason
+    retryable: bool
+    step: Name | None = None
+
+
+class ObserveTraffic(ChipCommand, frozen=True, kw_only=True, tag="ObserveTraffic"):
+    sent: Counter = 0
+    delivered: Counter = 0
+    read: Counter = 0
+    replied: Counter = 0
+    failed: Counter = 0
+    received: Counter = 0
+
+
+class CloseWarmDay(ChipCommand, frozen=True, kw_only=True, tag="CloseWarmDay"):
+    day_number: DayNumber
+
+
+class PutInService(ChipCommand, frozen=True, kw_only=True, tag="PutInService"):
+    pass
+
+
+class TakeOutOfService(ChipCommand, frozen=True, kw_only=True, tag="TakeOutOfService"):
+    reason: Reason
+
+
+class Cool(ChipCommand, frozen=True, kw_only=True, tag="Cool"):
+    reason: Reason
+    until: datetime | None = None  # None: the escalating default rest
+
+
+class Resume(ChipCommand, frozen=True, kw_only=True, tag="Resume"):
+    pass
+
+
+class ReportBan(ChipCommand, frozen=True, kw_only=True, tag="ReportBan"):
+    reason: Reason
+    evidence: Reason
+
+
+class Reinstate(ChipCommand, frozen=True, kw_only=True, tag="Reinstate"):
+    pass
+
+
+class Retire(ChipCommand, frozen=True, kw_only=True, tag="Retire"):
+    reason: Reason
+
+
+AnyChipCommand = (
+    Provision | StartActivation | CompleteActivation | FailActivation | ObserveTraffic
+    | CloseWarmDay | PutInService | TakeOutOfService | Cool | Resume | ReportBan | Reinstate
+    | Retire
+)
+
+CHIP_COMMAND_TYPES: tuple[type[ChipCommand], ...] = (
+    Provision, StartActivation, CompleteActivation, FailActivation, ObserveTraffic,
+    CloseWarmDay, PutInService, TakeOutOfService, Cool, Resume, ReportBan, Reinstate, Retire,
+)
+
+
+class EventRef(msgspec.Struct, frozen=True, kw_only=True):
+    type: str
+    seq: int
+
+
+class CommandReply(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """The answer on `reply_to`: ok with the appended events, or why not."""
+
+    ok: bool
+    state: str | None = None
+    events: list[EventRef] = []
+    error: str | None = None
+    allowed: list[str] | None = None

@@ -1,0 +1,1 @@
+"""Runners: the I/O around the pure actors (leases, consumers, mailboxes, replies)."""

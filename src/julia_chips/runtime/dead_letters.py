@@ -1,0 +1,16 @@
+"""Commands that could not be decoded or exhausted their deliveries go to `dlq.>` with why."""
+
+from __future__ import annotations
+
+from nats.js.client import JetStreamContext
+
+from julia_chips.subjects import JuliaHeader, dead_letter
+
+
+async def send_to_dead_letters(
+    js: JetStreamContext, kind: str, key: str, data: bytes, reason: str, subject: str
+) -> None:
+    """Store the original bytes untouched, with the reason and where they came from."""
+    headers: dict[str, str] = {
+        JuliaHeader.DLQ_REASON: reason[:1000], JuliaHeader.DLQ_SUBJECT: subject}
+    await js.publish(dead_letter(kind, key), data, headers=headers)

@@ -1,0 +1,9 @@
+"""Pipeline figures for Prometheus (served on /metrics by the HTTP app)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter
+
+COMMANDS_PROCESSED = Counter("julia_commands_processed_total", "Chip commands handled", ["ok"])
+EVENTS_APPENDED = Counter("julia_events_appended_total", "Chip events appended")
+DEAD_LETTERS = Counter("julia_dead_letters_total", "Messages sent to the dead letters", ["kind"])

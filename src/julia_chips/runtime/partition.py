@@ -1,0 +1,169 @@
+"""One partition's command consumer: pulls `chip.cmd.<n>.*`, runs each chip's mailbox.
+
+A command is acked only after its events are appended and its reply sent, so a worker
+killed at any point leaves it to be redelivered to the next owner, which recognises it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import msgspec
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.client import JetStreamContext
+
+from julia_chips.actors.warmup import WarmupPolicy
+from julia_chips.clock import Clock
+from julia_chips.events.codec import decode_command, encode_reply
+from julia_chips.events.commands import AnyChipCommand, CommandReply
+from julia_chips.runtime.chip_actor import ChipActor
+from julia_chips.runtime.dead_letters import send_to_dead_letters
+from julia_chips.runtime.mailbox import Mailboxes
+from julia_chips.runtime.metrics import COMMANDS_PROCESSED, DEAD_LETTERS
+from julia_chips.store.event_log import ChipEventLog
+from julia_chips.store.snapshots import SnapshotStore
+from julia_chips.subjects import (
+    JuliaHeader,
+    Stream,
+    chip_id_of_command_subject,
+    partition_commands,
+)
+
+log = logging.getLogger(__name__)
+FETCH_BATCH = 256
+MAX_IN_FLIGHT = 2048  # commands fetched but not yet acked, per partition
+
+
+class PartitionSettings(msgspec.Struct, frozen=True, kw_only=True):
+    ack_wait: float = 30.0
+    max_deliver: int = 5
+    snapshot_every: int = 50
+    idle_passivate: float = 300.0
+    policy: WarmupPolicy = WarmupPolicy()
+
+
+class PartitionConsumer:
+    def __init__(self, nc: NATS, js: JetStreamContext, partition: int, log_: ChipEventLog,
+                 snapshots: SnapshotStore, clock: Clock, settings: PartitionSettings) -> None:
+        self.partition = partition
+        self._nc, self._js = nc, js
+        self._log, self._snapshots = log_, snapshots
+        self._clock = clock
+        self._settings = settings
+        self._actors: dict[str, ChipActor] = {}
+        self._last_used: dict[str, float] = {}
+        self._mailboxes: Mailboxes[Msg] = Mailboxes(self._process)
+        self._in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
+        self._stopping = asyncio.Event()
+
+    async def run(self) -> None:
+        """Pull until `stop()`; then let in-flight commands finish."""
+        sub = await self._js.pull_subscribe(
+            partition_commands(self.partition), durable=f"chip-cmds-p{self.partition}",
+            stream=Stream.CHIP_CMDS,
+            config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, ack_wait=self._settings.ack_wait,
+                                  deliver_policy=DeliverPolicy.ALL, max_ack_pending=MAX_IN_FLIGHT),
+        )
+        try:
+            while not self._stopping.is_set():
+                await self._pull(sub)
+                self._passivate_idle()
+        finally:
+            await self._mailboxes.join()
+            await self._snapshot_all()
+            await sub.unsubscribe()
+
+    async def _pull(self, sub: JetStreamContext.PullSubscription) -> None:
+        try:
+            msgs = await sub.fetch(FETCH_BATCH, timeout=0.5)
+        except NatsTimeout:
+            return
+        for msg in msgs:
+            await self._in_flight.acquire()
+            self._mailboxes.post(chip_id_of_command_subject(msg.subject), msg)
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def _process(self, chip_id: str, msg: Msg) -> None:
+        try:
+            await self._deliver(chip_id, msg)
+        except Exception:
+            log.exception("command for chip %s failed; it will be redelivered", chip_id)
+            self._actors.pop(chip_id, None)  # rebuild from the stream next time
+            await msg.nak(delay=min(30.0, 0.5 * msg.metadata.num_delivered))
+        finally:
+            self._in_flight.release()
+
+    async def _deliver(self, chip_id: str, msg: Msg) -> None:
+        if msg.metadata.num_delivered > self._settings.max_deliver:
+            await self._reject(chip_id, msg, f"gave up after {self._settings.max_deliver} "
+                                              "deliveries")
+            return
+        try:
+            command = decode_command(msg.data)
+        except (msgspec.ValidationError, msgspec.DecodeError) as err:
+            await self._reject(chip_id, msg, f"invalid command: {err}")
+            return
+        actor = await self._actor(chip_id)
+        reply = await actor.handle(command, self._clock.now())
+        await self._reply(command, reply)
+        await msg.ack()
+        COMMANDS_PROCESSED.labels(ok=str(reply.ok).lower()).inc()
+
+    async def _actor(self, chip_id: str) -> ChipActor:
+        self._last_used[chip_id] = time.monotonic()
+        actor = self._actors.get(chip_id)
+        if actor is None:
+            actor = ChipActor(chip_id, self._log, self._snapshots, self._settings.policy,
+                              self._settings.snapshot_every)
+            await actor.recover()
+            self._actors[chip_id] = actor
+        return actor
+
+    async def _reply(self, command: AnyChipCommand, reply: CommandReply) -> None:
+        if command.reply_to:
+            await self._nc.publish(command.reply_to, encode_reply(reply))
+
+    async def _reject(self, chip_id: str, msg: Msg, reason: str) -> None:
+        """Dead-letter the command and tell the sender why; the partition keeps going."""
+        await send_to_dead_letters(self._js, "chip", chip_id, msg.data, reason, msg.subject)
+        reply_to = (msg.headers or {}).get(JuliaHeader.REPLY_TO) or _reply_to_of(msg.data)
+        if reply_to:
+            await self._nc.publish(reply_to, encode_reply(CommandReply(ok=False, error=reason)))
+        await msg.term()
+        DEAD_LETTERS.labels(kind="chip").inc()
+
+    def _passivate_idle(self) -> None:
+        """Forget chips idle for a while; their next command recovers them from the store."""
+        horizon = time.monotonic() - self._settings.idle_passivate
+        for chip_id in [c for c, used in self._last_used.items() if used < horizon]:
+            actor = self._actors.pop(chip_id, None)
+            del self._last_used[chip_id]
+            if actor is not None:
+                task = asyncio.create_task(actor.snapshot())
+                task.add_done_callback(lambda t: t.exception())
+
+    async def _snapshot_all(self) -> None:
+        for actor in self._actors.values():
+            try:
+                await actor.snapshot()
+            except Exception:
+                log.warning("snapshot of chip %s failed", actor.chip_id)
+
+
+def _reply_to_of(data: bytes) -> str | None:
+    """Best effort: find `reply_to` in a body that failed to decode as a command."""
+    try:
+        obj = msgspec.json.decode(data)
+    except msgspec.DecodeError:
+        return None
+    reply_to = obj.get("reply_to") if isinstance(obj, dict) else None
+    if isinstance(reply_to, str) and reply_to and " " not in reply_to and len(reply_to) < 256:
+        return reply_to
+    return None

@@ -1,0 +1,84 @@
+"""A worker: holds partition leases and runs a consumer for each partition it holds.
+
+Every `ttl / 3` seconds it renews its leases (a lost one stops that consumer), says it is
+alive, and claims free partitions up to its fair share of the live workers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+
+from nats.aio.client import Client as NATS
+from nats.js.client import JetStreamContext
+
+from julia_chips.clock import Clock
+from julia_chips.runtime.leases import PartitionLeases
+from julia_chips.runtime.partition import PartitionConsumer, PartitionSettings
+from julia_chips.store.event_log import JetStreamChipEventLog
+from julia_chips.store.snapshots import KvSnapshotStore
+from julia_chips.subjects import Bucket
+
+log = logging.getLogger(__name__)
+
+
+class Worker:
+    def __init__(self, nc: NATS, clock: Clock, partitions: int, lease_ttl: float,
+                 settings: PartitionSettings, worker_id: str | None = None) -> None:
+        self._nc = nc
+        self._js: JetStreamContext = nc.jetstream()
+        self._clock = clock
+        self._partitions = partitions
+        self._lease_ttl = lease_ttl
+        self._settings = settings
+        self.worker_id = worker_id or uuid.uuid4().hex[:12]
+        self._consumers: dict[int, tuple[PartitionConsumer, asyncio.Task[None]]] = {}
+        self._stopping = asyncio.Event()
+
+    @property
+    def partitions_held(self) -> set[int]:
+        return set(self._consumers)
+
+    async def run(self) -> None:
+        leases = PartitionLeases(await self._js.key_value(Bucket.SHARD_LEASES), self.worker_id)
+        event_log = JetStreamChipEventLog(self._js)
+        snapshots = await KvSnapshotStore.open(self._js)
+        try:
+            while not self._stopping.is_set():
+                await self._tend(leases, event_log, snapshots)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), self._lease_ttl / 3)
+        finally:
+            await self._stop_all(leases)
+
+    async def _tend(self, leases: PartitionLeases, event_log: JetStreamChipEventLog,
+                    snapshots: KvSnapshotStore) -> None:
+        await leases.heartbeat()
+        for partition in list(self._consumers):
+            if not await leases.renew(partition):
+                log.warning("lost the lease of partition %d", partition)
+                await self._stop_consumer(partition)
+        share = await leases.fair_share(self._partitions)
+        for partition in range(self._partitions):
+            if len(self._consumers) >= share:
+                break
+            if partition not in self._consumers and await leases.claim(partition):
+                consumer = PartitionConsumer(self._nc, self._js, partition, event_log, snapshots,
+                                             self._clock, self._settings)
+                self._consumers[partition] = (consumer, asyncio.create_task(consumer.run()))
+                log.info("worker %s took partition %d", self.worker_id, partition)
+
+    async def _stop_consumer(self, partition: int) -> None:
+        consumer, task = self._consumers.pop(partition)
+        consumer.stop()
+        await asyncio.gather(task, return_exceptions=True)
+
+    async def _stop_all(self, leases: PartitionLeases) -> None:
+        for partition in list(self._consumers):
+            await self._stop_consumer(partition)
+            await leases.release(partition)
+
+    def stop(self) -> None:
+        self._stopping.set()

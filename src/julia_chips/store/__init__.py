@@ -1,0 +1,1 @@
+"""Storage on JetStream: streams and buckets, the chip event log, snapshots, leases."""

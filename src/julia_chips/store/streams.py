@@ -1,0 +1,61 @@
+"""Streams and KV buckets of DESIGN.md, created (or updated) idempotently at start-up."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
+from nats.js.client import JetStreamContext
+from nats.js.errors import BadRequestError, NotFoundError
+
+from julia_chips.subjects import Bucket, Stream
+
+DAY = 24 * 3600.0
+LIMITS, WORK_QUEUE = RetentionPolicy.LIMITS, RetentionPolicy.WORK_QUEUE
+
+
+def stream_configs(replicas: int, msg_max_age_days: float = 90) -> list[StreamConfig]:
+    """The streams this system owns; `replicas` is 1 in dev, 3 in a cluster."""
+
+    def stream(name: Stream, subject: str, retention: RetentionPolicy, **extra: Any
+               ) -> StreamConfig:
+        return StreamConfig(name=str(name), subjects=[subject], retention=retention,
+                            num_replicas=replicas, storage=StorageType.FILE, **extra)
+
+    return [
+        stream(Stream.CHIP_CMDS, "chip.cmd.>", WORK_QUEUE),
+        # The audit log: no age limit, and nobody may delete or purge it.
+        stream(Stream.CHIP_EVENTS, "chip.evt.>", LIMITS, deny_delete=True, deny_purge=True,
+               allow_direct=True, duplicate_window=600.0),
+        stream(Stream.ROUTE_CMDS, "route.cmd.>", WORK_QUEUE),
+        stream(Stream.ROUTE_EVENTS, "route.evt.>", LIMITS, allow_direct=True),
+        stream(Stream.MSG_EVENTS, "msg.evt.>", LIMITS, max_age=msg_max_age_days * DAY,
+               allow_direct=True),
+        stream(Stream.GATEWAY_IN, "gw.in.>", LIMITS, max_age=7 * DAY),
+        stream(Stream.DEAD_LETTER, "dlq.>", LIMITS, discard=DiscardPolicy.OLD),
+    ]
+
+
+async def ensure_streams(js: JetStreamContext, replicas: int = 1, lease_ttl: float = 10.0) -> None:
+    """Create what is missing and bring existing streams to the current config."""
+    for config in stream_configs(replicas):
+        try:
+            await js.stream_info(str(config.name))
+        except NotFoundError:
+            await js.add_stream(config)
+            continue
+        # An immutable setting that differs (e.g. retention) keeps the stored stream.
+        with contextlib.suppress(BadRequestError):
+            await js.update_stream(config)
+    await ensure_buckets(js, replicas, lease_ttl)
+
+
+async def ensure_buckets(js: JetStreamContext, replicas: int, lease_ttl: float) -> None:
+    buckets: tuple[tuple[Bucket, float | None], ...] = (
+        (Bucket.SHARD_LEASES, lease_ttl), (Bucket.CHIP_SNAPSHOTS, None))
+    for bucket, ttl in buckets:
+        try:
+            await js.key_value(str(bucket))
+        except Exception:  # nats-py raises BucketNotFoundError or NotFoundError by version
+            await js.create_key_value(bucket=str(bucket), history=1, ttl=ttl, replicas=replicas)

@@ -1,0 +1,86 @@
+"""Real servers for the tests: nats-server and PostgreSQL from their wheels, on free ports.
+
+`NATS_URL` / `DATABASE_URL`, when set, replace the embedded servers. Each test that asks
+for `nats_url` gets its own nats-server (it starts in ~0.1 s), so streams, leases and
+consumers never leak between tests; PostgreSQL is started once and each test that asks
+gets a fresh database.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+import warnings
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import nats
+import pytest
+from nats.aio.client import Client as NATS
+from nats.js.client import JetStreamContext
+
+from julia_chips.embedded.nats_server import EmbeddedNats
+from julia_chips.store.streams import ensure_streams
+
+PARTITIONS = 4
+LEASE_TTL = 2.0
+
+
+@pytest.fixture
+def nats_server(tmp_path: Path) -> Iterator[EmbeddedNats | None]:
+    if os.environ.get("NATS_URL"):
+        yield None
+        return
+    server = EmbeddedNats(tmp_path / "nats", PARTITIONS)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def nats_url(nats_server: EmbeddedNats | None) -> str:
+    return nats_server.url if nats_server else os.environ["NATS_URL"]
+
+
+@pytest.fixture
+async def nc(nats_url: str) -> AsyncIterator[NATS]:
+    conn = await nats.connect(nats_url, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
+    await ensure_streams(conn.jetstream(), replicas=1, lease_ttl=LEASE_TTL)
+    yield conn
+    await conn.close()
+
+
+@pytest.fixture
+def js(nc: NATS) -> JetStreamContext:
+    return nc.jetstream()
+
+
+@pytest.fixture(scope="session")
+def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if os.environ.get("DATABASE_URL"):
+        yield os.environ["DATABASE_URL"]
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from julia_chips.embedded.postgres_server import EmbeddedPostgres
+    server = EmbeddedPostgres(tmp_path_factory.mktemp("pg") / "data", fast=True)
+    server.start()
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture
+async def database_url(postgres_url: str) -> AsyncIterator[str]:
+    """A fresh, empty database on the shared server, dropped afterwards."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(postgres_url)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    base = postgres_url.rsplit("/", 1)[0]
+    yield f"{base}/{name}"
+    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await admin.close()
+
+
+def new_chip_id() -> str:
+    return str(uuid.uuid4())

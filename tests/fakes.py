@@ -1,0 +1,58 @@
+"""In-memory stand-ins for our own ports; tests/integration runs the same contract on the real ones."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from julia_chips.events.chip import AnyChipEvent, ChipEvent
+from julia_chips.store.event_log import ChipWriteConflict, StoredEvent
+from julia_chips.store.snapshots import ChipSnapshot
+
+
+class InMemoryChipEventLog:
+    """One global sequence like a stream; per-chip expected-last-sequence, then msg-id dedupe."""
+
+    def __init__(self) -> None:
+        self.streams: dict[str, list[StoredEvent]] = {}
+        self._seq = 0
+        self._by_id: dict[str, int] = {}
+
+    async def last_seq(self, chip_id: str) -> int:
+        stored = self.streams.get(chip_id)
+        return stored[-1].seq if stored else 0
+
+    async def load(self, chip_id: str, after_seq: int = 0) -> list[StoredEvent]:
+        return [s for s in self.streams.get(chip_id, []) if s.seq > after_seq]
+
+    async def append(
+        self, chip_id: str, events: Sequence[ChipEvent], expected_last_seq: int
+    ) -> list[int]:
+        seqs = []
+        for event in events:
+            if await self.last_seq(chip_id) != expected_last_seq:
+                raise ChipWriteConflict(chip_id, expected_last_seq)
+            if event.event_id in self._by_id:  # JetStream checks the sequence first, then dedupes
+                seqs.append(self._by_id[event.event_id])
+                continue
+            self._seq += 1
+            stored = StoredEvent(self._seq, _as_any(event))
+            self.streams.setdefault(chip_id, []).append(stored)
+            self._by_id[event.event_id] = self._seq
+            seqs.append(self._seq)
+            expected_last_seq = self._seq
+        return seqs
+
+
+class InMemorySnapshotStore:
+    def __init__(self) -> None:
+        self.snapshots: dict[str, ChipSnapshot] = {}
+
+    async def load(self, chip_id: str) -> ChipSnapshot | None:
+        return self.snapshots.get(chip_id)
+
+    async def save(self, snapshot: ChipSnapshot) -> None:
+        self.snapshots[snapshot.state.chip_id] = snapshot
+
+
+def _as_any(event: ChipEvent) -> AnyChipEvent:
+    return event  # type: ignore[return-value]

@@ -1,0 +1,59 @@
+"""`julia-chips run` (what `make run` calls) starts embedded NATS + PostgreSQL and a worker,
+answers commands, and stops cleanly on SIGINT, keeping its data for the next run."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import nats
+
+from julia_chips.client import ChipClient
+from julia_chips.events import commands as cmd
+from tests.conftest import new_chip_id
+
+
+async def _wait_for_line(log: Path, pattern: str, timeout: float = 60) -> re.Match[str]:
+    for _ in range(int(timeout * 10)):
+        found = re.search(pattern, log.read_text() if log.exists() else "")
+        if found:
+            return found
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"no {pattern!r} in {log.read_text()}")
+
+
+def _start(tmp_path: Path, log: Path) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if k not in ("NATS_URL", "DATABASE_URL")}
+    env |= {"JULIA_DATA_DIR": str(tmp_path / "data"), "JULIA_HTTP_PORT": "0"}
+    with log.open("wb") as out:
+        return subprocess.Popen([sys.executable, "-m", "julia_chips", "run"], env=env,
+                                stdout=out, stderr=subprocess.STDOUT)
+
+
+async def _provision_through(log: Path, chip: str, command_id: str) -> cmd.CommandReply:
+    url = (await _wait_for_line(log, r"running \(NATS (nats://[\d.:]+)\)")).group(1)
+    nc = await nats.connect(url)
+    try:
+        return await ChipClient(nc).send(chip, cmd.Provision(command_id=command_id), timeout=20)
+    finally:
+        await nc.close()
+
+
+async def test_run_serves_commands_and_keeps_data_across_restarts(tmp_path: Path) -> None:
+    chip = new_chip_id()
+    for attempt, log in enumerate((tmp_path / "run1.log", tmp_path / "run2.log")):
+        proc = _start(tmp_path, log)
+        try:
+            reply = await _provision_through(log, chip, "p-1")
+            # The second run finds the first run's event: same first answer, nothing appended.
+            assert reply.ok and reply.state == "provisioning", (attempt, reply)
+            assert [e.seq for e in reply.events] == [1]
+        finally:
+            proc.send_signal(signal.SIGINT)
+            assert await asyncio.to_thread(proc.wait, 30) == 0, log.read_text()
+    assert "Traceback" not in (tmp_path / "run2.log").read_text()

@@ -1,0 +1,57 @@
+"""Run chip workers in the test process (fast paths) or as real processes (crash tests)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+from nats.aio.client import Client as NATS
+
+from julia_chips.actors.warmup import WarmupPolicy
+from julia_chips.clock import Clock, FixedClock
+from julia_chips.runtime.partition import PartitionSettings
+from julia_chips.runtime.worker import Worker
+from tests.conftest import LEASE_TTL, PARTITIONS
+
+SETTINGS = PartitionSettings(ack_wait=3.0, max_deliver=3, snapshot_every=5, idle_passivate=60,
+                             policy=WarmupPolicy(min_days=2, max_days=4))
+
+
+@asynccontextmanager
+async def running_worker(nc: NATS, clock: Clock | None = None,
+                         settings: PartitionSettings = SETTINGS) -> AsyncIterator[Worker]:
+    """A worker that holds every partition before the block starts."""
+    clock = clock or FixedClock(datetime(2026, 11, 27, 12, tzinfo=UTC))
+    worker = Worker(nc, clock, PARTITIONS, LEASE_TTL, settings)
+    task = asyncio.create_task(worker.run())
+    for _ in range(200):
+        if len(worker.partitions_held) == PARTITIONS:
+            break
+        await asyncio.sleep(0.02)
+    try:
+        yield worker
+    finally:
+        worker.stop()
+        await task
+
+
+def start_worker_process(nats_url: str, log: Path, worker_id: str) -> subprocess.Popen[bytes]:
+    """`julia-chips worker` as its own OS process, so a test can SIGKILL it."""
+    env = {**os.environ, "NATS_URL": nats_url, "JULIA_PARTITIONS": str(PARTITIONS),
+           "JULIA_LEASE_TTL": str(LEASE_TTL), "JULIA_ACK_WAIT": "3"}
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "julia_chips", "worker", "--worker-id", worker_id],
+            env=env, stdout=out, stderr=subprocess.STDOUT)
+
+
+def kill(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()

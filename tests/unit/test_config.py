@@ -1,0 +1,33 @@
+"""Bad configuration stops start-up with a message naming the variable; secrets never print."""
+
+from __future__ import annotations
+
+import pytest
+
+from julia_chips.config import ConfigError, load_config
+
+
+def test_defaults_match_the_design() -> None:
+    config = load_config({})
+    assert (config.partitions, config.http_port, config.warmer_min_days,
+            config.warmer_max_days, config.nats_url) == (16, 8000, 7, 14, None)
+
+
+@pytest.mark.parametrize(("env", "named"), [
+    ({"JULIA_PARTITIONS": "many"}, "JULIA_PARTITIONS"),
+    ({"JULIA_HTTP_PORT": "70000"}, "JULIA_HTTP_PORT"),
+    ({"WARMER_MIN_DAYS": "0"}, "WARMER_MIN_DAYS"),
+    ({"WARMER_MIN_DAYS": "10", "WARMER_MAX_DAYS": "5"}, "WARMER_MAX_DAYS"),
+    ({"JULIA_LEASE_TTL": "soon"}, "JULIA_LEASE_TTL"),
+    ({"NATS_URL": "http://x"}, "NATS_URL"),
+    ({"DATABASE_URL": "mysql://x"}, "DATABASE_URL"),
+])
+def test_bad_value_names_the_variable(env: dict[str, str], named: str) -> None:
+    with pytest.raises(ConfigError, match=named):
+        load_config(env)
+
+
+def test_repr_hides_secrets() -> None:
+    config = load_config({"JULIA_API_TOKEN": "tok-123", "EVOLUTION_API_KEY": "evo-456"})
+    assert "tok-123" not in repr(config) and "evo-456" not in repr(config)
+    assert "api_token='<set>'" in repr(config)
