@@ -13,6 +13,7 @@ class Stream(StrEnum):
     MSG_EVENTS = "MSG_EVENTS"
     GATEWAY_IN = "GATEWAY_IN"
     DEAD_LETTER = "DEAD_LETTER"
+    FLEET_EVENTS = "FLEET_EVENTS"  # not in DESIGN.md's table yet: the fleet brake's history
 
 
 class Bucket(StrEnum):
@@ -40,6 +41,9 @@ def partition_commands(partition: int) -> str:
 
 def chip_events(chip_id: str) -> str:
     return f"chip.evt.{chip_id}"
+
+
+FLEET_BRAKE = "fleet.evt.brake"
 
 
 def dead_letter(kind: str, key: str) -> str:

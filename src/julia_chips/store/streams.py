@@ -34,6 +34,7 @@ def stream_configs(replicas: int, msg_max_age_days: float = 90) -> list[StreamCo
                allow_direct=True),
         stream(Stream.GATEWAY_IN, "gw.in.>", LIMITS, max_age=7 * DAY),
         stream(Stream.DEAD_LETTER, "dlq.>", LIMITS, discard=DiscardPolicy.OLD),
+        stream(Stream.FLEET_EVENTS, "fleet.evt.>", LIMITS, allow_direct=True),
     ]
 
 
