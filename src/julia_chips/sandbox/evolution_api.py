@@ -1,0 +1,204 @@
+"""The sandbox Evolution API v2: the endpoints our adapter uses, with real shapes and errors.
+
+Guard order copies Evolution's: unknown instance (404) before a taken name (403) before the
+`apikey` check (401). `connect` and `restart` report failure as HTTP 200 `{"error": true}`.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from julia_chips.sandbox.evolution_world import EvolutionWorld, SandboxInstance
+
+WORLD = web.AppKey("evolution_world", EvolutionWorld)
+_INTEGRATIONS = frozenset({"WHATSAPP-BAILEYS", "WHATSAPP-BUSINESS", "EVOLUTION"})
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def create_evolution_app(world: EvolutionWorld) -> web.Application:
+    """The aiohttp application; serve it on 127.0.0.1 only."""
+    app = web.Application(middlewares=[_outage])
+    app[WORLD] = world
+    app.add_routes([
+        web.post("/instance/create", _create),
+        web.get("/instance/connect/{name}", _connect),
+        web.get("/instance/connectionState/{name}", _state),
+        web.post("/instance/restart/{name}", _restart),
+        web.delete("/instance/logout/{name}", _logout),
+        web.delete("/instance/delete/{name}", _delete),
+        web.post("/message/sendText/{name}", _send_text),
+    ])  # fmt: skip
+    return app
+
+
+def error(status: int, message: Any) -> web.Response:
+    """Evolution's error body: `{status, error, response: {message}}`."""
+    names = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found"}
+    body = {"status": status, "error": names.get(status, "Error"), "response": {"message": message}}
+    return web.json_response(body, status=status)
+
+
+@web.middleware
+async def _outage(request: web.Request, handler: Handler) -> web.StreamResponse:
+    world = request.app[WORLD]
+    if world.outage_requests > 0:
+        world.outage_requests -= 1
+        return web.json_response({"status": 503, "error": "Service Unavailable"}, status=503)
+    return await handler(request)
+
+
+def _guard(request: web.Request) -> SandboxInstance | web.Response:
+    """The named instance, or the error Evolution's guards would answer."""
+    world = request.app[WORLD]
+    name = request.match_info["name"]
+    instance = world.instances.get(name)
+    if instance is None:
+        return error(404, [f'The "{name}" instance does not exist'])
+    if request.headers.get("apikey") not in (world.api_key, instance.token):
+        return error(401, "Unauthorized")
+    return instance
+
+
+async def _create(request: web.Request) -> web.Response:
+    world = request.app[WORLD]
+    body = await request.json()
+    name = body.get("instanceName")
+    if not isinstance(name, str) or not name:
+        return error(400, ['instance requires property "instanceName"'])
+    if name in world.instances:
+        return error(403, [f'This name "{name}" is already in use.'])
+    if request.headers.get("apikey") != world.api_key:
+        return error(401, "Unauthorized")
+    if body.get("integration") not in _INTEGRATIONS:
+        return error(400, ["Invalid integration"])
+    hook = body.get("webhook") or {}
+    instance = SandboxInstance(
+        name=name,
+        integration=body["integration"],
+        token=body.get("token") or secrets.token_hex(16).upper(),
+        webhook_url=hook.get("url") if hook.get("enabled") else None,
+        webhook_headers=dict(hook.get("headers") or {}),
+        events=frozenset(hook.get("events") or ()),
+        number=body.get("number"),
+    )
+    world.instances[name] = instance
+    return web.json_response(_created(instance, hook), status=201)
+
+
+def _created(instance: SandboxInstance, hook: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "instance": {
+            "instanceName": instance.name, "instanceId": instance.instance_id,
+            "integration": instance.integration, "webhookWaBusiness": None,
+            "accessTokenWaBusiness": "", "status": "connecting",
+        },
+        "hash": instance.token,
+        "webhook": {
+            "webhookUrl": instance.webhook_url, "webhookHeaders": instance.webhook_headers,
+            "webhookByEvents": bool(hook.get("byEvents")), "webhookBase64": False,
+        },
+        "websocket": {"enabled": None},
+        "settings": {"rejectCall": False, "groupsIgnore": False, "alwaysOnline": False},
+    }  # fmt: skip
+
+
+async def _connect(request: web.Request) -> web.Response:
+    instance = _guard(request)
+    if isinstance(instance, web.Response):
+        return instance
+    world = request.app[WORLD]
+    if instance.connect_error is not None:
+        message, instance.connect_error = instance.connect_error, None
+        return web.json_response({"error": True, "message": message})
+    if instance.state == "open":
+        return web.json_response(_state_body(instance))
+    number = request.query.get("number")
+    if instance.state == "close":
+        world.start_linking(instance, number)
+    return web.json_response(_qr(number))
+
+
+def _qr(number: str | None) -> dict[str, Any]:
+    pairing = secrets.token_hex(4).upper() if number else None
+    return {
+        "pairingCode": pairing,
+        "code": f"2@{secrets.token_urlsafe(24)}",
+        "base64": "data:image/png;base64,iVBORw0KGgo=",
+        "count": 1,
+    }
+
+
+def _state_body(instance: SandboxInstance) -> dict[str, Any]:
+    return {"instance": {"instanceName": instance.name, "state": instance.state}}
+
+
+async def _state(request: web.Request) -> web.Response:
+    instance = _guard(request)
+    if isinstance(instance, web.Response):
+        return instance
+    return web.json_response(_state_body(instance))
+
+
+async def _restart(request: web.Request) -> web.Response:
+    instance = _guard(request)
+    if isinstance(instance, web.Response):
+        return instance
+    if instance.state == "close":
+        message = f'The "{instance.name}" instance is not connected'
+        return web.json_response({"error": True, "message": message})
+    request.app[WORLD].disconnect(instance.name, 428)  # closes and reconnects silently
+    return web.json_response(_state_body(instance))
+
+
+async def _logout(request: web.Request) -> web.Response:
+    instance = _guard(request)
+    if isinstance(instance, web.Response):
+        return instance
+    if instance.state == "close":
+        return error(400, [f'The "{instance.name}" instance is not connected'])
+    request.app[WORLD].logout(instance)
+    return _success("Instance logged out")
+
+
+async def _delete(request: web.Request) -> web.Response:
+    instance = _guard(request)
+    if isinstance(instance, web.Response):
+        return instance
+    world = request.app[WORLD]
+    if instance.state != "close":
+        world.logout(instance)
+    del world.instances[instance.name]
+    return _success("Instance deleted")
+
+
+def _success(message: str) -> web.Response:
+    return web.json_response(
+        {"status": "SUCCESS", "error": False, "response": {"message": message}}
+    )
+
+
+async def _send_text(request: web.Request) -> web.Response:
+    instance = _guard(request)
+    if isinstance(instance, web.Response):
+        return instance
+    body = await request.json()
+    number, text = body.get("number"), body.get("text")
+    if not isinstance(number, str) or not number:
+        return error(400, ['instance requires property "number"'])
+    if not isinstance(text, str) or not text.strip():
+        return error(400, ["Text is required"])
+    if instance.state != "open":
+        return error(400, ["Error: Connection Closed"])
+    if instance.rate_limited_sends > 0:
+        instance.rate_limited_sends -= 1
+        return error(400, ["Error: rate-overlimit"])
+    world = request.app[WORLD]
+    phone = "+" + "".join(ch for ch in number if ch.isdigit())
+    if world.doctors.find(phone) is None:
+        jid = f"{phone[1:]}@s.whatsapp.net"
+        return error(400, [{"jid": jid, "exists": False, "number": phone[1:]}])
+    return web.json_response(world.send_text(instance, phone, text), status=201)

@@ -1,0 +1,113 @@
+"""Start every sandbox stand-in at once, wired together like the real world.
+
+The VPS hosts' "request code" makes the Salvy sandbox text a WhatsApp code to the number,
+so the activation path (buy number → request code → SMS webhook → register) runs end to
+end on loopback.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from dataclasses import dataclass, field
+
+import asyncssh
+from aiohttp import web
+
+from julia_chips.clock import Clock, SystemClock
+from julia_chips.gateways.vps_hosts import VpsHost
+from julia_chips.sandbox.doctors import DoctorPopulation
+from julia_chips.sandbox.evolution_api import create_evolution_app
+from julia_chips.sandbox.evolution_world import EvolutionWorld
+from julia_chips.sandbox.salvy_api import SalvyWorld, create_salvy_app
+from julia_chips.sandbox.vps_host import SandboxVpsHost
+from julia_chips.sandbox.webhook_poster import WebhookPoster
+
+LOOPBACK = "127.0.0.1"
+
+
+@dataclass
+class Sandbox:
+    """Where everything listens, the keys to use, and handles for fault injection."""
+
+    evolution_url: str
+    evolution_api_key: str
+    salvy_url: str
+    salvy_token: str
+    salvy_webhook_secret: str
+    vps_client_key: asyncssh.SSHKey  # export_private_key() to hand it to VPS_SSH_KEY
+    vps_hosts: list[VpsHost]
+    evolution: EvolutionWorld
+    salvy: SalvyWorld
+    hosts: list[SandboxVpsHost]
+    doctors: DoctorPopulation
+    poster: WebhookPoster
+    _runners: list[web.AppRunner] = field(default_factory=list)
+
+    async def close(self) -> None:
+        """Stop servers and hosts, and drop undelivered webhooks."""
+        self.evolution.close()
+        for host in self.hosts:
+            await host.kill()
+        await self.poster.close()
+        for runner in self._runners:
+            await runner.cleanup()
+
+
+async def serve(app: web.Application) -> tuple[web.AppRunner, str]:
+    """Serve `app` on a free loopback port; returns the runner and its base URL."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, LOOPBACK, 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    return runner, f"http://{LOOPBACK}:{port}"
+
+
+async def start_sandbox(
+    *,
+    salvy_webhook_url: str | None = None,
+    seed: int = 7,
+    doctors: int = 50,
+    hosts: int = 2,
+    host_capacity: int = 10,
+    pace: float = 1.0,
+    link_delay: float | None = 1.0,
+    clock: Clock | None = None,
+) -> Sandbox:
+    """Start the Evolution and Salvy stand-ins and `hosts` SSH hosts on 127.0.0.1.
+
+    Evolution instances post webhooks to the URL and headers they were created with.
+
+    :param salvy_webhook_url: where `sms.received` goes (Salvy sets it in its dashboard).
+    :param pace: seconds per simulated doctor "beat"; tests use ~0.01.
+    :param link_delay: seconds from connect to `open`; None = only `evolution.link()`.
+    """
+    poster = WebhookPoster()
+    population = DoctorPopulation.seeded(doctors, seed=seed, pace=pace)
+    evolution = EvolutionWorld(
+        api_key=secrets.token_hex(16), doctors=population, poster=poster, link_delay=link_delay
+    )
+    salvy = SalvyWorld(
+        token=f"salvy_test_{secrets.token_hex(12)}",
+        webhook_secret="whsec_" + base64.b64encode(secrets.token_bytes(24)).decode(),
+        poster=poster, clock=clock or SystemClock(), seed=seed,
+    )  # fmt: skip
+    salvy.webhook_url = salvy_webhook_url
+    evo_runner, evolution_url = await serve(create_evolution_app(evolution))
+    evolution.server_url = evolution_url
+    salvy_runner, salvy_url = await serve(create_salvy_app(salvy))
+    client_key = asyncssh.generate_private_key("ssh-ed25519")
+    sandbox_hosts = [
+        SandboxVpsHost(f"vps-{index + 1}", client_key=client_key, capacity=host_capacity,
+                       send_code=lambda digits: salvy.send_whatsapp_code("+" + digits))
+        for index in range(hosts)
+    ]  # fmt: skip
+    entries = [await host.start() for host in sandbox_hosts]
+    return Sandbox(
+        evolution_url=evolution_url, evolution_api_key=evolution.api_key,
+        salvy_url=salvy_url, salvy_token=salvy.token, salvy_webhook_secret=salvy.webhook_secret,
+        vps_client_key=client_key, vps_hosts=entries, evolution=evolution, salvy=salvy,
+        hosts=sandbox_hosts, doctors=population, poster=poster,
+        _runners=[evo_runner, salvy_runner],
+    )  # fmt: skip
