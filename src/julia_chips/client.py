@@ -53,8 +53,7 @@ class ChipClient:
         self._waiting[reply_to] = future
         try:
             body = ENCODER.encode(msgspec.structs.replace(command, reply_to=reply_to))
-            await self._js.publish(chip_command(chip_id), body,
-                                   headers={JuliaHeader.REPLY_TO: reply_to})
+            await self._js.publish(chip_command(chip_id), body)
             return await asyncio.wait_for(future, timeout)
         finally:
             self._waiting.pop(reply_to, None)

@@ -7,3 +7,5 @@ from prometheus_client import Counter
 COMMANDS_PROCESSED = Counter("julia_commands_processed_total", "Chip commands handled", ["ok"])
 EVENTS_APPENDED = Counter("julia_events_appended_total", "Chip events appended")
 DEAD_LETTERS = Counter("julia_dead_letters_total", "Messages sent to the dead letters", ["kind"])
+COMMANDS_OK = COMMANDS_PROCESSED.labels(ok="true")  # bound once: labels() costs a lookup
+COMMANDS_REFUSED = COMMANDS_PROCESSED.labels(ok="false")

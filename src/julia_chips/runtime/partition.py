@@ -24,7 +24,7 @@ from julia_chips.events.commands import AnyChipCommand, CommandReply
 from julia_chips.runtime.chip_actor import ChipActor
 from julia_chips.runtime.dead_letters import send_to_dead_letters
 from julia_chips.runtime.mailbox import Mailboxes
-from julia_chips.runtime.metrics import COMMANDS_PROCESSED, DEAD_LETTERS
+from julia_chips.runtime.metrics import COMMANDS_OK, COMMANDS_REFUSED, DEAD_LETTERS
 from julia_chips.store.event_log import ChipEventLog
 from julia_chips.store.snapshots import SnapshotStore
 from julia_chips.subjects import (
@@ -114,7 +114,7 @@ class PartitionConsumer:
         reply = await actor.handle(command, self._clock.now())
         await self._reply(command, reply)
         await msg.ack()
-        COMMANDS_PROCESSED.labels(ok=str(reply.ok).lower()).inc()
+        (COMMANDS_OK if reply.ok else COMMANDS_REFUSED).inc()
 
     async def _actor(self, chip_id: str) -> ChipActor:
         self._last_used[chip_id] = time.monotonic()

@@ -16,6 +16,7 @@ from nats.js.errors import APIError, NotFoundError
 
 from julia_chips.events.chip import AnyChipEvent, ChipEvent
 from julia_chips.events.codec import decode_event, encode_event, event_headers
+from julia_chips.store.acked_publish import AckedPublisher
 from julia_chips.subjects import Stream, chip_events
 
 WRONG_LAST_SEQUENCE = 10071
@@ -50,6 +51,7 @@ class ChipEventLog(Protocol):
 class JetStreamChipEventLog:
     def __init__(self, js: JetStreamContext) -> None:
         self._js = js
+        self._publisher = AckedPublisher(js._nc)
 
     async def last_seq(self, chip_id: str) -> int:
         """Sequence of the chip's last event, 0 when it has none."""
@@ -83,12 +85,12 @@ class JetStreamChipEventLog:
         seqs = []
         subject = chip_events(chip_id)
         for event in events:
-            headers = event_headers(event) | {
+            headers: dict[str, str] = event_headers(event) | {
                 Header.EXPECTED_LAST_SUBJECT_SEQUENCE: str(expected_last_seq),
                 Header.MSG_ID: event.event_id,
             }
             try:
-                ack = await self._js.publish(subject, encode_event(event), headers=headers)
+                ack = await self._publisher.publish(subject, encode_event(event), headers)
             except APIError as err:
                 if err.err_code == WRONG_LAST_SEQUENCE:
                     raise ChipWriteConflict(chip_id, expected_last_seq) from err
