@@ -1,4 +1,5 @@
-"""In-memory stand-ins for our own ports; tests/integration runs the same contract on the real ones."""
+"""In-memory stand-ins for our own ports; the integration contract tests run them beside
+the real ones."""
 
 from __future__ import annotations
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 from nats.aio.client import Client as NATS
@@ -29,6 +30,15 @@ def chip_commands() -> list[cmd.AnyChipCommand]:
         cmd.CompleteActivation(command_id="c", instance="i", host="h"),
         *(cmd.ObserveTraffic(command_id=f"o{n}", sent=1, delivered=1) for n in range(PER_CHIP - 3)),
     ]
+
+
+async def wait_until(condition: Callable[[], bool]) -> None:
+    """Poll a condition the load's replies make true (no event to wait on across chips)."""
+    for _ in range(6000):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("condition never held")
 
 
 async def lease_holders(js: JetStreamContext) -> dict[int, str]:
@@ -71,8 +81,7 @@ async def test_sigkill_mid_load_loses_no_acknowledged_command_and_doubles_nothin
                 acked[chip][command.command_id] = reply
 
         load = asyncio.gather(*(drive(c) for c in chips))
-        while sum(len(a) for a in acked.values()) < CHIPS * PER_CHIP * 0.3:
-            await asyncio.sleep(0.01)
+        await wait_until(lambda: sum(len(a) for a in acked.values()) >= CHIPS * PER_CHIP * 0.3)
         kill(first)  # SIGKILL: no cleanup, leases left to expire
         second = start_worker_process(nats_url, tmp_path / "worker-b.log", "worker-b")
         takeover = await wait_for_holder(js, "worker-b", timeout=LEASE_TTL + 20)

@@ -18,13 +18,17 @@ from julia_chips.events import commands as cmd
 from tests.conftest import new_chip_id
 
 
+def _read(log: Path) -> str:
+    return log.read_text() if log.exists() else ""
+
+
 async def _wait_for_line(log: Path, pattern: str, timeout: float = 60) -> re.Match[str]:
     for _ in range(int(timeout * 10)):
-        found = re.search(pattern, log.read_text() if log.exists() else "")
+        found = re.search(pattern, await asyncio.to_thread(_read, log))
         if found:
             return found
         await asyncio.sleep(0.1)
-    raise AssertionError(f"no {pattern!r} in {log.read_text()}")
+    raise AssertionError(f"no {pattern!r} in {_read(log)}")
 
 
 def _start(tmp_path: Path, log: Path) -> subprocess.Popen[bytes]:
@@ -55,5 +59,5 @@ async def test_run_serves_commands_and_keeps_data_across_restarts(tmp_path: Path
             assert [e.seq for e in reply.events] == [1]
         finally:
             proc.send_signal(signal.SIGINT)
-            assert await asyncio.to_thread(proc.wait, 30) == 0, log.read_text()
-    assert "Traceback" not in (tmp_path / "run2.log").read_text()
+            assert await asyncio.to_thread(proc.wait, 30) == 0, _read(log)
+    assert "Traceback" not in _read(tmp_path / "run2.log")

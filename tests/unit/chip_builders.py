@@ -40,8 +40,11 @@ def sample(command_type: type[cmd.ChipCommand], state: ChipState | None = None) 
     return samples[command_type]
 
 
+ONE_GOOD_DAY = WarmupPolicy(min_days=1)
+
+
 def run(state: ChipState, *commands: cmd.AnyChipCommand,
-        policy: WarmupPolicy = WarmupPolicy(min_days=1)) -> ChipState:
+        policy: WarmupPolicy = ONE_GOOD_DAY) -> ChipState:
     for command in commands:
         for event in decide(state, command, NOW, policy):
             state = evolve(state, event)
