@@ -13,7 +13,7 @@ import time
 import msgspec
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
-from nats.errors import TimeoutError as NatsTimeout
+from nats.errors import Error as NatsError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.client import JetStreamContext
 
@@ -81,7 +81,11 @@ class PartitionConsumer:
     async def _pull(self, sub: JetStreamContext.PullSubscription) -> None:
         try:
             msgs = await sub.fetch(FETCH_BATCH, timeout=0.5)
-        except NatsTimeout:
+        except TimeoutError:  # nats-py raises its own or asyncio's, both TimeoutError
+            return
+        except NatsError as err:  # reconnecting, or the server is restarting: keep pulling
+            log.warning("partition %d: fetch failed (%s); retrying", self.partition, err)
+            await asyncio.sleep(0.5)
             return
         for msg in msgs:
             await self._in_flight.acquire()

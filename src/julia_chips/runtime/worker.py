@@ -12,6 +12,7 @@ import logging
 import uuid
 
 from nats.aio.client import Client as NATS
+from nats.errors import Error as NatsError
 from nats.js.client import JetStreamContext
 
 from julia_chips.clock import Clock
@@ -47,7 +48,12 @@ class Worker:
         snapshots = await KvSnapshotStore.open(self._js)
         try:
             while not self._stopping.is_set():
-                await self._tend(leases, event_log, snapshots)
+                try:
+                    await self._tend(leases, event_log, snapshots)
+                except (NatsError, TimeoutError) as err:
+                    # NATS is reconnecting: leases may lapse meanwhile, and then another
+                    # worker takes over; the expected-sequence check fences us off.
+                    log.warning("worker %s could not tend its leases: %s", self.worker_id, err)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), self._lease_ttl / 3)
         finally:

@@ -1,0 +1,85 @@
+"""The partition consumer on a real server, with our own ports swapped where a fault is needed."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import msgspec
+from nats.aio.client import Client as NATS
+from nats.js.client import JetStreamContext
+
+from julia_chips.client import ChipClient
+from julia_chips.clock import FixedClock
+from julia_chips.events import commands as cmd
+from julia_chips.events.chip import ChipEvent
+from julia_chips.runtime.partition import PartitionConsumer, PartitionSettings
+from julia_chips.store.event_log import JetStreamChipEventLog
+from julia_chips.store.snapshots import KvSnapshotStore
+from julia_chips.subjects import JuliaHeader
+from tests.conftest import new_chip_id
+
+CLOCK = FixedClock(datetime(2026, 11, 27, 12, tzinfo=UTC))
+
+
+class BrokenEventLog(JetStreamChipEventLog):
+    """Reads work, every append fails: a store that keeps erroring for one command."""
+
+    async def append(self, chip_id: str, events: Sequence[ChipEvent],
+                     expected_last_seq: int) -> list[int]:
+        raise ConnectionError("disk on fire")
+
+
+async def _consume_all_partitions(nc: NATS, js: JetStreamContext, settings: PartitionSettings,
+                                  log: JetStreamChipEventLog) -> list[PartitionConsumer]:
+    snapshots = await KvSnapshotStore.open(js)
+    return [PartitionConsumer(nc, js, p, log, snapshots, CLOCK, settings) for p in range(4)]
+
+
+async def test_command_that_keeps_failing_is_dead_lettered_after_max_deliver(
+        nc: NATS, js: JetStreamContext) -> None:
+    settings = PartitionSettings(ack_wait=5, max_deliver=2)
+    consumers = await _consume_all_partitions(nc, js, settings, BrokenEventLog(js))
+    tasks = [asyncio.create_task(c.run()) for c in consumers]
+    chip = new_chip_id()
+    try:
+        reply = await ChipClient(nc).send(chip, cmd.Provision(command_id="p"), timeout=20)
+    finally:
+        for c in consumers:
+            c.stop()
+        await asyncio.gather(*tasks)
+    assert reply.ok is False and reply.error == "gave up after 2 deliveries"
+    sub = await js.subscribe(f"dlq.chip.{chip}", ordered_consumer=True)
+    letter = await sub.next_msg(timeout=2)
+    assert msgspec.json.decode(letter.data)["command_id"] == "p"
+    assert letter.headers and letter.headers[JuliaHeader.DLQ_REASON] == "gave up after 2 deliveries"
+    assert await JetStreamChipEventLog(js).load(chip) == []
+
+
+async def test_idle_chip_is_passivated_with_a_snapshot_and_recovered_on_next_command(
+        nc: NATS, js: JetStreamContext) -> None:
+    settings = PartitionSettings(idle_passivate=0.3, snapshot_every=1000)
+    consumers = await _consume_all_partitions(nc, js, settings, JetStreamChipEventLog(js))
+    tasks = [asyncio.create_task(c.run()) for c in consumers]
+    client = ChipClient(nc)
+    chip = new_chip_id()
+    try:
+        await client.send(chip, cmd.Provision(command_id="p"))
+        await client.send(chip, cmd.StartActivation(command_id="s"))
+        snapshots = await KvSnapshotStore.open(js)
+        for _ in range(100):  # passivation runs between pulls (every ~0.5 s)
+            if (snap := await snapshots.load(chip)) is not None:
+                break
+            await asyncio.sleep(0.05)
+        assert snap is not None and snap.state.status == "activating" and snap.last_seq == 2
+        assert all(chip not in c._actors for c in consumers)
+        again = await client.send(chip, cmd.StartActivation(command_id="s"))
+        assert again.ok and [e.seq for e in again.events] == [2]  # first answer, from snapshot
+        after = await client.send(chip, cmd.CompleteActivation(command_id="c", instance="i",
+                                                                host="h"))
+    finally:
+        for c in consumers:
+            c.stop()
+        await asyncio.gather(*tasks)
+    assert after.ok and after.state == "warming" and after.events[0].seq == 3
