@@ -67,6 +67,11 @@ class Worker:
                 log.warning("lost the lease of partition %d", partition)
                 await self._stop_consumer(partition)
         share = await leases.fair_share(self._partitions)
+        while len(self._consumers) > share:  # a worker joined: hand partitions over cleanly
+            partition = max(self._consumers)
+            await self._stop_consumer(partition)
+            await leases.release(partition)
+            log.info("worker %s handed partition %d over", self.worker_id, partition)
         for partition in range(self._partitions):
             if len(self._consumers) >= share:
                 break
