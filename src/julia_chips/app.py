@@ -3,21 +3,30 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import signal
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
 
+import msgspec
 import nats
+from aiohttp import web
 from nats.aio.client import Client as NATS
 
 from julia_chips.actors.warmup import WarmupPolicy
 from julia_chips.clock import Clock, SystemClock
 from julia_chips.config import Config
-from julia_chips.infrastructure import infrastructure
+from julia_chips.infrastructure import Endpoints, infrastructure
 from julia_chips.runtime.partition import PartitionSettings
 from julia_chips.runtime.worker import Worker
 from julia_chips.store.streams import ensure_streams
 
 log = logging.getLogger(__name__)
+HTTP_HOST = "127.0.0.1"  # behind a reverse proxy in production; no config variable yet
+ENDPOINTS_FILE = "endpoints.json"  # where `run` tells other commands its embedded servers
 
 
 def partition_settings(config: Config) -> PartitionSettings:
@@ -58,19 +67,90 @@ async def run_worker(config: Config, worker_id: str | None = None,
     return 0
 
 
+async def start_http(app: web.Application, port: int, host: str = HTTP_HOST
+                     ) -> tuple[web.AppRunner, int]:
+    """Serve `app`; port 0 picks a free port. Returns the runner and the real port."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.SockSite(runner, sock).start()
+    return runner, int(sock.getsockname()[1])
+
+
+def _endpoints_path(config: Config) -> Path:
+    return config.data_dir / ENDPOINTS_FILE
+
+
+@asynccontextmanager
+async def endpoints_for(config: Config) -> AsyncIterator[Endpoints]:
+    """For one-off commands: the configured URLs, else the servers a running `julia-chips
+    run` left in the data folder, else embedded servers started for this command."""
+    if config.nats_url and config.database_url:
+        yield Endpoints(nats_url=config.nats_url, database_url=config.database_url)
+        return
+    found = await _running_endpoints(config)
+    if found is not None:
+        yield Endpoints(nats_url=config.nats_url or found.nats_url,
+                        database_url=config.database_url or found.database_url)
+        return
+    async with infrastructure(config) as started:
+        yield started
+
+
+async def _running_endpoints(config: Config) -> Endpoints | None:
+    """The embedded servers of a live `run`; None when the file is missing or stale."""
+    path = _endpoints_path(config)
+    if not path.exists():
+        return None
+    found = msgspec.json.decode(path.read_bytes(), type=Endpoints)
+    host, _, port = found.nats_url.rpartition("/")[2].rpartition(":")
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port)), 1)
+    except (OSError, ValueError, TimeoutError):
+        return None
+    writer.close()
+    return found
+
+
+def _announce(config: Config, endpoints: Endpoints) -> None:
+    """Only fully embedded servers are written down: a given URL may carry a password."""
+    if config.nats_url is None and config.database_url is None:
+        _endpoints_path(config).parent.mkdir(parents=True, exist_ok=True)
+        _endpoints_path(config).write_text(json.dumps(msgspec.to_builtins(endpoints)))
+
+
 async def run_all(config: Config) -> int:
     """Everything that exists, until SIGINT/SIGTERM."""
+    from julia_chips.http.app import create_app
+    from julia_chips.projections.migrations import migrate_url
+    from julia_chips.projections.service import Projections
+
     stop = asyncio.Event()
     _stop_on_signals(stop)
     async with infrastructure(config) as endpoints:
+        _announce(config, endpoints)
+        config = msgspec.structs.replace(config, nats_url=endpoints.nats_url,
+                                         database_url=endpoints.database_url)
+        applied = await migrate_url(endpoints.database_url)
+        log.info("migrations: %s", ", ".join(applied) if applied else "up to date")
         nc = await connect(endpoints.nats_url)
         await ensure_streams(nc.jetstream(), config.replicas, config.lease_ttl)
-        worker = Worker(nc, SystemClock(), config.partitions, config.lease_ttl,
+        clock = SystemClock()
+        worker = Worker(nc, clock, config.partitions, config.lease_ttl,
                         partition_settings(config))
         tasks = [asyncio.create_task(worker.run())]
+        projections = Projections(nc, endpoints.database_url)
+        projections.start()
+        http, port = await start_http(create_app(config, clock, nc=nc), config.http_port)
+        log.info("HTTP read API listening on http://%s:%d", HTTP_HOST, port)
         log.info("julia-chips running (NATS %s); Ctrl-C to stop", endpoints.nats_url)
         await stop.wait()
         log.info("stopping")
+        _endpoints_path(config).unlink(missing_ok=True)
+        await http.cleanup()
+        await projections.stop()
         worker.stop()
         await asyncio.gather(*tasks, return_exceptions=True)
         await nc.drain()

@@ -8,7 +8,7 @@ import sys
 
 import uvloop
 
-from julia_chips.config import ConfigError, load_config
+from julia_chips.config import Config, ConfigError, load_config
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -19,7 +19,32 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("run", help="run every part (embedded NATS/PostgreSQL unless URLs are set)")
     worker = sub.add_parser("worker", help="run only chip workers against NATS_URL")
     worker.add_argument("--worker-id", default=None)
+    db = sub.add_parser("db", help="database schema").add_subparsers(dest="db", required=True)
+    db.add_parser("migrate", help="apply the SQL migrations that are missing")
+    proj = sub.add_parser("projections", help="read-model projections").add_subparsers(
+        dest="projections", required=True)
+    rebuild = proj.add_parser("rebuild", help="empty read models and replay their stream")
+    rebuild.add_argument("name", nargs="?", default=None,
+                         help="one projection (and those depending on it); default: all")
+    run = proj.add_parser("run", help="run only the projections")
+    run.add_argument("--batch", type=int, default=1000, help="events per transaction")
+    audit = sub.add_parser("audit", help="a chip's history, checked against its read model")
+    audit.add_argument("chip_id")
     return parser
+
+
+async def _operator_command(config: Config, args: argparse.Namespace) -> int:
+    from julia_chips import app
+    from julia_chips.projections import commands
+
+    async with app.endpoints_for(config) as endpoints:
+        if args.command == "db":
+            return await commands.db_migrate(endpoints)
+        if args.command == "audit":
+            return await commands.audit(endpoints, args.chip_id)
+        if args.projections == "rebuild":
+            return await commands.projections_rebuild(endpoints, args.name)
+        return await commands.projections_run(endpoints, args.batch)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,4 +61,4 @@ def main(argv: list[str] | None = None) -> int:
         return uvloop.run(app.run_all(config))
     if args.command == "worker":
         return uvloop.run(app.run_worker(config, args.worker_id))
-    return 2
+    return uvloop.run(_operator_command(config, args))

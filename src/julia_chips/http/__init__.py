@@ -1,0 +1,1 @@
+"""The HTTP read API (aiohttp): read models, chip histories, fleet health, metrics."""

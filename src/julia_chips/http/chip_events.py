@@ -1,0 +1,51 @@
+"""`/chips/{id}/events`: a chip's history replayed from JetStream, the audit log itself.
+
+Pages walk the chip's subject with direct gets (`next=True`), so a page costs one request
+per event and never a consumer. A `since` filter scans at most SCAN_LIMIT events per page
+and hands back `next_seq` to go on, so no request runs unbounded.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from aiohttp import web
+from nats.js.errors import NotFoundError
+
+from julia_chips.events.codec import decode_event, event_type
+from julia_chips.http.errors import ApiProblem
+from julia_chips.http.keys import NATS_CONN
+from julia_chips.http.params import EventsQuery, chip_id, query
+from julia_chips.http.responses import EventsPage, StoredEventView, json
+from julia_chips.store.event_log import JetStreamChipEventLog
+from julia_chips.subjects import Stream, chip_events
+
+SCAN_LIMIT = 5000
+
+
+async def list_events(request: web.Request) -> web.Response:
+    chip = chip_id(request)
+    q = query(request, EventsQuery)
+    js = request.app[NATS_CONN].jetstream()
+    last = await JetStreamChipEventLog(js).last_seq(chip)
+    if last == 0:
+        raise ApiProblem(404, f"no chip {chip}", "id")
+    items: list[StoredEventView] = []
+    seq, scanned = q.from_seq or 1, 0
+    while seq <= last and len(items) < q.limit and scanned < SCAN_LIMIT:
+        try:
+            msg = await js.get_msg(str(Stream.CHIP_EVENTS), seq=seq, subject=chip_events(chip),
+                                   next=True, direct=True)
+        except NotFoundError:
+            seq = last + 1
+            break
+        assert msg.seq is not None and msg.data is not None
+        scanned += 1
+        seq = msg.seq + 1
+        event = decode_event(msg.data, msg.headers)
+        if q.since is None or event.occurred_at >= q.since:
+            body: dict[str, Any] = msgspec.to_builtins(event)
+            items.append(StoredEventView(seq=msg.seq, type=event_type(event),
+                                         occurred_at=event.occurred_at, event=body))
+    return json(EventsPage(chip_id=chip, items=items, next_seq=seq if seq <= last else None))

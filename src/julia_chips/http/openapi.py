@@ -1,0 +1,68 @@
+"""`/openapi.json`, generated from the route declarations and the msgspec types they use."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from julia_chips.http.errors import ApiError
+from julia_chips.http.routes import Route
+
+_REF = "#/components/schemas/{name}"
+_STATUS_TEXT = {200: "OK", 400: "Bad request: names the `field`", 401: "Bearer token required",
+                404: "No such chip", 503: "A backing service is unavailable"}
+
+
+def _parameters(route: Route, components: dict[str, Any]) -> list[dict[str, Any]]:
+    params: list[dict[str, Any]] = []
+    if "{id}" in route.path:
+        params.append({"name": "id", "in": "path", "required": True,
+                       "schema": {"type": "string", "format": "uuid"}})
+    schema = components[route.query.__name__]
+    for name, prop in schema.get("properties", {}).items():
+        params.append({"name": name, "in": "query", "required": False, "schema": prop})
+    return params
+
+
+def _responses(route: Route) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for status in route.statuses:
+        if status == 200 and route.response is None:
+            content = {"text/plain": {"schema": {"type": "string"}}}
+        elif status == 200 or (status == 503 and route.public):
+            ref = _REF.format(name=route.response.__name__)  # type: ignore[union-attr]
+            content = {"application/json": {"schema": {"$ref": ref}}}
+        else:
+            content = {"application/json": {"schema": {"$ref": _REF.format(name="ApiError")}}}
+        out[str(status)] = {"description": _STATUS_TEXT[status], "content": content}
+    return out
+
+
+def openapi_document(routes: tuple[Route, ...], title: str = "Julia Chips read API"
+                     ) -> dict[str, Any]:
+    types = [ApiError, *{r.query for r in routes}, *{r.response for r in routes if r.response}]
+    _, components = msgspec.json.schema_components(types, ref_template=_REF)
+    paths: dict[str, Any] = {}
+    for route in routes:
+        operation: dict[str, Any] = {
+            "summary": route.summary, "operationId": route.handler.__name__,
+            "parameters": _parameters(route, components), "responses": _responses(route)}
+        if not route.public:
+            operation["security"] = [{"bearer": []}]
+        paths[route.path] = {"get": operation}
+    return {
+        "openapi": "3.1.0", "info": {"title": title, "version": "1"}, "paths": paths,
+        "components": {"schemas": components,
+                       "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+    }
+
+
+def openapi_handler(document: dict[str, Any]) -> web.RouteDef:
+    body = msgspec.json.encode(document)
+
+    async def openapi(request: web.Request) -> web.Response:
+        return web.Response(body=body, content_type="application/json")
+
+    return web.get("/openapi.json", openapi, allow_head=False)

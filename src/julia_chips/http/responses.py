@@ -1,0 +1,82 @@
+"""Response bodies: msgspec structs, so the OpenAPI schemas are generated from the same types."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from julia_chips.projections.chip_rows import ChipRow
+from julia_chips.projections.fleet import FleetSummary
+
+_ENCODER = msgspec.json.Encoder()
+
+
+class ChipPage(msgspec.Struct, frozen=True, kw_only=True):
+    items: list[ChipRow]
+    total: int  # chips matching the filter
+    limit: int
+    offset: int
+    next_cursor: str | None  # pass as `cursor` for the next page; null on the last one
+
+
+class WarmerDay(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    chip_id: str
+    day_number: int
+    messages_sent: int
+    messages_received: int
+    delivered: int
+    read: int
+    replied: int
+    failed: int
+    daily_cap: int
+    next_daily_cap: int
+    advanced: bool
+    good_days: int
+    reason: str
+    warmer_progress: float
+    created_at: datetime
+    seq: int
+
+
+class WarmerMetricsPage(msgspec.Struct, frozen=True, kw_only=True):
+    chip_id: str
+    items: list[WarmerDay]
+    total: int
+
+
+class StoredEventView(msgspec.Struct, frozen=True, kw_only=True):
+    seq: int
+    type: str
+    occurred_at: datetime
+    event: dict[str, Any]
+
+
+class EventsPage(msgspec.Struct, frozen=True, kw_only=True):
+    chip_id: str
+    items: list[StoredEventView]
+    next_seq: int | None  # pass as `from_seq` for the next page; null when there is no more
+
+
+class Health(msgspec.Struct, frozen=True, kw_only=True):
+    status: str  # "ok" or "degraded"
+    nats: bool
+    postgres: bool
+
+
+class ProjectionLag(msgspec.Struct, frozen=True, kw_only=True):
+    last_seq: int
+    lag: int  # events in the stream not yet in the read model
+
+
+class ChipsHealth(msgspec.Struct, frozen=True, kw_only=True):
+    fleet: FleetSummary
+    projections: dict[str, ProjectionLag]
+
+
+def json(body: msgspec.Struct, status: int = 200) -> web.Response:
+    return web.Response(body=_ENCODER.encode(body), status=status,
+                        content_type="application/json")

@@ -1,0 +1,56 @@
+"""The read API's routes, declared once: the aiohttp table and `/openapi.json` come from here."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from julia_chips.http import chip_events, chips, health, metrics
+from julia_chips.http.params import ChipsQuery, EventsQuery, NoQuery, PageQuery
+from julia_chips.http.responses import (
+    ChipPage,
+    ChipsHealth,
+    EventsPage,
+    Health,
+    WarmerMetricsPage,
+)
+from julia_chips.projections.chip_rows import ChipRow
+
+
+class Route(msgspec.Struct, frozen=True, kw_only=True):
+    path: str
+    handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    summary: str
+    query: type[Any] = NoQuery
+    response: type[Any] | None = None  # None: text (Prometheus exposition)
+    statuses: tuple[int, ...] = (200, 400, 401)
+    public: bool = False  # open even when JULIA_API_TOKEN is set
+
+
+READ_ROUTES: tuple[Route, ...] = (
+    Route(path="/health", handler=health.health, response=Health, statuses=(200, 400, 503),
+          public=True, summary="NATS and PostgreSQL reachable (503 when one is not)"),
+    Route(path="/health/chips", handler=health.chips_health, response=ChipsHealth,
+          statuses=(200, 400, 401, 503),
+          summary="Fleet summary: chips by state, bans in the last 7 days, brake, lag"),
+    Route(path="/chips", handler=chips.list_chips, query=ChipsQuery, response=ChipPage,
+          statuses=(200, 400, 401, 503),
+          summary="Chips, optionally by status; pages by limit/offset or cursor"),
+    Route(path="/chips/{id}", handler=chips.get_chip, response=ChipRow,
+          statuses=(200, 400, 401, 404, 503), summary="One chip's read-model row"),
+    Route(path="/chips/{id}/events", handler=chip_events.list_events, query=EventsQuery,
+          response=EventsPage, statuses=(200, 400, 401, 404, 503),
+          summary="The chip's events replayed from JetStream, from a sequence or a time"),
+    Route(path="/chips/{id}/warmer-metrics", handler=chips.warmer_metrics, query=PageQuery,
+          response=WarmerMetricsPage, statuses=(200, 400, 401, 404, 503),
+          summary="One row per closed warm day, oldest first"),
+    Route(path="/metrics", handler=metrics.metrics, statuses=(200, 400, 401, 503),
+          summary="Prometheus exposition: fleet gauges and pipeline figures"),
+)
+
+
+def route_table(routes: tuple[Route, ...]) -> list[web.RouteDef]:
+    return [web.get(r.path, r.handler, allow_head=False) for r in routes]

@@ -1,0 +1,83 @@
+"""The `julia_chips` projection: one row per chip, upserted once per batch."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+
+from julia_chips.events.codec import decode_event
+from julia_chips.projections.base import Envelope, Fold
+from julia_chips.projections.chip_rows import COLUMNS, ChipRow, apply, as_record, from_record
+from julia_chips.projections.chip_rows import is_uuid as is_chip_id
+from julia_chips.subjects import Stream
+
+log = logging.getLogger(__name__)
+
+_TYPES = {
+    "id": "uuid", "warmer_progress": "float8", "health_score": "float8", "ddd": "int4",
+    "warm_day": "int4", "good_days": "int4", "daily_cap": "int4", "last_seq": "int8",
+    "activated_at": "timestamptz", "ready_at": "timestamptz", "banned_at": "timestamptz",
+    "created_at": "timestamptz", "cooling_until": "timestamptz", "retired_at": "timestamptz",
+    "updated_at": "timestamptz",
+}
+_ARRAYS = ", ".join(f"${i}::{_TYPES.get(c, 'text')}[]" for i, c in enumerate(COLUMNS, 1))
+_UPSERT = (
+    f"INSERT INTO julia_chips ({', '.join(COLUMNS)}) SELECT * FROM unnest({_ARRAYS}) "
+    f"ON CONFLICT (id) DO UPDATE SET "
+    + ", ".join(f"{c} = EXCLUDED.{c}" for c in COLUMNS if c != "id")
+    + " WHERE julia_chips.last_seq < EXCLUDED.last_seq"
+)
+
+
+class ChipsFold:
+    def __init__(self, stored: dict[str, ChipRow]) -> None:
+        self.rows = stored
+        self.changed: set[str] = set()
+
+    def feed(self, item: Envelope) -> None:
+        event = item.event
+        if event is None:
+            return
+        if not is_chip_id(event.chip_id):
+            log.warning("seq %d: chip id %r is not a UUID; no julia_chips row", item.seq,
+                        event.chip_id[:60])
+            return
+        before = self.rows.get(event.chip_id)
+        after = apply(before, item.seq, event)
+        if after is not None and after is not before:
+            self.rows[event.chip_id] = after
+            self.changed.add(event.chip_id)
+
+    async def upsert(self, conn: asyncpg.Connection) -> None:
+        if not self.changed:
+            return
+        records = [as_record(self.rows[chip_id]) for chip_id in sorted(self.changed)]
+        await conn.execute(_UPSERT, *(list(col) for col in zip(*records, strict=True)))
+
+    async def copy(self, conn: asyncpg.Connection) -> None:
+        records = [as_record(row) for _, row in sorted(self.rows.items())]
+        await conn.copy_records_to_table("julia_chips", records=records, columns=COLUMNS)
+
+
+class ChipsProjection:
+    name = "julia_chips"
+    stream = Stream.CHIP_EVENTS
+    subjects = "chip.evt.>"
+    tables: tuple[str, ...] = ("julia_chips",)
+    after: str | None = None
+
+    def decode(self, data: bytes, headers: dict[str, str] | None) -> Any:
+        return decode_event(data, headers)
+
+    async def begin(self, conn: asyncpg.Connection, batch: Sequence[Envelope]) -> Fold:
+        ids = {e.event.chip_id for e in batch
+               if e.event is not None and is_chip_id(e.event.chip_id)}
+        stored = await conn.fetch(
+            f"SELECT {', '.join(COLUMNS)} FROM julia_chips WHERE id = ANY($1::uuid[])", list(ids))
+        return ChipsFold({str(r["id"]): from_record(r) for r in stored})
+
+    def empty(self) -> Fold:
+        return ChipsFold({})
