@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 
 
@@ -14,6 +15,8 @@ class Stream(StrEnum):
     GATEWAY_IN = "GATEWAY_IN"
     DEAD_LETTER = "DEAD_LETTER"
     FLEET_EVENTS = "FLEET_EVENTS"  # not in DESIGN.md's table yet: the fleet brake's history
+    GATEWAY_OBS = "GATEWAY_OBS"  # not in DESIGN.md's table yet: typed signals for health
+    ACTIVATIONS = "ACTIVATIONS"  # the activator saga's events (not in DESIGN.md yet)
 
 
 class Bucket(StrEnum):
@@ -44,6 +47,50 @@ def chip_events(chip_id: str) -> str:
 
 
 FLEET_BRAKE = "fleet.evt.brake"
+FLEET_BRAKE_RELEASE = "fleet.cmd.brake.release"  # core request: an operator lifts the brake
+GATEWAY_SIGNALS = "gw.obs.>"
+
+
+def gateway_signals(instance: str) -> str:
+    """`gw.obs.<instance>`: typed gateway signals for the health monitor (one token)."""
+    token = "".join("_" if ch in ". *>\t\r\n" else ch for ch in instance)
+    return f"gw.obs.{token}"
+
+
+_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+
+
+class SubjectTokenInvalid(ValueError):
+    """An outside name (instance, account) that cannot be one NATS subject token."""
+
+
+def subject_token(name: str) -> str:
+    """`name` unchanged if it is safe as one subject token; outsiders choose these names, and
+    a `.`, `*` or `>` in them would let a webhook write under someone else's subject."""
+    if not _TOKEN.match(name):
+        raise SubjectTokenInvalid(f"{name[:40]!r} is not usable as a subject token")
+    return name
+
+
+def gateway_raw(source: str, key: str) -> str:
+    """`gw.in.<source>.<instance|account>`: a raw webhook body, stored before the HTTP 200."""
+    return f"gw.in.{source}.{subject_token(key)}"
+
+
+def gateway_observation(instance: str) -> str:
+    """`gw.obs.<instance>` (as `gateway_signals`), refusing instead of rewriting a name that
+    is not one token: the webhook edge answers 400 rather than file it under another name."""
+    return f"gw.obs.{subject_token(instance)}"
+
+
+def sms_observation(account_id: str) -> str:
+    """`gw.sms.<salvy account>`: SMS that reached one of our numbers (the activator waits here)."""
+    return f"gw.sms.{subject_token(account_id)}"
+
+
+def activation_events(chip_id: str) -> str:
+    """`activation.evt.<chip_id>`: one activator saga's steps."""
+    return f"activation.evt.{chip_id}"
 
 
 def dead_letter(kind: str, key: str) -> str:
@@ -53,3 +100,19 @@ def dead_letter(kind: str, key: str) -> str:
 def chip_id_of_command_subject(subject: str) -> str:
     """`chip.cmd.<partition>.<chip_id>` -> chip_id."""
     return subject.rsplit(".", 1)[-1]
+
+
+def route_command(verb: str) -> str:
+    """`route.cmd.send`, `route.cmd.optout`, `route.cmd.optin`, `route.cmd.inbound`."""
+    return f"route.cmd.{verb}"
+
+
+def route_events(doctor_id: str) -> str:
+    return f"route.evt.{doctor_id}"
+
+
+def message_events(chip_id: str) -> str:
+    return f"msg.evt.{chip_id}"
+
+
+BALANCER_LEASE = "balancer"  # key in `shard_leases`: whoever holds it leads the balancer

@@ -219,9 +219,12 @@ def evolve(state: ChipState, event: ev.AnyChipEvent) -> ChipState:
         case ev.OutOfService():
             return s(state, status=Status.READY)
         case ev.Cooled():
+            # A rest during warm-up is a restriction signal: that day may not count as good.
+            day = s(state.day, restrictions=state.day.restrictions + 1) \
+                if event.previous_status is Status.WARMING else state.day
             return s(state, status=Status.COOLING, cooled_from=event.previous_status,
                      cooling_until=event.until, cool_streak=event.cool_streak,
-                     last_cooled_at=event.occurred_at)
+                     last_cooled_at=event.occurred_at, day=day)
         case ev.Resumed():
             return s(state, status=event.status, cooled_from=None, cooling_until=None)
         case ev.Banned():
@@ -244,7 +247,8 @@ def _start_warmup(state: ChipState, event: ev.Activated | ev.Reinstated) -> Chip
 def _add(day: DayFigures, seen: ev.TrafficObserved) -> DayFigures:
     return DayFigures(sent=day.sent + seen.sent, delivered=day.delivered + seen.delivered,
                       read=day.read + seen.read, replied=day.replied + seen.replied,
-                      failed=day.failed + seen.failed, received=day.received + seen.received)
+                      failed=day.failed + seen.failed, received=day.received + seen.received,
+                      restrictions=day.restrictions)
 
 
 def fold(chip_id: str, events: list[ev.AnyChipEvent]) -> ChipState:

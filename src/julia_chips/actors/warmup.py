@@ -12,9 +12,11 @@ import msgspec
 
 class WarmupPolicy(msgspec.Struct, frozen=True, kw_only=True):
     first_cap: int = 20  # messages on day 1
-    growth: float = 1.5  # cap multiplier after a good day
+    growth: float = 1.5  # cap multiplier per good day, when `schedule` is not given
     full_cap: int = 250  # the cap of a warmed chip
-    step_back: float = 0.75  # cap multiplier after a bad day
+    # The daily caps, step by step; empty: first_cap x growth^n up to full_cap. A good day
+    # climbs one step, a bad day steps one back, a quiet day holds.
+    schedule: tuple[int, ...] = ()
     min_days: int = 7  # good days before `Ready` (WARMER_MIN_DAYS)
     max_days: int = 14  # days before a chip that has not passed goes to review
     min_sent: int = 5  # a day with less traffic proves nothing either way
@@ -35,6 +37,7 @@ class DayFigures(msgspec.Struct, frozen=True, kw_only=True):
     replied: int = 0
     failed: int = 0
     received: int = 0
+    restrictions: int = 0  # times the chip was cooled during the day: a restriction signal
 
 
 class DayVerdict(msgspec.Struct, frozen=True, kw_only=True):
@@ -45,6 +48,24 @@ class DayVerdict(msgspec.Struct, frozen=True, kw_only=True):
 
 def _rate(part: int, whole: int) -> float:
     return part / whole if whole else 0.0
+
+
+def ramp(policy: WarmupPolicy) -> tuple[int, ...]:
+    """The ladder of daily caps a chip climbs, one step per good day."""
+    if policy.schedule:
+        return tuple(sorted(set(policy.schedule)))
+    steps, cap = [policy.first_cap], float(policy.first_cap)
+    while steps[-1] < policy.full_cap:
+        cap *= policy.growth
+        steps.append(min(policy.full_cap, max(steps[-1] + 1, round(cap))))
+    return tuple(steps)
+
+
+def _step(cap: int, policy: WarmupPolicy, up: bool) -> int:
+    steps = ramp(policy)
+    if up:
+        return next((s for s in steps if s > cap), steps[-1])
+    return next((s for s in reversed(steps) if s < cap), steps[0])
 
 
 def judge_day(figures: DayFigures, cap: int, policy: WarmupPolicy) -> DayVerdict:
@@ -62,12 +83,14 @@ def judge_day(figures: DayFigures, cap: int, policy: WarmupPolicy) -> DayVerdict
         problems.append(f"failures above {policy.max_failure_rate:.2f}")
     if reply < policy.min_reply_rate:
         problems.append(f"replies below {policy.min_reply_rate:.2f}")
+    if figures.restrictions:
+        problems.append(f"restriction signal seen (cooled {figures.restrictions}x)")
     if not problems:
-        next_cap = min(policy.full_cap, max(cap + 1, round(cap * policy.growth)))
-        return DayVerdict(good=True, next_cap=next_cap, reason=f"passed: {rates}")
+        return DayVerdict(good=True, next_cap=_step(cap, policy, up=True),
+                          reason=f"passed: {rates}")
     # Too little traffic holds the cap; bad signals step it back.
     quiet_only = len(problems) == 1 and figures.sent < policy.min_sent
-    next_cap = cap if quiet_only else max(policy.first_cap, round(cap * policy.step_back))
+    next_cap = cap if quiet_only else _step(cap, policy, up=False)
     return DayVerdict(good=False, next_cap=next_cap, reason=f"held: {'; '.join(problems)}; {rates}")
 
 

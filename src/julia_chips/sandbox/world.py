@@ -16,6 +16,7 @@ from aiohttp import web
 
 from julia_chips.clock import Clock, SystemClock
 from julia_chips.gateways.vps_hosts import VpsHost
+from julia_chips.sandbox.cloud_api import GRAPH_VERSION, CloudApiWorld, create_cloud_api_app
 from julia_chips.sandbox.doctors import DoctorPopulation
 from julia_chips.sandbox.evolution_api import create_evolution_app
 from julia_chips.sandbox.evolution_world import EvolutionWorld
@@ -42,6 +43,8 @@ class Sandbox:
     hosts: list[SandboxVpsHost]
     doctors: DoctorPopulation
     poster: WebhookPoster
+    cloud_api: CloudApiWorld | None = None
+    cloud_api_url: str = ""  # Graph base, version included
     _runners: list[web.AppRunner] = field(default_factory=list)
 
     async def close(self) -> None:
@@ -97,6 +100,8 @@ async def start_sandbox(
     evo_runner, evolution_url = await serve(create_evolution_app(evolution))
     evolution.server_url = evolution_url
     salvy_runner, salvy_url = await serve(create_salvy_app(salvy))
+    cloud = CloudApiWorld(token=secrets.token_hex(16), waba_id="1000000000001", salvy=salvy)
+    cloud_runner, cloud_url = await serve(create_cloud_api_app(cloud))
     client_key = asyncssh.generate_private_key("ssh-ed25519")
     sandbox_hosts = [
         SandboxVpsHost(f"vps-{index + 1}", client_key=client_key, capacity=host_capacity,
@@ -108,6 +113,7 @@ async def start_sandbox(
         evolution_url=evolution_url, evolution_api_key=evolution.api_key,
         salvy_url=salvy_url, salvy_token=salvy.token, salvy_webhook_secret=salvy.webhook_secret,
         vps_client_key=client_key, vps_hosts=entries, evolution=evolution, salvy=salvy,
-        hosts=sandbox_hosts, doctors=population, poster=poster,
-        _runners=[evo_runner, salvy_runner],
+        hosts=sandbox_hosts, doctors=population, poster=poster, cloud_api=cloud,
+        cloud_api_url=f"{cloud_url}/{GRAPH_VERSION}",
+        _runners=[evo_runner, salvy_runner, cloud_runner],
     )  # fmt: skip

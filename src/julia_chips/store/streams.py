@@ -35,6 +35,14 @@ def stream_configs(replicas: int, msg_max_age_days: float = 90) -> list[StreamCo
         stream(Stream.GATEWAY_IN, "gw.in.>", LIMITS, max_age=7 * DAY),
         stream(Stream.DEAD_LETTER, "dlq.>", LIMITS, discard=DiscardPolicy.OLD),
         stream(Stream.FLEET_EVENTS, "fleet.evt.>", LIMITS, allow_direct=True),
+        # Typed signals the health monitor folds (gw.obs) and SMS the activator waits for
+        # (gw.sms); a week, like the raw webhooks they come from.
+        StreamConfig(name=str(Stream.GATEWAY_OBS), subjects=["gw.obs.>", "gw.sms.>"],
+                     retention=LIMITS, num_replicas=replicas, storage=StorageType.FILE,
+                     max_age=7 * DAY, allow_direct=True),
+        # Saga steps: a crashed activator resumes from these, so they are kept like chip events.
+        stream(Stream.ACTIVATIONS, "activation.evt.>", LIMITS, allow_direct=True,
+               duplicate_window=600.0),
     ]
 
 

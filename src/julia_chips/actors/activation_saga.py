@@ -1,0 +1,251 @@
+"""The Chip Activator saga as pure functions (DESIGN.md, "Actors").
+
+`next_action` reads the folded state and says what the runner must do; the runner does it
+and reports an `Outcome`; `decide` turns that into events; `evolve` folds them. A crashed
+runner refolds the events and gets the same next action, so completed steps never repeat.
+Failures are counted per step: a retryable one backs off and retries up to the policy's
+bound, anything else abandons the saga, which then frees its host and tells the chip why.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+import msgspec
+
+from julia_chips.actors import activation_steps as act
+from julia_chips.events import activation as ev
+from julia_chips.events.activation import RegistrarKind, Step
+
+Phase = Literal["new", "running", "completed", "abandoned", "closed"]
+
+
+class SagaRuleBroken(Exception):
+    """An outcome that makes no sense in the saga's phase (a runner bug, not bad luck)."""
+
+
+class Saga(msgspec.Struct, frozen=True, kw_only=True):
+    chip_id: str
+    phase: Phase = "new"
+    registrar: RegistrarKind = "cloud_api"
+    ddd: int | None = None
+    chip_activating: bool = False
+    phone_number: str | None = None
+    salvy_account_id: str | None = None
+    host: str | None = None
+    lost_hosts: tuple[str, ...] = ()
+    instance: str | None = None
+    code_requested: bool = False
+    sms_after_seq: int = 0
+    code: str | None = None
+    registered: bool = False
+    obs_after_seq: int = 0
+    connected: bool = False
+    attempts: dict[Step, int] = {}
+    retry_at: datetime | None = None
+    step_started_at: datetime | None = None  # when the wait of the current step began
+    failed_step: Step | None = None
+    failure_reason: str | None = None
+    failure_retryable: bool = True
+    version: int = 0  # events applied
+
+
+def instance_name(chip_id: str) -> str:
+    """Derived, so a retried create collides with our own earlier attempt instead of
+    making a second instance."""
+    return f"chip-{chip_id}"
+
+
+def current_step(saga: Saga) -> Step:
+    """The first step not done yet."""
+    checks = ((saga.chip_activating, Step.START), (saga.phone_number, Step.NUMBER),
+              (saga.host, Step.HOST), (saga.instance, Step.INSTANCE), (saga.code, Step.CODE),
+              (saga.registered, Step.REGISTER), (saga.connected, Step.CONNECTION))
+    for done, step in checks:
+        if not done:
+            return step
+    return Step.COMPLETE
+
+
+def next_action(saga: Saga, policy: act.SagaPolicy, now: datetime) -> act.Action:
+    """What the runner must do now."""
+    if saga.phase in ("new", "completed", "closed"):
+        return act.Finished()
+    if saga.phase == "abandoned":
+        return _wind_down(saga)
+    if saga.retry_at is not None and now < saga.retry_at:
+        return act.WaitUntil(until=saga.retry_at)
+    return _step_action(saga, current_step(saga), policy, now)
+
+
+def _step_action(saga: Saga, step: Step, policy: act.SagaPolicy, now: datetime) -> act.Action:
+    phone, account, host = saga.phone_number or "", saga.salvy_account_id or "", saga.host or ""
+    instance, started = saga.instance or "", saga.step_started_at or now
+    match step:
+        case Step.START:
+            return act.MarkActivating()
+        case Step.NUMBER:
+            return act.ObtainNumber(ddd=saga.ddd, idempotency_key=saga.chip_id)
+        case Step.HOST:
+            return act.AllocateHost(exclude=saga.lost_hosts)
+        case Step.INSTANCE:
+            return act.CreateInstance(name=instance_name(saga.chip_id), host=host,
+                                      phone_number=phone, registrar=saga.registrar)
+        case Step.CODE if not saga.code_requested:
+            return act.RequestCode(phone_number=phone, salvy_account_id=account, host=host,
+                                   registrar=saga.registrar)
+        case Step.CODE:
+            return act.AwaitCode(salvy_account_id=account, after_seq=saga.sms_after_seq,
+                                 deadline=started + policy.wait_timeout(Step.CODE))
+        case Step.REGISTER:
+            return act.Register(phone_number=phone, code=saga.code or "", host=host,
+                                instance=instance, registrar=saga.registrar)
+        case Step.CONNECTION:
+            return act.AwaitConnection(instance=instance, host=host,
+                                       after_seq=saga.obs_after_seq,
+                                       deadline=started + policy.wait_timeout(step))
+    return act.Complete(instance=instance, host=host)
+
+
+def _wind_down(saga: Saga) -> act.Action:
+    if saga.host is not None:
+        return act.ReleaseHost(host=saga.host, instance=saga.instance)
+    return act.ReportFailure(step=saga.failed_step or Step.START,
+                             reason=saga.failure_reason or "unknown",
+                             retryable=saga.failure_retryable)
+
+
+def decide(saga: Saga, outcome: act.Outcome, policy: act.SagaPolicy,
+           now: datetime) -> list[ev.AnyActivationEvent]:
+    """Events `outcome` causes; a repeat of something already recorded causes none."""
+    version = saga.version
+
+    def stamp(kind: type[Any], **fields: Any) -> Any:
+        nonlocal version
+        version += 1
+        event_id = f"{saga.chip_id}:{version}:{kind.__name__}"
+        return kind(event_id=event_id, chip_id=saga.chip_id, occurred_at=now, **fields)
+
+    match outcome:
+        case act.Requested() if saga.phase == "new":
+            events = [stamp(ev.ActivationRequested, registrar=outcome.registrar, ddd=outcome.ddd)]
+            if outcome.phone_number and outcome.salvy_account_id:
+                events.append(stamp(ev.NumberObtained, phone_number=outcome.phone_number,
+                                    salvy_account_id=outcome.salvy_account_id))
+            return events
+        case act.Requested():
+            return []  # already requested: a redelivered Provisioned
+        case act.HostFreed() if saga.phase == "abandoned" and saga.host is not None:
+            return [stamp(ev.HostReleased, host=saga.host)]
+        case act.FailureSent() if saga.phase == "abandoned" and saga.host is None:
+            return [stamp(ev.FailureReported)]
+    if saga.phase != "running":
+        return []  # a late outcome from before the saga ended
+    return _running(saga, outcome, policy, now, stamp)
+
+
+def _running(saga: Saga, outcome: act.Outcome, policy: act.SagaPolicy, now: datetime,
+             stamp: Any) -> list[ev.AnyActivationEvent]:
+    step = current_step(saga)
+    match outcome:
+        case act.ChipMarked() if step is Step.START:
+            return [stamp(ev.ChipActivating)]
+        case act.NumberBought() if step is Step.NUMBER:
+            return [stamp(ev.NumberObtained, phone_number=outcome.phone_number,
+                          salvy_account_id=outcome.salvy_account_id)]
+        case act.HostChosen() if step is Step.HOST:
+            return [stamp(ev.HostAllocated, host=outcome.host)]
+        case act.InstanceReady() if step is Step.INSTANCE:
+            return [stamp(ev.InstanceCreated, instance=outcome.instance)]
+        case act.CodeSent() if step is Step.CODE:
+            return [stamp(ev.CodeRequested, sms_after_seq=outcome.sms_after_seq)]
+        case act.CodeArrived() if step is Step.CODE and saga.code_requested:
+            return [stamp(ev.CodeReceived, code=outcome.code, sms_id=outcome.sms_id)]
+        case act.Registered() if step is Step.REGISTER:
+            return [stamp(ev.NumberRegistered, obs_after_seq=outcome.obs_after_seq)]
+        case act.Opened() if step is Step.CONNECTION:
+            return [stamp(ev.ConnectionOpened)]
+        case act.ChipCompleted() if step is Step.COMPLETE:
+            return [stamp(ev.ActivationCompleted, instance=saga.instance or "",
+                          host=saga.host or "")]
+        case act.StepFailed():
+            return [_failure(saga, outcome, policy, now, stamp)]
+    raise SagaRuleBroken(f"{type(outcome).__name__} at step {step.value}")
+
+
+def _failure(saga: Saga, failed: act.StepFailed, policy: act.SagaPolicy, now: datetime,
+             stamp: Any) -> ev.AnyActivationEvent:
+    attempt = saga.attempts.get(failed.step, 0) + 1
+    if not failed.retryable or attempt >= policy.attempts(failed.step):
+        reason = failed.reason if not failed.retryable else (
+            f"{failed.reason} (gave up after {attempt} attempts)")
+        return stamp(ev.ActivationAbandoned, step=failed.step, reason=reason,  # type: ignore[no-any-return]
+                     retryable=failed.retryable)
+    return stamp(ev.AttemptFailed, step=failed.step, reason=failed.reason,  # type: ignore[no-any-return]
+                 attempt=attempt, retry_at=now + policy.backoff(attempt),
+                 drop_host=failed.drop_host, drop_code=failed.drop_code)
+
+
+def evolve(saga: Saga, event: ev.AnyActivationEvent) -> Saga:
+    """The saga after `event`; pure, so replay gives the state the runner had."""
+    saga = msgspec.structs.replace(saga, version=saga.version + 1)
+    r = msgspec.structs.replace
+    match event:
+        case ev.ActivationRequested():
+            return r(saga, phase="running", registrar=event.registrar, ddd=event.ddd)
+        case ev.ChipActivating():
+            return r(saga, chip_activating=True)
+        case ev.NumberObtained():
+            return r(saga, phone_number=event.phone_number,
+                     salvy_account_id=event.salvy_account_id)
+        case ev.HostAllocated():
+            return r(saga, host=event.host, retry_at=None)
+        case ev.InstanceCreated():
+            return r(saga, instance=event.instance, retry_at=None)
+        case ev.CodeRequested():
+            return r(saga, code_requested=True, sms_after_seq=event.sms_after_seq,
+                     step_started_at=event.occurred_at, retry_at=None)
+        case ev.CodeReceived():
+            return r(saga, code=event.code, step_started_at=None)
+        case ev.NumberRegistered():
+            return r(saga, registered=True, obs_after_seq=event.obs_after_seq,
+                     step_started_at=event.occurred_at, retry_at=None)
+        case ev.ConnectionOpened():
+            return r(saga, connected=True, step_started_at=None)
+        case ev.AttemptFailed():
+            return _after_failed_attempt(saga, event)
+        case ev.ActivationCompleted():
+            return r(saga, phase="completed")
+        case ev.ActivationAbandoned():
+            return r(saga, phase="abandoned", failed_step=event.step,
+                     failure_reason=event.reason, failure_retryable=event.retryable)
+        case ev.HostReleased():
+            return r(saga, host=None, instance=None)
+        case ev.FailureReported():
+            return r(saga, phase="closed")
+    return saga
+
+
+def _after_failed_attempt(saga: Saga, event: ev.AttemptFailed) -> Saga:
+    attempts = {**saga.attempts, event.step: event.attempt}
+    saga = msgspec.structs.replace(saga, attempts=attempts, retry_at=event.retry_at)
+    if event.drop_host and saga.host is not None:
+        saga = msgspec.structs.replace(saga, host=None, instance=None,
+                                       lost_hosts=(*saga.lost_hosts, saga.host))
+        if saga.registrar == "vps":  # the code and the link were bound to that host
+            saga = msgspec.structs.replace(saga, code=None, code_requested=False,
+                                           registered=False)
+    if event.drop_code:
+        saga = msgspec.structs.replace(saga, code=None, code_requested=False,
+                                       step_started_at=None)
+    if event.step is Step.CONNECTION:  # wait again from the retry, not from the first start
+        saga = msgspec.structs.replace(saga, step_started_at=event.retry_at)
+    return saga
+
+
+def fold(chip_id: str, events: list[ev.AnyActivationEvent]) -> Saga:
+    saga = Saga(chip_id=chip_id)
+    for event in events:
+        saga = evolve(saga, event)
+    return saga

@@ -1,0 +1,192 @@
+"""The activator saga's vocabulary with its runner: what to do next, and what came of it.
+
+`Action`s are what the pure saga asks the runner to do; `Outcome`s are what the runner
+reports back. Both are plain frozen structs, so the saga stays free of I/O and clients.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import msgspec
+
+from julia_chips.events.activation import RegistrarKind, Step
+
+# Actions ------------------------------------------------------------------------------------
+
+
+class Action(msgspec.Struct, frozen=True, kw_only=True):
+    pass
+
+
+class MarkActivating(Action, frozen=True, kw_only=True):
+    """Send StartActivation to the chip, so a later FailActivation is accepted."""
+
+
+class ObtainNumber(Action, frozen=True, kw_only=True):
+    ddd: int | None
+    idempotency_key: str  # the chip id: a retried purchase returns the same number
+
+
+class AllocateHost(Action, frozen=True, kw_only=True):
+    exclude: tuple[str, ...]  # hosts lost earlier in this activation
+
+
+class CreateInstance(Action, frozen=True, kw_only=True):
+    name: str
+    host: str
+    phone_number: str
+    registrar: RegistrarKind
+
+
+class RequestCode(Action, frozen=True, kw_only=True):
+    phone_number: str
+    salvy_account_id: str
+    host: str
+    registrar: RegistrarKind
+
+
+class AwaitCode(Action, frozen=True, kw_only=True):
+    salvy_account_id: str
+    after_seq: int
+    deadline: datetime
+
+
+class Register(Action, frozen=True, kw_only=True):
+    phone_number: str
+    code: str
+    host: str
+    instance: str
+    registrar: RegistrarKind
+
+
+class AwaitConnection(Action, frozen=True, kw_only=True):
+    instance: str
+    host: str
+    after_seq: int
+    deadline: datetime
+
+
+class Complete(Action, frozen=True, kw_only=True):
+    instance: str
+    host: str
+
+
+class ReleaseHost(Action, frozen=True, kw_only=True):
+    host: str
+    instance: str | None  # the gateway instance to delete, freeing the host's slot
+
+
+class ReportFailure(Action, frozen=True, kw_only=True):
+    step: Step
+    reason: str
+    retryable: bool
+
+
+class WaitUntil(Action, frozen=True, kw_only=True):
+    """Back off before retrying the step."""
+
+    until: datetime
+
+
+class Finished(Action, frozen=True, kw_only=True):
+    pass
+
+
+# Outcomes -----------------------------------------------------------------------------------
+
+
+class Outcome(msgspec.Struct, frozen=True, kw_only=True):
+    pass
+
+
+class Requested(Outcome, frozen=True, kw_only=True):
+    registrar: RegistrarKind = "cloud_api"
+    ddd: int | None = None
+    phone_number: str | None = None  # given by Provision: no purchase
+    salvy_account_id: str | None = None
+
+
+class ChipMarked(Outcome, frozen=True, kw_only=True):
+    pass
+
+
+class NumberBought(Outcome, frozen=True, kw_only=True):
+    phone_number: str
+    salvy_account_id: str
+
+
+class HostChosen(Outcome, frozen=True, kw_only=True):
+    host: str
+
+
+class InstanceReady(Outcome, frozen=True, kw_only=True):
+    instance: str
+
+
+class CodeSent(Outcome, frozen=True, kw_only=True):
+    sms_after_seq: int
+
+
+class CodeArrived(Outcome, frozen=True, kw_only=True):
+    code: str
+    sms_id: str
+
+
+class Registered(Outcome, frozen=True, kw_only=True):
+    obs_after_seq: int
+
+
+class Opened(Outcome, frozen=True, kw_only=True):
+    pass
+
+
+class ChipCompleted(Outcome, frozen=True, kw_only=True):
+    pass
+
+
+class HostFreed(Outcome, frozen=True, kw_only=True):
+    pass
+
+
+class FailureSent(Outcome, frozen=True, kw_only=True):
+    pass
+
+
+class StepFailed(Outcome, frozen=True, kw_only=True):
+    """A step did not succeed. `retryable=False` abandons at once (no loop on hard limits)."""
+
+    step: Step
+    reason: str
+    retryable: bool = True
+    drop_host: bool = False
+    drop_code: bool = False
+
+
+# Policy -------------------------------------------------------------------------------------
+
+
+def _default_timeouts() -> dict[Step, float]:
+    return {Step.CODE: 300.0, Step.CONNECTION: 300.0}
+
+
+class SagaPolicy(msgspec.Struct, frozen=True, kw_only=True):
+    """Bounds per step. Timeouts are seconds of clock time for the steps that wait on the
+    outside world; calls get `call_timeout` seconds each."""
+
+    max_attempts: int = 3
+    attempts_by_step: dict[Step, int] = {}  # overrides of max_attempts
+    wait_timeouts: dict[Step, float] = msgspec.field(default_factory=_default_timeouts)
+    call_timeout: float = 60.0
+    backoff_base: float = 1.0
+    backoff_max: float = 60.0
+
+    def attempts(self, step: Step) -> int:
+        return self.attempts_by_step.get(step, self.max_attempts)
+
+    def backoff(self, attempt: int) -> timedelta:
+        """Delay before retry `attempt` (1-based): doubling, capped."""
+        return timedelta(seconds=min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1)))
+
+    def wait_timeout(self, step: Step) -> timedelta:
+        return timedelta(seconds=self.wait_timeouts.get(step, 300.0))

@@ -1,0 +1,199 @@
+"""The balancer's decisions: which chip carries a message to a doctor, or why none may.
+
+Sticky first: a doctor stays with their chip while it can serve, because a new number in
+the middle of a conversation confuses doctors and looks like spam to WhatsApp. When the
+sticky chip is only out of capacity for today the message waits in the backlog rather than
+moving. New and orphaned conversations go to the eligible chip with the most capacity
+left today, health breaking ties. `decide` is pure; it reads `BalancerState`, never writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from julia_chips.actors.balancer_state import BalancerState, Doctor, can_serve, health_of
+from julia_chips.actors.recipient_protection import (
+    DEFAULT_PROTECTION,
+    ProtectionPolicy,
+    is_opt_out,
+    local_day,
+    prospecting_in_week,
+    within_prospecting_hours,
+)
+from julia_chips.events import messages as msg
+from julia_chips.events import route as rt
+from julia_chips.events.chip import Status
+
+Event = rt.AnyRouteEvent | msg.AnyMessageEvent
+
+
+class RouteRefused(Exception):
+    """A request the balancer will not carry out; `reason` is a short code for callers."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class Placement(msgspec.Struct, frozen=True, kw_only=True):
+    chip_id: str
+    sticky: bool = False  # the doctor's own chip: nothing to record
+    from_chip_id: str | None = None  # set when the old chip can no longer serve
+    why_moved: str = ""
+
+
+def decide(state: BalancerState, command: rt.AnyRouteCommand, now: datetime,
+           policy: ProtectionPolicy = DEFAULT_PROTECTION) -> list[Event]:
+    """Events `command` causes; raises RouteRefused with the reason, never does I/O."""
+    doctor = state.doctor(command.doctor_id)
+    match command:
+        case rt.SendRequest():
+            return _send(state, command, doctor, now, policy)
+        case rt.OptOut():
+            return _opt_out(state, command, doctor, command.source, now)
+        case rt.OptIn():
+            if not doctor.opted_out and doctor.consented:
+                return []
+            return [rt.DoctorOptedIn(event_id=f"{command.command_id}:0", source=command.source,
+                                     **_common(command, now))]
+        case rt.InboundMessage():
+            if is_opt_out(command.text):
+                return _opt_out(state, command, doctor, "keyword", now)
+            if doctor.consented:
+                return []
+            return [rt.DoctorReplied(event_id=f"{command.command_id}:0", chip_id=command.chip_id,
+                                     **_common(command, now))]
+    raise TypeError(f"unknown request {type(command).__name__}")
+
+
+def _common(command: rt.RouteCommand, now: datetime) -> dict[str, Any]:
+    return {"doctor_id": command.doctor_id, "command_id": command.command_id, "occurred_at": now}
+
+
+def _opt_out(state: BalancerState, command: rt.RouteCommand, doctor: Doctor, source: str,
+             now: datetime) -> list[Event]:
+    """Fleet-wide and at once: whatever still waits in the backlog for them is cancelled."""
+    if doctor.opted_out:
+        return []
+    events: list[Event] = [rt.DoctorOptedOut(event_id=f"{command.command_id}:0", source=source,
+                                             **_common(command, now))]
+    for n, entry in enumerate(e for e in state.backlog.values()
+                              if e.doctor_id == command.doctor_id):
+        events.append(rt.RequestCancelled(
+            event_id=f"{command.command_id}:{n + 1}", request_id=entry.request_id,
+            reason="doctor opted out", **_common(command, now)))
+    return events
+
+
+def _send(state: BalancerState, request: rt.SendRequest, doctor: Doctor, now: datetime,
+          policy: ProtectionPolicy) -> list[Event]:
+    if doctor.opted_out:
+        raise RouteRefused("opted_out", f"doctor {request.doctor_id} opted out (fleet-wide); "
+                                        "nothing is sent until they opt back in")
+    consented = request.consented or doctor.consented
+    if request.kind == "prospecting":
+        blocked = prospecting_block(state, doctor, consented, now, policy)
+        if blocked is not None:
+            raise RouteRefused(*blocked)
+    if state.waiting.get(request.doctor_id):
+        return [_queued(request, now, "earlier messages to this doctor are still waiting")]
+    placement = place(state, doctor, consented, now)
+    if isinstance(placement, str):
+        return [_queued(request, now, placement)]
+    return [*placement_events(request.doctor_id, request.command_id, placement, consented, now),
+            attempted(request.doctor_id, request.command_id, placement.chip_id, request.kind,
+                      consented, now)]
+
+
+def prospecting_block(state: BalancerState, doctor: Doctor, consented: bool, now: datetime,
+                      policy: ProtectionPolicy) -> tuple[str, str] | None:
+    """(reason, message) when prospecting this doctor now would break a protection rule."""
+    if state.brake_engaged(now):
+        return "brake_engaged", (f"fleet brake engaged until {state.brake_until:%Y-%m-%d %H:%M}"
+                                 " UTC after a burst of bans: no prospecting")
+    if not within_prospecting_hours(now, policy):
+        return "quiet_hours", (f"quiet hours: prospecting only {policy.quiet_end:%H:%M}-"
+                               f"{policy.quiet_start:%H:%M} America/Sao_Paulo, Monday to Saturday")
+    if not consented and doctor.quarantined_until is not None and now < doctor.quarantined_until:
+        return "quarantined", (f"doctor quarantined from prospecting until "
+                               f"{doctor.quarantined_until:%Y-%m-%d} after their chip was banned")
+    if prospecting_in_week(doctor.prospected_at, now) >= policy.weekly_prospecting_cap:
+        return "frequency_cap", (f"frequency cap: {policy.weekly_prospecting_cap} prospecting "
+                                 "messages per doctor per 7 days already sent")
+    return None
+
+
+def place(state: BalancerState, doctor: Doctor, consented: bool, now: datetime,
+          taken: Mapping[str, int] | None = None) -> Placement | str:
+    """The chip for the doctor's next message, or why it must wait (`taken`: sends already
+    planned in this pass, not yet in the state)."""
+    taken = taken or {}
+    current = doctor.chip_id
+    why_moved = ""
+    if current is not None:
+        chip = state.chips.get(current)
+        if can_serve(chip, consented):
+            if state.remaining(current, now) - taken.get(current, 0) > 0:
+                return Placement(chip_id=current, sticky=True)
+            cap = chip.daily_cap if chip else 0
+            return f"chip {current} reached its daily cap ({cap}); the conversation stays on it"
+        status = chip.status.value if chip and chip.status else "unknown"
+        why_moved = f"chip {current} can no longer serve ({status})"
+    best = choose_chip(state, consented, now, taken)
+    if best is None:
+        kind = "consented" if consented else "non-consented"
+        return f"no eligible chip has capacity left today for a {kind} conversation"
+    return Placement(chip_id=best, from_chip_id=current, why_moved=why_moved)
+
+
+def choose_chip(state: BalancerState, consented: bool, now: datetime,
+                taken: Mapping[str, int]) -> str | None:
+    """The eligible chip with the most capacity left today; health breaks ties.
+
+    The hot path of every new conversation: one pass over the serving chips, with the local
+    day worked out once (a time-zone conversion per chip would dominate the decision)."""
+    used = state.used if local_day(now) == state.day else {}
+    best: str | None = None
+    best_left, best_health = 0, 0.0
+    for chip_id, chip in state.serving.items():
+        if chip.status is not Status.ACTIVE and not consented:
+            continue
+        left = chip.daily_cap - used.get(chip_id, 0) - taken.get(chip_id, 0)
+        if left <= 0 or left < best_left:
+            continue
+        health = health_of(state, chip)
+        if left > best_left or health > best_health:
+            best, best_left, best_health = chip_id, left, health
+    return best
+
+
+def placement_events(doctor_id: str, command_id: str, placement: Placement, consented: bool,
+                     now: datetime) -> list[Event]:
+    common: dict[str, Any] = {"doctor_id": doctor_id, "command_id": command_id, "occurred_at": now,
+              "chip_id": placement.chip_id, "consented": consented}
+    if placement.sticky:
+        return []
+    if placement.from_chip_id is not None:
+        return [rt.ConversationReassigned(event_id=f"{command_id}:moved",
+                                          from_chip_id=placement.from_chip_id,
+                                          reason=placement.why_moved, **common)]
+    return [rt.ConversationAssigned(event_id=f"{command_id}:assigned", **common)]
+
+
+def attempted(doctor_id: str, attempt_id: str, chip_id: str, kind: str, consented: bool,
+              now: datetime) -> msg.SendAttempted:
+    return msg.SendAttempted(event_id=f"{attempt_id}:attempted", chip_id=chip_id,
+                             attempt_id=attempt_id, doctor_id=doctor_id, kind=kind,
+                             consented=consented, occurred_at=now)
+
+
+def _queued(request: rt.SendRequest, now: datetime, reason: str) -> rt.RequestQueued:
+    return rt.RequestQueued(event_id=f"{request.command_id}:queued", request_id=request.command_id,
+                            doctor_phone=request.doctor_phone, text=request.text,
+                            kind=request.kind, consented=request.consented, reason=reason,
+                            doctor_id=request.doctor_id, command_id=request.command_id,
+                            occurred_at=now)

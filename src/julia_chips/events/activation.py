@@ -1,0 +1,122 @@
+"""Activator saga events, on `activation.evt.<chip_id>` (stream ACTIVATIONS).
+
+One event per completed step, so a restarted activator folds them and resumes at the first
+step not done, never repeating one that is. Tags are pinned; fields may be added with
+defaults, never renamed.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal
+
+import msgspec
+
+RegistrarKind = Literal["cloud_api", "vps"]
+
+
+class Step(StrEnum):
+    """The saga's steps in order; `ActivationFailed.step` on the chip names one of them."""
+
+    START = "start"  # the chip told it is activating
+    NUMBER = "number"
+    HOST = "host"
+    INSTANCE = "instance"
+    CODE = "code"  # code requested and the SMS with it received
+    REGISTER = "register"  # code verified, number registered and linked
+    CONNECTION = "connection"  # the gateway reports the connection open
+    COMPLETE = "complete"  # the chip told it is activated
+
+
+class ActivationEvent(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
+    event_id: str  # `<chip_id>:<saga version>:<type>`, also the Nats-Msg-Id
+    chip_id: str
+    occurred_at: datetime
+
+
+class ActivationRequested(ActivationEvent, frozen=True, kw_only=True, tag="ActivationRequested"):
+    registrar: RegistrarKind = "cloud_api"
+    ddd: int | None = None
+
+
+class ChipActivating(ActivationEvent, frozen=True, kw_only=True, tag="ChipActivating"):
+    pass
+
+
+class NumberObtained(ActivationEvent, frozen=True, kw_only=True, tag="NumberObtained"):
+    phone_number: str  # personal data: never logged unmasked
+    salvy_account_id: str
+
+
+class HostAllocated(ActivationEvent, frozen=True, kw_only=True, tag="HostAllocated"):
+    host: str
+
+
+class InstanceCreated(ActivationEvent, frozen=True, kw_only=True, tag="InstanceCreated"):
+    instance: str
+
+
+class CodeRequested(ActivationEvent, frozen=True, kw_only=True, tag="CodeRequested"):
+    sms_after_seq: int  # GATEWAY_OBS sequence before the request: older SMS are stale codes
+
+
+class CodeReceived(ActivationEvent, frozen=True, kw_only=True, tag="CodeReceived"):
+    code: str
+    sms_id: str
+
+
+class NumberRegistered(ActivationEvent, frozen=True, kw_only=True, tag="NumberRegistered"):
+    obs_after_seq: int  # GATEWAY_OBS sequence from which to watch for the connection
+
+
+class ConnectionOpened(ActivationEvent, frozen=True, kw_only=True, tag="ConnectionOpened"):
+    pass
+
+
+class AttemptFailed(ActivationEvent, frozen=True, kw_only=True, tag="AttemptFailed"):
+    step: Step
+    reason: str
+    attempt: int  # 1-based count of failures of this step
+    retry_at: datetime
+    drop_host: bool = False  # the host is lost: pick another one
+    drop_code: bool = False  # the code is stale or wrong: request a new one
+
+
+class ActivationCompleted(ActivationEvent, frozen=True, kw_only=True,
+                          tag="ActivationCompleted"):
+    instance: str
+    host: str
+
+
+class ActivationAbandoned(ActivationEvent, frozen=True, kw_only=True,
+                          tag="ActivationAbandoned"):
+    step: Step
+    reason: str
+    retryable: bool  # False when retrying cannot help (e.g. WhatsApp's 72 h register lock)
+
+
+class HostReleased(ActivationEvent, frozen=True, kw_only=True, tag="HostReleased"):
+    host: str
+
+
+class FailureReported(ActivationEvent, frozen=True, kw_only=True, tag="FailureReported"):
+    pass
+
+
+AnyActivationEvent = (
+    ActivationRequested | ChipActivating | NumberObtained | HostAllocated | InstanceCreated
+    | CodeRequested | CodeReceived | NumberRegistered | ConnectionOpened | AttemptFailed
+    | ActivationCompleted | ActivationAbandoned | HostReleased | FailureReported
+)
+
+_ENCODER = msgspec.json.Encoder()
+_DECODER: msgspec.json.Decoder[AnyActivationEvent] = msgspec.json.Decoder(AnyActivationEvent)
+
+
+def encode_activation_event(event: ActivationEvent) -> bytes:
+    return _ENCODER.encode(event)
+
+
+def decode_activation_event(data: bytes) -> AnyActivationEvent:
+    return _DECODER.decode(data)

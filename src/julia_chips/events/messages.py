@@ -1,0 +1,61 @@
+"""The message ledger on `msg.evt.<chip_id>`: every outbound send, attempted then settled.
+
+`SendAttempted` is stored *before* the gateway call and one outcome after it. An attempt
+found without an outcome (the sender crashed in between) becomes `SendUnknown` and is never
+sent again: a doctor messaged twice is worse than one message held for review.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import cast
+
+import msgspec
+
+
+class MessageEvent(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
+    event_id: str  # `<attempt_id>:<outcome>`, also the Nats-Msg-Id
+    chip_id: str
+    attempt_id: str  # the SendRequest's command_id: one attempt per request, ever
+    occurred_at: datetime
+
+
+class SendAttempted(MessageEvent, frozen=True, kw_only=True, tag="SendAttempted"):
+    doctor_id: str
+    kind: str  # reply | prospecting: prospecting counts against the doctor's weekly cap
+    consented: bool
+
+
+class SendDispatched(MessageEvent, frozen=True, kw_only=True, tag="SendDispatched"):
+    message_id: str  # the gateway's id, to match delivery receipts
+
+
+class SendFailed(MessageEvent, frozen=True, kw_only=True, tag="SendFailed"):
+    reason: str  # the gateway said no before anything left: safe to know it was not sent
+
+
+class SendUnknown(MessageEvent, frozen=True, kw_only=True, tag="SendUnknown"):
+    reason: str  # why the outcome is unknown; held for a person to review, never re-sent
+
+
+class Delivered(MessageEvent, frozen=True, kw_only=True, tag="Delivered"):
+    message_id: str
+
+
+class Read(MessageEvent, frozen=True, kw_only=True, tag="Read"):
+    message_id: str
+
+
+class Replied(MessageEvent, frozen=True, kw_only=True, tag="Replied"):
+    message_id: str | None = None
+
+
+AnyMessageEvent = (
+    SendAttempted | SendDispatched | SendFailed | SendUnknown | Delivered | Read | Replied
+)
+OUTCOMES = (SendDispatched, SendFailed, SendUnknown)
+_DECODER = msgspec.json.Decoder(AnyMessageEvent)
+
+
+def decode_message_event(data: bytes) -> AnyMessageEvent:
+    return cast(AnyMessageEvent, _DECODER.decode(data))

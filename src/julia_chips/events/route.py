@@ -1,0 +1,170 @@
+"""Balancer requests on `route.cmd.<verb>` and routing events on `route.evt.<doctor_id>`.
+
+Requests come from outside (Julia's conversation engine, webhooks), so they are decoded
+strictly: unknown fields are typos, and bounds keep nonsense out of the audit log. Route
+events are read leniently (old readers skip new fields). Tags are the wire names.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal, cast
+
+import msgspec
+
+from julia_chips.events.commands import CommandId, Phone, Subject
+
+# A doctor id is a subject token (`route.evt.<doctor_id>`): no dots, spaces or wildcards.
+DoctorId = Annotated[str, msgspec.Meta(min_length=1, max_length=64,
+                                       pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$")]
+# WhatsApp's own limit on a text message is 4096 characters; blank text is a caller's bug.
+Text = Annotated[str, msgspec.Meta(min_length=1, max_length=4096, pattern=r"\S")]
+Source = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+ChipRef = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[^\s.*>]+$")]
+Kind = Literal["reply", "prospecting"]
+
+
+class RouteCommand(
+    msgspec.Struct, frozen=True, kw_only=True, tag_field="type", forbid_unknown_fields=True
+):
+    command_id: CommandId
+    reply_to: Subject | None = None
+    doctor_id: DoctorId
+
+
+class SendRequest(RouteCommand, frozen=True, kw_only=True, tag="SendRequest"):
+    """Send `text` to a doctor through whichever chip the balancer picks."""
+
+    doctor_phone: Phone
+    text: Text
+    kind: Kind
+    consented: bool = False  # the doctor wrote to us or opted in
+
+
+class OptOut(RouteCommand, frozen=True, kw_only=True, tag="OptOut"):
+    source: Source
+
+
+class OptIn(RouteCommand, frozen=True, kw_only=True, tag="OptIn"):
+    source: Source
+
+
+class InboundMessage(RouteCommand, frozen=True, kw_only=True, tag="InboundMessage"):
+    """A doctor wrote to a chip: an opt-out keyword, or consent to keep talking."""
+
+    text: Annotated[str, msgspec.Meta(max_length=65536)]
+    chip_id: ChipRef | None = None
+
+
+AnyRouteCommand = SendRequest | OptOut | OptIn | InboundMessage
+VERBS: dict[str, type[RouteCommand]] = {
+    "send": SendRequest, "optout": OptOut, "optin": OptIn, "inbound": InboundMessage}
+_DECODERS = {verb: msgspec.json.Decoder(kind) for verb, kind in VERBS.items()}
+
+
+class BadRouteCommand(ValueError):
+    """A request that cannot be routed as written; the message names the field."""
+
+
+def decode_route_command(verb: str, data: bytes) -> AnyRouteCommand:
+    """Decode the body published to `route.cmd.<verb>`; `type` may be left out.
+
+    :raises BadRouteCommand: unknown verb, malformed JSON or a field out of bounds.
+    """
+    decoder = _DECODERS.get(verb)
+    if decoder is None:
+        raise BadRouteCommand(f"unknown request route.cmd.{verb}; expected one of "
+                              f"{', '.join(sorted(VERBS))}")
+    try:
+        return cast(AnyRouteCommand, decoder.decode(data))
+    except (msgspec.ValidationError, msgspec.DecodeError) as err:
+        raise BadRouteCommand(f"invalid {VERBS[verb].__struct_config__.tag}: {err}") from err
+
+
+class RouteEvent(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
+    event_id: str  # `<command_id>:<n>`, also the Nats-Msg-Id
+    doctor_id: str
+    command_id: str
+    occurred_at: datetime
+
+
+class ConversationAssigned(RouteEvent, frozen=True, kw_only=True, tag="ConversationAssigned"):
+    chip_id: str
+    consented: bool
+
+
+class ConversationReassigned(RouteEvent, frozen=True, kw_only=True,
+                             tag="ConversationReassigned"):
+    from_chip_id: str
+    chip_id: str
+    consented: bool
+    reason: str  # why the old chip can no longer serve
+
+
+class DoctorOptedOut(RouteEvent, frozen=True, kw_only=True, tag="DoctorOptedOut"):
+    source: str  # "keyword" for an inbound PARAR/SAIR/..., else the caller's name
+
+
+class DoctorOptedIn(RouteEvent, frozen=True, kw_only=True, tag="DoctorOptedIn"):
+    source: str
+
+
+class DoctorReplied(RouteEvent, frozen=True, kw_only=True, tag="DoctorReplied"):
+    """The doctor wrote to us: the conversation is consented from now on."""
+
+    chip_id: str | None = None
+
+
+class DoctorQuarantined(RouteEvent, frozen=True, kw_only=True, tag="DoctorQuarantined"):
+    """Prospected from a chip WhatsApp banned: not contacted from another number until then."""
+
+    chip_id: str
+    until: datetime
+    reason: str
+
+
+class RequestQueued(RouteEvent, frozen=True, kw_only=True, tag="RequestQueued"):
+    """A send no chip can take now: the durable backlog entry, served in order later."""
+
+    request_id: str  # the SendRequest's command_id
+    doctor_phone: str
+    text: str
+    kind: str
+    consented: bool
+    reason: str
+
+
+class RequestServed(RouteEvent, frozen=True, kw_only=True, tag="RequestServed"):
+    request_id: str
+    chip_id: str
+
+
+class RequestCancelled(RouteEvent, frozen=True, kw_only=True, tag="RequestCancelled"):
+    """A queued send that must no longer go out (the doctor opted out meanwhile)."""
+
+    request_id: str
+    reason: str
+
+
+AnyRouteEvent = (
+    ConversationAssigned | ConversationReassigned | DoctorOptedOut | DoctorOptedIn
+    | DoctorReplied | DoctorQuarantined | RequestQueued | RequestServed | RequestCancelled
+)
+ROUTE_EVENT_TYPES: tuple[type[RouteEvent], ...] = (
+    ConversationAssigned, ConversationReassigned, DoctorOptedOut, DoctorOptedIn, DoctorReplied,
+    DoctorQuarantined, RequestQueued, RequestServed, RequestCancelled)
+_EVENT_DECODER = msgspec.json.Decoder(AnyRouteEvent)
+
+
+def decode_route_event(data: bytes) -> AnyRouteEvent:
+    return cast(AnyRouteEvent, _EVENT_DECODER.decode(data))
+
+
+class RouteReply(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """The answer on `reply_to`: where the message went, or why it was refused."""
+
+    ok: bool
+    chip_id: str | None = None
+    status: str | None = None  # dispatched | queued | unknown | failed | opted_out | opted_in
+    error: str | None = None
+    reason: str | None = None  # the refusal's short code: opted_out, quiet_hours, ...

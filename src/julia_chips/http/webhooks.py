@@ -1,0 +1,209 @@
+"""Webhook ingress: `POST /webhooks/evolution` and `POST /webhooks/salvy`.
+
+Order matters and is the contract (DESIGN.md, "HTTP"): authenticate, decode, store the raw
+body in GATEWAY_IN and the typed observation in GATEWAY_OBS, and only then answer 200.
+A body we cannot decode gets a 400 naming the field and nothing is stored, so a bad sender
+learns at once; NATS being unreachable gets a 503, so the sender retries and nothing is lost.
+Retries are harmless: both messages carry a `Nats-Msg-Id` derived from the delivery.
+
+Mount on any aiohttp application::
+
+    app[WEBHOOK_INGRESS] = WebhookIngress(js, clock, evolution_secret=..., salvy_secret=...)
+    app.add_routes(webhook_routes())
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+
+import msgspec
+import nats.errors
+from aiohttp import web
+from nats.js.api import Header
+from nats.js.client import JetStreamContext
+
+from julia_chips.clock import Clock
+from julia_chips.gateways import svix
+from julia_chips.gateways.evolution_webhook import decode_evolution
+from julia_chips.gateways.evolution_wire import SECRET_HEADER
+from julia_chips.gateways.observation_codec import (
+    OBSERVATION_HEADER,
+    Observation,
+    encode_observation,
+    observation_kind,
+)
+from julia_chips.gateways.observations import Ignored, SmsReceived, WebhookRejected
+from julia_chips.gateways.salvy_webhook import decode_salvy
+from julia_chips.subjects import (
+    SubjectTokenInvalid,
+    gateway_observation,
+    gateway_raw,
+    sms_observation,
+)
+
+log = logging.getLogger(__name__)
+
+MAX_BODY = 256 * 1024  # bytes; Evolution's biggest useful body (a long text) is far below
+NO_ACCOUNT = "none"  # GATEWAY_IN key for Salvy events that name no phone account
+
+
+class WebhookIngress:
+    """What the routes need: JetStream, the clock, and the two shared secrets.
+
+    :param publish_timeout: seconds to wait for JetStream's ack before answering 503.
+    :param max_body: bytes; a bigger body is refused with 413 before it is read.
+    """
+
+    def __init__(self, js: JetStreamContext, clock: Clock, *, evolution_secret: str | None,
+                 salvy_secret: str | None, publish_timeout: float = 2.0,
+                 max_body: int = MAX_BODY) -> None:
+        self.js = js
+        self.clock = clock
+        self.evolution_secret = evolution_secret
+        self.salvy_secret = salvy_secret
+        self.publish_timeout = publish_timeout
+        self.max_body = max_body
+
+
+WEBHOOK_INGRESS = web.AppKey("webhook_ingress", WebhookIngress)
+
+
+class _EvolutionName(msgspec.Struct, kw_only=True):
+    instance: str
+
+
+class _SalvyAccount(msgspec.Struct, kw_only=True, rename="camel"):
+    phone_account_id: str | None = None
+    virtual_phone_account_id: str | None = None
+
+
+class _SalvyEnvelope(msgspec.Struct, kw_only=True):
+    data: _SalvyAccount | None = None
+
+
+class _StoreFailed(Exception):
+    """JetStream did not acknowledge: the sender must retry."""
+
+
+def webhook_routes() -> list[web.RouteDef]:
+    """The two routes; the application must hold a WebhookIngress under WEBHOOK_INGRESS."""
+    return [web.post("/webhooks/evolution", evolution_webhook),
+            web.post("/webhooks/salvy", salvy_webhook)]
+
+
+def create_webhook_app(ingress: WebhookIngress) -> web.Application:
+    """A stand-alone application with only the webhook routes (tests, benchmark)."""
+    app = web.Application(client_max_size=ingress.max_body + 1)
+    app[WEBHOOK_INGRESS] = ingress
+    app.add_routes(webhook_routes())
+    return app
+
+
+async def evolution_webhook(request: web.Request) -> web.Response:
+    ingress = request.app[WEBHOOK_INGRESS]
+    if not _secret_matches(ingress.evolution_secret, request.headers.get(SECRET_HEADER)):
+        return _answer(401, "bad or missing x-julia-secret")
+    body = await _read_limited(request, ingress.max_body)
+    if body is None:
+        return _answer(413, f"body larger than {ingress.max_body} bytes")
+    try:
+        observation = decode_evolution(body, received_at=ingress.clock.now())
+        instance = msgspec.json.decode(body, type=_EvolutionName).instance
+        raw_subject = gateway_raw("evolution", instance)
+    except (WebhookRejected, SubjectTokenInvalid, msgspec.ValidationError) as exc:
+        return _answer(400, str(exc))
+    msg_id = "evo:" + hashlib.blake2b(body, digest_size=16).hexdigest()
+    fact = None if isinstance(observation, Ignored) else observation
+    obs_subject = gateway_observation(instance)
+    return await _store_then_answer(ingress, raw_subject, body, msg_id, fact, obs_subject)
+
+
+async def salvy_webhook(request: web.Request) -> web.Response:
+    ingress = request.app[WEBHOOK_INGRESS]
+    body = await _read_limited(request, ingress.max_body)
+    if body is None:
+        return _answer(413, f"body larger than {ingress.max_body} bytes")
+    if ingress.salvy_secret is None:
+        return _answer(401, "salvy webhook secret not configured")
+    try:
+        svix.verify(ingress.salvy_secret, request.headers, body, now=ingress.clock.now())
+    except svix.SignatureInvalid as exc:
+        return _answer(401, str(exc))
+    try:
+        observation = decode_salvy(body)
+        account = _salvy_account(body, observation)
+        raw_subject = gateway_raw("salvy", account)
+    except (WebhookRejected, SubjectTokenInvalid) as exc:
+        return _answer(400, str(exc))
+    msg_id = "svix:" + request.headers["svix-id"]  # Svix retries keep the id: dedupe
+    fact = observation if isinstance(observation, SmsReceived) else None
+    obs_subject = sms_observation(account)
+    return await _store_then_answer(ingress, raw_subject, body, msg_id, fact, obs_subject)
+
+
+def _salvy_account(body: bytes, observation: SmsReceived | Ignored) -> str:
+    if isinstance(observation, SmsReceived):
+        return observation.phone_account_id
+    try:
+        data = msgspec.json.decode(body, type=_SalvyEnvelope).data
+    except msgspec.ValidationError:
+        return NO_ACCOUNT  # an event we ignore may carry any shape
+    account = data and (data.phone_account_id or data.virtual_phone_account_id)
+    return account or NO_ACCOUNT
+
+
+async def _store_then_answer(ingress: WebhookIngress, raw_subject: str, body: bytes, msg_id: str,
+                             fact: Observation | None, obs_subject: str) -> web.Response:
+    try:
+        seq = await _store(ingress, raw_subject, body, msg_id, fact, obs_subject)
+    except _StoreFailed as exc:
+        log.warning("webhook not stored (%s): answering 503", exc)
+        return _answer(503, "storage unavailable, retry later", headers={"Retry-After": "1"})
+    return web.json_response({"ok": True, "seq": seq})
+
+
+async def _store(ingress: WebhookIngress, raw_subject: str, body: bytes, msg_id: str,
+                 fact: Observation | None, obs_subject: str) -> int:
+    """Both publishes in flight at once (one round trip); both must be acked before a 200."""
+    js, timeout = ingress.js, ingress.publish_timeout
+    publishes = [js.publish(raw_subject, body, timeout=timeout, headers={Header.MSG_ID: msg_id})]
+    if fact is not None:
+        headers = {Header.MSG_ID: msg_id + ":obs", OBSERVATION_HEADER: observation_kind(fact)}
+        publishes.append(js.publish(obs_subject, encode_observation(fact), timeout=timeout,
+                                    headers=headers))
+    results = await asyncio.gather(*publishes, return_exceptions=True)
+    for result in results:
+        if isinstance(result, nats.errors.Error | TimeoutError | OSError):
+            raise _StoreFailed(type(result).__name__)
+        if isinstance(result, BaseException):
+            raise result
+    first = results[0]
+    assert not isinstance(first, BaseException)
+    return int(first.seq)
+
+
+async def _read_limited(request: web.Request, limit: int) -> bytes | None:
+    """The raw body; None past `limit` bytes, whether or not a length was declared."""
+    if request.content_length is not None and request.content_length > limit:
+        return None
+    chunks, size = [], 0
+    while chunk := await request.content.read(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _secret_matches(expected: str | None, given: str | None) -> bool:
+    """Constant-time, and an unset secret matches nothing: an open ingress is a forgery hole."""
+    if not expected or given is None:
+        return False
+    return hmac.compare_digest(expected.encode(), given.encode())
+
+
+def _answer(status: int, reason: str, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response({"ok": False, "error": reason}, status=status, headers=headers)

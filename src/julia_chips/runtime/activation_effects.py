@@ -1,0 +1,199 @@
+"""Carry out one saga action against the outside world and report its outcome.
+
+Every call here is safe to repeat after a crash, which is what lets the saga resume at a
+step that may have half-happened: Salvy's purchase carries the chip id as idempotency key,
+the instance name is derived from the chip id (a taken name is our own earlier attempt),
+the registrars check what is already registered, and chip commands carry fixed ids.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from nats.js.client import JetStreamContext
+
+from julia_chips.actors import activation_steps as act
+from julia_chips.actors.activation_saga import Saga, current_step
+from julia_chips.client import ChipClient
+from julia_chips.clock import Clock
+from julia_chips.events import commands as cmd
+from julia_chips.events.activation import RegistrarKind, Step
+from julia_chips.gateways.evolution_errors import InstanceMissing, InstanceNameTaken, redact
+from julia_chips.gateways.evolution_wire import InstanceSpec, WebhookTarget
+from julia_chips.gateways.registrars import EvolutionFor, Registrar, RegistrationFailed
+from julia_chips.gateways.salvy import SalvyClient
+from julia_chips.gateways.salvy_errors import SalvyRateLimited, SalvyUnavailable
+from julia_chips.gateways.vps import NoHostCapacity, VpsClient
+from julia_chips.gateways.vps_hosts import HostRegistry
+from julia_chips.runtime import observation_waits as waits
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ActivationPorts:
+    """Everything the activator talks to; tests and the sandbox build it with other URLs."""
+
+    js: JetStreamContext
+    chips: ChipClient
+    salvy: SalvyClient
+    vps: VpsClient
+    hosts: HostRegistry
+    evolution_for: EvolutionFor
+    registrars: Mapping[RegistrarKind, Registrar]
+    webhook: WebhookTarget  # where instances post, with the x-julia-secret
+    default_ddd: int = 11
+
+
+async def perform(ports: ActivationPorts, clock: Clock, saga: Saga, action: act.Action,
+                  policy: act.SagaPolicy) -> act.Outcome | None:
+    """The outcome of `action`; None after a back-off wait (nothing to record)."""
+    if isinstance(action, act.WaitUntil):
+        await _sleep_until(clock, action.until)
+        return None
+    step = current_step(saga)
+    try:
+        if isinstance(action, act.AwaitCode | act.AwaitConnection):
+            return await _dispatch(ports, clock, saga, action)
+        async with asyncio.timeout(policy.call_timeout):
+            return await _dispatch(ports, clock, saga, action)
+    except RegistrationFailed as exc:
+        return act.StepFailed(step=step, reason=redact(str(exc)), retryable=exc.retryable,
+                              drop_code=exc.drop_code, drop_host=exc.drop_host)
+    except TimeoutError:
+        return act.StepFailed(step=step, reason=f"timed out after {policy.call_timeout:g}s")
+    except (SalvyRateLimited, SalvyUnavailable, NoHostCapacity) as exc:
+        return act.StepFailed(step=step, reason=redact(str(exc)))
+    except Exception as exc:  # a failed step must become an event, never kill the saga
+        log.warning("activation of %s: %s failed", saga.chip_id, step.value, exc_info=True)
+        return act.StepFailed(step=step, reason=redact(f"{type(exc).__name__}: {exc}"))
+
+
+async def _sleep_until(clock: Clock, until: datetime) -> None:
+    """Clock time, so an accelerated clock shortens back-offs too."""
+    while (left := (until - clock.now()).total_seconds()) > 0:  # noqa: ASYNC110 (clock time)
+        await asyncio.sleep(min(left, 0.05))
+
+
+async def _dispatch(ports: ActivationPorts, clock: Clock, saga: Saga,
+                    action: act.Action) -> act.Outcome:
+    chip = saga.chip_id
+    match action:
+        case act.MarkActivating():
+            return await _mark_activating(ports, chip)
+        case act.ObtainNumber():
+            account = await ports.salvy.create_mobile_did(
+                action.ddd or ports.default_ddd, idempotency_key=action.idempotency_key,
+                name=f"julia-chip-{chip}")
+            return act.NumberBought(phone_number=account.phone_number,
+                                    salvy_account_id=account.id)
+        case act.AllocateHost():
+            hosts = [h for h in ports.hosts if h.name not in action.exclude]
+            return act.HostChosen(host=(await ports.vps.pick_host(hosts)).name)
+        case act.CreateInstance():
+            return await _create_instance(ports, action)
+        case act.RequestCode():
+            after = await waits.sms_cursor(ports.js, action.salvy_account_id)
+            host = ports.hosts.get(action.host)
+            await ports.registrars[action.registrar].request_code(host, action.phone_number)
+            return act.CodeSent(sms_after_seq=after)
+        case act.AwaitCode():
+            sms = await waits.wait_for_code(ports.js, clock, action.salvy_account_id,
+                                            action.after_seq, action.deadline)
+            if sms is None or sms.code is None:
+                return act.StepFailed(step=Step.CODE, reason="no SMS code before the deadline",
+                                      drop_code=True)
+            return act.CodeArrived(code=sms.code, sms_id=sms.sms_id)
+        case act.Register():
+            after = await waits.connection_cursor(ports.js, action.instance)
+            host = ports.hosts.get(action.host)
+            await ports.registrars[action.registrar].register(
+                host, action.instance, action.phone_number, action.code)
+            return act.Registered(obs_after_seq=after)
+        case act.AwaitConnection():
+            return await _await_connection(ports, clock, action)
+        case act.Complete():
+            return await _complete(ports, chip, action)
+        case act.ReleaseHost():
+            return await _release(ports, action)
+        case act.ReportFailure():
+            return await _report_failure(ports, chip, action)
+    raise AssertionError(f"no effect for {type(action).__name__}")
+
+
+async def _mark_activating(ports: ActivationPorts, chip: str) -> act.Outcome:
+    reply = await ports.chips.send(chip, cmd.StartActivation(command_id="activator:start"))
+    if reply.ok or reply.state == "activating":
+        return act.ChipMarked()
+    return act.StepFailed(step=Step.START, reason=f"chip refused: {reply.error}",
+                          retryable=False)
+
+
+async def _create_instance(ports: ActivationPorts, action: act.CreateInstance) -> act.Outcome:
+    host = ports.hosts.get(action.host)
+    health = await ports.vps.health(host)
+    if health.free_slots <= 0:
+        return act.StepFailed(step=Step.INSTANCE, reason=f"host {host.name} lost: "
+                              f"{health.error or 'no free slot'}", drop_host=True)
+    binding = await ports.registrars[action.registrar].binding(action.phone_number)
+    spec = InstanceSpec(name=action.name, webhook=ports.webhook,
+                        integration=binding.integration, number=binding.number,
+                        token=binding.token)
+    # A taken name is our own earlier attempt, cut short before it was recorded.
+    with contextlib.suppress(InstanceNameTaken):
+        await ports.evolution_for(host).create_instance(spec)
+    return act.InstanceReady(instance=action.name)
+
+
+async def _await_connection(ports: ActivationPorts, clock: Clock,
+                            action: act.AwaitConnection) -> act.Outcome:
+    evolution = ports.evolution_for(ports.hosts.get(action.host))
+
+    async def probe() -> bool:
+        try:
+            return await evolution.connection_state(action.instance) == "open"
+        except Exception:  # the webhook may still come; the probe is only a fallback
+            return False
+
+    if await waits.wait_for_open(ports.js, clock, action.instance, action.after_seq,
+                                 action.deadline, probe):
+        return act.Opened()
+    return act.StepFailed(step=Step.CONNECTION, reason="connection not open before the deadline")
+
+
+async def _complete(ports: ActivationPorts, chip: str, action: act.Complete) -> act.Outcome:
+    command = cmd.CompleteActivation(command_id="activator:complete", instance=action.instance,
+                                     host=action.host)
+    reply = await ports.chips.send(chip, command)
+    if reply.ok:
+        return act.ChipCompleted()
+    return act.StepFailed(step=Step.COMPLETE, reason=f"chip refused: {reply.error}",
+                          retryable=False)
+
+
+async def _release(ports: ActivationPorts, action: act.ReleaseHost) -> act.Outcome:
+    """Delete the instance so the host's slot is free again; the number is kept."""
+    if action.instance is not None:
+        try:
+            evolution = ports.evolution_for(ports.hosts.get(action.host))
+            await evolution.delete(action.instance)
+        except (InstanceMissing, KeyError):
+            pass
+        except Exception as exc:
+            log.warning("could not delete instance %s: %s", action.instance, exc)
+    return act.HostFreed()
+
+
+async def _report_failure(ports: ActivationPorts, chip: str,
+                          action: act.ReportFailure) -> act.Outcome:
+    command = cmd.FailActivation(command_id="activator:fail", reason=action.reason[:1000],
+                                 retryable=action.retryable, step=action.step.value)
+    reply = await ports.chips.send(chip, command)
+    if not reply.ok:
+        log.warning("chip %s refused FailActivation: %s", chip, reply.error)
+    return act.FailureSent()

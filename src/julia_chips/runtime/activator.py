@@ -1,0 +1,164 @@
+"""The Chip Activator runner: starts a saga for each `Provisioned` chip and drives it.
+
+Driving is a loop of pure and impure halves: fold the saga's events, ask `next_action`,
+`perform` it, `decide` on the outcome, append the events. A restart (or SIGKILL) loses
+nothing but the step in flight, which is safe to repeat; `run` resumes every unfinished saga
+before it takes new chips. One activator process at a time is assumed; a second one would
+lose the append races (expected sequence) instead of doing steps twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+import msgspec
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.client import JetStreamContext
+
+from julia_chips.actors import activation_steps as act
+from julia_chips.actors.activation_saga import Saga, decide, evolve, fold, next_action
+from julia_chips.clock import Clock
+from julia_chips.events import chip as chip_ev
+from julia_chips.events.activation import RegistrarKind
+from julia_chips.events.codec import decode_event
+from julia_chips.runtime.activation_effects import ActivationPorts, perform
+from julia_chips.runtime.activation_log import ActivationLog, SagaWriteConflict
+from julia_chips.subjects import Stream
+
+log = logging.getLogger(__name__)
+
+DURABLE = "activator"
+RegistrarChoice = Callable[[chip_ev.Provisioned], RegistrarKind]
+
+
+class ActivatorSettings(msgspec.Struct, frozen=True, kw_only=True):
+    policy: act.SagaPolicy = act.SagaPolicy()
+    max_concurrent: int = 50  # sagas stepping at once; the rest queue
+    default_registrar: RegistrarKind = "cloud_api"
+
+
+DEFAULT_SETTINGS = ActivatorSettings()
+
+
+class Activator:
+    """:param choose_registrar: per-chip registrar (default: `settings.default_registrar`)."""
+
+    def __init__(self, ports: ActivationPorts, clock: Clock,
+                 settings: ActivatorSettings = DEFAULT_SETTINGS,
+                 choose_registrar: RegistrarChoice | None = None) -> None:
+        self._ports = ports
+        self._clock = clock
+        self._settings = settings
+        self._choose = choose_registrar or (lambda _p: settings.default_registrar)
+        self._log = ActivationLog(ports.js)
+        self._running: dict[str, asyncio.Task[None]] = {}
+        self._gate = asyncio.Semaphore(settings.max_concurrent)
+
+    @property
+    def js(self) -> JetStreamContext:
+        return self._ports.js
+
+    async def run(self) -> None:
+        """Resume unfinished sagas, then follow chip events for new `Provisioned` chips."""
+        for chip_id in await self._log.unfinished():
+            self._spawn(chip_id)
+        log.info("activator resumed %d unfinished activation(s)", len(self._running))
+        config = ConsumerConfig(durable_name=DURABLE, ack_policy=AckPolicy.EXPLICIT,
+                                deliver_policy=DeliverPolicy.ALL, ack_wait=30.0,
+                                filter_subject="chip.evt.>")
+        sub = await self.js.pull_subscribe("chip.evt.>", durable=DURABLE,
+                                           stream=Stream.CHIP_EVENTS, config=config)
+        try:
+            while True:
+                try:
+                    batch = await sub.fetch(64, timeout=1.0)
+                except TimeoutError:
+                    continue
+                for msg in batch:
+                    await self._on_chip_event(msg.data, msg.headers)
+                    await msg.ack()
+        finally:
+            await self._stop_sagas()
+
+    async def _on_chip_event(self, data: bytes, headers: dict[str, str] | None) -> None:
+        try:
+            event = decode_event(data, headers)
+        except Exception:
+            log.warning("undecodable chip event skipped by the activator")
+            return
+        if isinstance(event, chip_ev.Provisioned):
+            await self.request(event)
+
+    async def request(self, provisioned: chip_ev.Provisioned) -> None:
+        """Record the saga's start (a repeat is a no-op) and drive it."""
+        chip_id = provisioned.chip_id
+        outcome = act.Requested(registrar=self._choose(provisioned), ddd=provisioned.ddd,
+                                phone_number=provisioned.phone_number,
+                                salvy_account_id=provisioned.salvy_account_id)
+        events, last = await self._log.load(chip_id)
+        saga = fold(chip_id, events)
+        new = decide(saga, outcome, self._settings.policy, self._clock.now())
+        if new:
+            await self._log.append(chip_id, new, last)
+            self._spawn(chip_id)
+
+    def _spawn(self, chip_id: str) -> None:
+        if chip_id in self._running:
+            return
+        task = asyncio.create_task(self._drive(chip_id), name=f"activation-{chip_id}")
+        self._running[chip_id] = task
+        task.add_done_callback(lambda _t: self._running.pop(chip_id, None))
+
+    async def _drive(self, chip_id: str) -> None:
+        async with self._gate:
+            while True:
+                try:
+                    await self._drive_once(chip_id)
+                    return
+                except SagaWriteConflict:
+                    log.warning("activation of %s moved under us: reloading", chip_id)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # NATS hiccup: back off, then refold and continue
+                    log.exception("activation of %s interrupted", chip_id)
+                    await asyncio.sleep(1.0)
+
+    async def _drive_once(self, chip_id: str) -> None:
+        events, last = await self._log.load(chip_id)
+        saga = fold(chip_id, events)
+        policy = self._settings.policy
+        while not isinstance(action := next_action(saga, policy, self._clock.now()),
+                             act.Finished):
+            outcome = await perform(self._ports, self._clock, saga, action, policy)
+            if outcome is None:
+                continue
+            new = decide(saga, outcome, policy, self._clock.now())
+            last = await self._log.append(chip_id, new, last)
+            for event in new:
+                saga = evolve(saga, event)
+                _log_progress(saga, event)
+
+    async def _stop_sagas(self) -> None:
+        tasks = list(self._running.values())
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def wait_idle(self) -> None:
+        """Until no saga is being driven (tests and the benchmark)."""
+        while self._running:
+            await asyncio.gather(*list(self._running.values()), return_exceptions=True)
+
+
+def _log_progress(saga: Saga, event: object) -> None:
+    name = type(event).__name__
+    if name in ("AttemptFailed", "ActivationAbandoned"):
+        log.warning("activation of %s: %s (%s)", saga.chip_id, name,
+                    getattr(event, "reason", ""))
+    else:
+        log.info("activation of %s: %s", saga.chip_id, name)

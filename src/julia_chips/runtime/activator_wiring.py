@@ -1,0 +1,135 @@
+"""Wire the activator to real endpoints or to the sandbox, and run it until cancelled.
+
+`Config` (owned by the app) does not hold the activator's extra settings yet, so they are
+read here from variables named below, once, by whoever calls `endpoints_from_env` in main.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import msgspec
+from nats.aio.client import Client as NATS
+
+from julia_chips.client import ChipClient
+from julia_chips.clock import Clock
+from julia_chips.config import Config, ConfigError
+from julia_chips.gateways.cloud_api import CloudApiClient
+from julia_chips.gateways.evolution import EvolutionClient
+from julia_chips.gateways.evolution_wire import WebhookTarget
+from julia_chips.gateways.registrars import CloudApiRegistrar, VpsRegistrar
+from julia_chips.gateways.salvy import SalvyClient
+from julia_chips.gateways.vps import VpsClient
+from julia_chips.gateways.vps_hosts import HostRegistry, VpsHost
+from julia_chips.runtime.activation_effects import ActivationPorts
+from julia_chips.runtime.activator import DEFAULT_SETTINGS, Activator, ActivatorSettings
+from julia_chips.sandbox.world import Sandbox
+
+log = logging.getLogger(__name__)
+
+
+class ActivatorEndpoints(msgspec.Struct, frozen=True, kw_only=True):
+    """Where the activator's outside world is. Secrets are held, never logged."""
+
+    salvy_url: str
+    salvy_token: str
+    evolution_url: str  # one gateway for every host (per-host gateways: `evolution_urls`)
+    evolution_api_key: str
+    cloud_api_url: str
+    cloud_api_token: str
+    cloud_api_waba_id: str
+    cloud_api_pin: str
+    hosts: list[VpsHost]
+    ssh_keys: list[Any]  # asyncssh keys or key file paths
+    webhook_url: str  # our public /webhooks/evolution, set on each instance
+    webhook_secret: str
+    evolution_urls: dict[str, str] = {}  # host name -> its own gateway, when they differ
+
+
+def endpoints_from_sandbox(sandbox: Sandbox, *, webhook_url: str, webhook_secret: str,
+                           pin: str = "246810") -> ActivatorEndpoints:
+    assert sandbox.cloud_api is not None
+    return ActivatorEndpoints(
+        salvy_url=sandbox.salvy_url, salvy_token=sandbox.salvy_token,
+        evolution_url=sandbox.evolution_url, evolution_api_key=sandbox.evolution_api_key,
+        cloud_api_url=sandbox.cloud_api_url, cloud_api_token=sandbox.cloud_api.token,
+        cloud_api_waba_id=sandbox.cloud_api.waba_id, cloud_api_pin=pin,
+        hosts=sandbox.vps_hosts, ssh_keys=[sandbox.vps_client_key],
+        webhook_url=webhook_url, webhook_secret=webhook_secret)
+
+
+_ENV = {"CLOUD_API_URL": "cloud_api_url", "CLOUD_API_TOKEN": "cloud_api_token",
+        "CLOUD_API_WABA_ID": "cloud_api_waba_id", "CLOUD_API_PIN": "cloud_api_pin",
+        "JULIA_PUBLIC_URL": "public_url", "VPS_HOSTS_FILE": "hosts_file"}
+
+
+def endpoints_from_env(config: Config, env: Mapping[str, str]) -> ActivatorEndpoints:
+    """From Config plus CLOUD_API_URL/TOKEN/WABA_ID/PIN, JULIA_PUBLIC_URL, VPS_HOSTS_FILE.
+
+    :raises ConfigError: naming the first missing variable.
+    """
+    values = {field: env.get(var, "") for var, field in _ENV.items()}
+    required = {"SALVY_API_URL": config.salvy_api_url, "SALVY_API_TOKEN": config.salvy_api_token,
+                "EVOLUTION_API_URL": config.evolution_api_url,
+                "EVOLUTION_API_KEY": config.evolution_api_key, "VPS_SSH_KEY": config.vps_ssh_key,
+                "JULIA_WEBHOOK_SECRET": config.webhook_secret,
+                **{var: values[field] for var, field in _ENV.items()}}
+    for var, value in required.items():
+        if not value:
+            raise ConfigError(f"{var} is required to run the activator")
+    hosts = HostRegistry.from_json(Path(values["hosts_file"]).read_bytes())
+    return ActivatorEndpoints(
+        salvy_url=config.salvy_api_url or "", salvy_token=config.salvy_api_token or "",
+        evolution_url=config.evolution_api_url or "",
+        evolution_api_key=config.evolution_api_key or "",
+        cloud_api_url=values["cloud_api_url"], cloud_api_token=values["cloud_api_token"],
+        cloud_api_waba_id=values["cloud_api_waba_id"], cloud_api_pin=values["cloud_api_pin"],
+        hosts=list(hosts), ssh_keys=[config.vps_ssh_key],
+        webhook_url=values["public_url"].rstrip("/") + "/webhooks/evolution",
+        webhook_secret=config.webhook_secret or "")
+
+
+@asynccontextmanager
+async def activation_ports(nc: NATS, endpoints: ActivatorEndpoints, *,
+                           ssh_timeouts: Sequence[float] = (10.0, 120.0)
+                           ) -> AsyncIterator[ActivationPorts]:
+    """Clients on one HTTP session, closed when the block ends."""
+    async with aiohttp.ClientSession() as session:
+        evolutions: dict[str, EvolutionClient] = {}
+
+        def evolution_for(host: VpsHost) -> EvolutionClient:
+            url = endpoints.evolution_urls.get(host.name, endpoints.evolution_url)
+            if url not in evolutions:
+                evolutions[url] = EvolutionClient(session, url, endpoints.evolution_api_key)
+            return evolutions[url]
+
+        vps = VpsClient(client_keys=endpoints.ssh_keys, connect_timeout=ssh_timeouts[0],
+                        command_timeout=ssh_timeouts[1])
+        graph = CloudApiClient(session, endpoints.cloud_api_url, endpoints.cloud_api_token,
+                               endpoints.cloud_api_waba_id)
+        chips = ChipClient(nc)
+        yield ActivationPorts(
+            js=nc.jetstream(), chips=chips,
+            salvy=SalvyClient(session, endpoints.salvy_url, endpoints.salvy_token),
+            vps=vps, hosts=HostRegistry(endpoints.hosts), evolution_for=evolution_for,
+            registrars={
+                "cloud_api": CloudApiRegistrar(graph, evolution_for, pin=endpoints.cloud_api_pin,
+                                               access_token=endpoints.cloud_api_token),
+                "vps": VpsRegistrar(vps, evolution_for)},
+            webhook=WebhookTarget(url=endpoints.webhook_url, secret=endpoints.webhook_secret))
+        await chips.close()
+
+
+async def run_activator(nc: NATS, clock: Clock, config: Config, *,
+                        endpoints: ActivatorEndpoints,
+                        settings: ActivatorSettings = DEFAULT_SETTINGS) -> None:
+    """Run the activator until cancelled. `config` is kept for what it will grow to carry
+    (step timeouts, concurrency); today the endpoints say everything."""
+    del config
+    async with activation_ports(nc, endpoints) as ports:
+        await Activator(ports, clock, settings).run()

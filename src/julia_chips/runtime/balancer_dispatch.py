@@ -1,0 +1,114 @@
+"""Dispatch without double-sends: record the attempt, call the gateway, record the outcome.
+
+The gateway is a port (`WhatsAppSender`). In production it is the Evolution API client
+(`gateways/evolution.py`) behind `EvolutionSender`; in tests, `FakeSender`. Anything other
+than a definite "not sent" from the gateway settles the attempt as `SendUnknown`, never as a
+failure to retry: a doctor messaged twice is the harm this module exists to prevent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from pathlib import Path
+from typing import Any, Protocol
+
+from nats.js.client import JetStreamContext
+
+from julia_chips.clock import Clock
+from julia_chips.events import messages as msg
+from julia_chips.privacy import mask_phone
+from julia_chips.runtime.balancer_store import append_message_event
+
+log = logging.getLogger(__name__)
+
+
+class SendRefused(Exception):
+    """The gateway said no before anything left for WhatsApp: known not sent."""
+
+
+class WhatsAppSender(Protocol):
+    """Send one text through a chip's gateway instance; returns the gateway's message id.
+
+    :raises SendRefused: definitely not sent. Any other exception: outcome unknown.
+    """
+
+    async def send_text(self, instance: str, phone: str, text: str) -> str: ...
+
+
+class EvolutionSender:
+    """Adapts `gateways.evolution.EvolutionClient` (whose `send_text` returns a `SentMessage`)
+    to the port. Only an error that says the request never left (`request_sent` False) is a
+    refusal; `SendOutcomeUnknown` and everything else stay unknown."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    async def send_text(self, instance: str, phone: str, text: str) -> str:
+        try:
+            sent = await self._client.send_text(instance, phone, text)
+        except Exception as err:
+            if getattr(err, "request_sent", True) is False:
+                raise SendRefused(str(err)) from err
+            raise
+        return str(sent.message_id)
+
+
+class FakeSender:
+    """In-memory gateway for tests and benchmarks; `journal` keeps sends across a SIGKILL."""
+
+    def __init__(self, journal: Path | None = None, delay: float = 0.0) -> None:
+        self.sent: list[tuple[str, str, str]] = []
+        self.hang_on: set[str] = set()  # texts whose send never answers (crash tests)
+        self.refuse_on: set[str] = set()
+        self._journal = journal
+        self._delay = delay
+
+    async def send_text(self, instance: str, phone: str, text: str) -> str:
+        if text in self.refuse_on:
+            raise SendRefused("number is not on WhatsApp")
+        self.sent.append((instance, phone, text))
+        if self._journal is not None:
+            with self._journal.open("a") as out:
+                out.write(json.dumps({"instance": instance, "text": text}) + "\n")
+        if self._delay:
+            await asyncio.sleep(self._delay)
+        if text in self.hang_on:
+            await asyncio.Event().wait()
+        return f"fake-{len(self.sent)}"
+
+
+async def dispatch(js: JetStreamContext, sender: WhatsAppSender, clock: Clock,
+                   attempt: msg.SendAttempted, instance: str, phone: str, text: str
+                   ) -> msg.MessageEvent | None:
+    """Attempt, send, settle; returns the outcome event, None when another balancer had
+    already recorded this attempt (then nothing is sent: never twice)."""
+    if not await append_message_event(js, attempt):
+        return None
+    common = {"chip_id": attempt.chip_id, "attempt_id": attempt.attempt_id}
+    outcome: msg.MessageEvent
+    try:
+        message_id = await sender.send_text(instance, phone, text)
+    except SendRefused as err:
+        outcome = msg.SendFailed(event_id=f"{attempt.attempt_id}:failed", reason=str(err)[:500],
+                                 occurred_at=clock.now(), **common)
+    except Exception as err:
+        log.warning("send %s to %s via %s: outcome unknown (%s)", attempt.attempt_id,
+                    mask_phone(phone), instance, type(err).__name__)
+        outcome = msg.SendUnknown(event_id=f"{attempt.attempt_id}:unknown",
+                                  reason=f"gateway error {type(err).__name__}",
+                                  occurred_at=clock.now(), **common)
+    else:
+        outcome = msg.SendDispatched(event_id=f"{attempt.attempt_id}:dispatched",
+                                     message_id=message_id, occurred_at=clock.now(), **common)
+    await append_message_event(js, outcome)
+    return outcome
+
+
+def crashed_attempt(attempt_id: str, chip_id: str, clock: Clock) -> msg.SendUnknown:
+    """An attempt found without an outcome after a takeover: held, never re-sent."""
+    return msg.SendUnknown(event_id=f"{attempt_id}:unknown", chip_id=chip_id,
+                           attempt_id=attempt_id, occurred_at=clock.now(),
+                           reason="balancer stopped between the attempt and the gateway's "
+                                  "answer; not re-sent, needs review")

@@ -1,0 +1,279 @@
+"""The balancer while it holds the lease: rebuilt state, chip reactions, failover, backlog.
+
+Decisions happen synchronously in the event loop (decide, then evolve at once), so the
+in-memory state is never read half-updated; the I/O they cause (appends, gateway calls,
+replies) runs afterwards in one mailbox per doctor, which keeps each doctor's events in
+order. Any failed write means the state may be ahead of the streams: the leader steps down
+and whoever leads next rebuilds from the streams.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+import msgspec
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+
+from julia_chips.actors.balancer import Event
+from julia_chips.actors.balancer_backlog import serve_backlog
+from julia_chips.actors.balancer_failover import orphaned_chips, plan_failover, plan_pool
+from julia_chips.actors.balancer_state import (
+    SERVING,
+    BalancerState,
+    apply_chip_event,
+    apply_fleet_event,
+    evolve,
+)
+from julia_chips.actors.recipient_protection import DEFAULT_PROTECTION, ProtectionPolicy
+from julia_chips.client import ChipClient
+from julia_chips.clock import Clock
+from julia_chips.events import commands as cmd
+from julia_chips.events import messages as msg
+from julia_chips.events import route as rt
+from julia_chips.events.chip import Status
+from julia_chips.events.codec import decode_event
+from julia_chips.events.fleet import AnyFleetEvent
+from julia_chips.runtime.balancer_dispatch import WhatsAppSender, crashed_attempt, dispatch
+from julia_chips.runtime.balancer_metrics import BACKLOG, BACKLOG_OLDEST, FAILOVER_SECONDS
+from julia_chips.runtime.balancer_store import (
+    RouteLog,
+    append_message_event,
+    replay,
+    stream_seq,
+)
+from julia_chips.runtime.mailbox import Mailboxes
+from julia_chips.subjects import Stream
+
+log = logging.getLogger(__name__)
+Job = Callable[[], Awaitable[None]]
+_FLEET = msgspec.json.Decoder(AnyFleetEvent)
+
+
+class BalancerSettings(msgspec.Struct, frozen=True, kw_only=True):
+    max_active: int = 10  # MAX_CHIPS_ACTIVE
+    lease_ttl: float = 10.0  # seconds; the standby takes over this long after a leader dies
+    ack_wait: float = 30.0  # seconds before an unanswered request is redelivered
+    max_deliver: int = 5
+    backlog_every: float = 1.0  # seconds between backlog passes (new day, freed capacity)
+    ledger_horizon: timedelta = timedelta(days=8)  # caps look back a week at most
+    protection: ProtectionPolicy = DEFAULT_PROTECTION
+
+
+class FailoverTiming(msgspec.Struct, frozen=True, kw_only=True):
+    chip_id: str
+    status: str
+    reassigned: int
+    quarantined: int
+    seconds: float  # from receiving the chip event to the last reassignment stored
+
+
+class Leader:
+    def __init__(self, nc: NATS, clock: Clock, settings: BalancerSettings,
+                 sender: WhatsAppSender, failovers: list[FailoverTiming]) -> None:
+        self.nc, self.js = nc, nc.jetstream()
+        self.clock, self.settings, self.sender = clock, settings, sender
+        self.state = BalancerState()
+        self.routes = RouteLog(self.js)
+        self.failovers = failovers
+        self.mailboxes: Mailboxes[Job] = Mailboxes(self._run_job)
+        self.deposed = asyncio.Event()
+        self.in_flight: set[str] = set()  # attempt ids this leader is dispatching now
+        self._chips = ChipClient(nc)
+        self._pool_pending: dict[str, float] = {}  # chip -> monotonic deadline of the ask
+        self._caught_up = False
+        self._passes = 0
+        self._subs: list[object] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def rebuild(self) -> None:
+        """Fold the streams into state, settle crashed attempts, redo unfinished failovers."""
+        started = time.monotonic()
+        await replay(self.js, Stream.ROUTE_EVENTS, "route.evt.>", self._apply_route)
+        since = self.clock.now() - self.settings.ledger_horizon
+        await replay(self.js, Stream.MSG_EVENTS, "msg.evt.>", self._apply_ledger, since=since)
+        self._subs.append(await replay(self.js, Stream.CHIP_EVENTS, "chip.evt.>",
+                                       self._on_chip, live=True))
+        self._subs.append(await replay(self.js, Stream.FLEET_EVENTS, "fleet.evt.>",
+                                       self._on_fleet, live=True))
+        self._caught_up = True
+        for attempt_id, attempt in list(self.state.attempts.items()):
+            if attempt.outcome is None:
+                unknown = crashed_attempt(attempt_id, attempt.chip_id, self.clock)
+                await append_message_event(self.js, unknown)
+                evolve(self.state, unknown)
+                log.warning("attempt %s had no outcome: marked unknown, not re-sent", attempt_id)
+        for chip_id in orphaned_chips(self.state):
+            self._fail_over(chip_id, f"takeover-{chip_id}-{self.state.chips[chip_id].version}")
+        self.tend_pool()
+        log.info("balancer state rebuilt in %.2fs: %d chips, %d doctors, %d waiting",
+                 time.monotonic() - started, len(self.state.chips), len(self.state.doctors),
+                 len(self.state.backlog))
+
+    def _apply_route(self, m: Msg) -> None:
+        event = rt.decode_route_event(m.data)
+        evolve(self.state, event)
+        self.routes.note(event.doctor_id, stream_seq(m))
+
+    def _apply_ledger(self, m: Msg) -> None:
+        evolve(self.state, msg.decode_message_event(m.data))
+
+    def _on_fleet(self, m: Msg) -> None:
+        apply_fleet_event(self.state, _FLEET.decode(m.data))
+
+    def _on_chip(self, m: Msg) -> None:
+        event = decode_event(m.data, m.headers)
+        before = self.state.chips.get(event.chip_id)
+        chip = apply_chip_event(self.state, event)
+        if not self._caught_up or before is None or before.status is chip.status:
+            return
+        self._pool_pending.pop(chip.chip_id, None)
+        if before.status in SERVING and chip.status is not Status.ACTIVE:
+            self._fail_over(chip.chip_id, f"failover-{stream_seq(m)}")
+        if chip.status in SERVING:
+            self.serve_backlog()
+        self.tend_pool()
+
+    def _fail_over(self, chip_id: str, cause_id: str) -> None:
+        started = time.monotonic()
+        events = plan_failover(self.state, chip_id, self.clock.now(), cause_id,
+                               self.settings.protection)
+        if not events:
+            return
+        done: list[asyncio.Future[None]] = []
+        for event in events:
+            evolve(self.state, event)
+            done.append(self.post(event.doctor_id, self._appender([event])))
+        status = self.state.chips[chip_id].status
+        timing = {"chip_id": chip_id, "status": status.value if status else "unknown",
+                  "reassigned": sum(isinstance(e, rt.ConversationReassigned) for e in events),
+                  "quarantined": sum(isinstance(e, rt.DoctorQuarantined) for e in events)}
+        self.spawn(self._time_failover(started, done, timing))
+
+    async def _time_failover(self, started: float, done: list[asyncio.Future[None]],
+                             timing: dict[str, str | int]) -> None:
+        await asyncio.gather(*done, return_exceptions=True)
+        record = FailoverTiming(seconds=time.monotonic() - started, **timing)  # type: ignore[arg-type]
+        self.failovers.append(record)
+        FAILOVER_SECONDS.observe(record.seconds)
+        log.info("failover of chip %s (%s): %d reassigned, %d quarantined in %.3fs",
+                 record.chip_id, record.status, record.reassigned, record.quarantined,
+                 record.seconds)
+
+    def _appender(self, events: list[Event]) -> Job:
+        async def append() -> None:
+            for event in events:
+                if isinstance(event, rt.RouteEvent):
+                    await self.routes.append(event)
+        return append
+
+    def serve_backlog(self) -> None:
+        """Serve what fits now; each request's I/O runs in its doctor's mailbox."""
+        self._passes += 1
+        events = serve_backlog(self.state, self.clock.now(), f"backlog-{self._passes}",
+                               self.settings.protection)
+        by_request: dict[str, list[Event]] = {}
+        for event in events:
+            by_request.setdefault(_request_of(event), []).append(event)
+        for request_id, group in by_request.items():
+            entry = self.state.backlog.get(request_id)
+            for event in group:
+                evolve(self.state, event)
+            if entry is not None:
+                self.post(entry.doctor_id, self._served(entry, group))
+        self._report_backlog()
+
+    def _served(self, entry: rt.RequestQueued, events: list[Event]) -> Job:
+        async def serve() -> None:
+            attempt = next((e for e in events if isinstance(e, msg.SendAttempted)), None)
+            await self._appender([e for e in events if not isinstance(e, rt.RequestServed)])()
+            if attempt is not None:
+                await self.send(attempt, entry.doctor_phone, entry.text)
+            await self._appender([e for e in events if isinstance(e, rt.RequestServed)])()
+        return serve
+
+    async def send(self, attempt: msg.SendAttempted, phone: str, text: str) -> str:
+        """Dispatch an attempt already folded into state; returns its status."""
+        self.in_flight.add(attempt.attempt_id)
+        try:
+            instance = self.state.chips[attempt.chip_id].instance or attempt.chip_id
+            outcome = await dispatch(self.js, self.sender, self.clock, attempt, instance,
+                                     phone, text)
+        finally:
+            self.in_flight.discard(attempt.attempt_id)
+        if outcome is None:
+            return "unknown"
+        evolve(self.state, outcome)  # type: ignore[arg-type]
+        return self.state.attempts[attempt.attempt_id].outcome or "unknown"
+
+    def _report_backlog(self) -> None:
+        BACKLOG.set(len(self.state.backlog))
+        oldest = next(iter(self.state.backlog.values()), None)
+        age = (self.clock.now() - oldest.occurred_at).total_seconds() if oldest else 0.0
+        BACKLOG_OLDEST.set(max(0.0, age))
+
+    def tend_pool(self) -> None:
+        now = time.monotonic()
+        self._pool_pending = {c: t for c, t in self._pool_pending.items() if t > now}
+        for move in plan_pool(self.state, self.settings.max_active, self._pool_pending):
+            self._pool_pending[move.chip_id] = now + 30.0
+            self.spawn(self._move_chip(move.chip_id, move.promote, move.reason))
+
+    async def _move_chip(self, chip_id: str, promote: bool, reason: str) -> None:
+        version = self.state.chips[chip_id].version  # same ask, same id: the chip dedupes it
+        command: cmd.AnyChipCommand = (
+            cmd.PutInService(command_id=f"balancer-in-{version}") if promote
+            else cmd.TakeOutOfService(command_id=f"balancer-out-{version}", reason=reason))
+        try:
+            reply = await self._chips.send(chip_id, command, timeout=self.settings.ack_wait)
+        except Exception as err:
+            log.warning("pool move of chip %s not confirmed: %s", chip_id, type(err).__name__)
+            return
+        log.info("%s chip %s (%s): %s", "promoted" if promote else "took out", chip_id, reason,
+                 "ok" if reply.ok else reply.error)
+
+    def post(self, doctor_id: str, job: Job) -> asyncio.Future[None]:
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        async def tracked() -> None:
+            try:
+                await job()
+            finally:
+                if not done.done():
+                    done.set_result(None)
+        self.mailboxes.post(doctor_id, tracked)
+        return done
+
+    async def _run_job(self, doctor_id: str, job: Job) -> None:
+        try:
+            await job()
+        except Exception as err:
+            # The state is ahead of the streams now: step down, the next leader rebuilds.
+            log.error("write for doctor %s failed (%s): stepping down", doctor_id, err)
+            self.deposed.set()
+
+    def spawn(self, coro: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def close(self) -> None:
+        for sub in self._subs:
+            await sub.unsubscribe()  # type: ignore[attr-defined]
+        await self.mailboxes.cancel()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._chips.close()
+
+
+def _request_of(event: Event) -> str:
+    if isinstance(event, msg.MessageEvent):
+        return event.attempt_id
+    if isinstance(event, rt.RequestServed | rt.RequestCancelled):
+        return event.request_id
+    return event.event_id.rsplit(":", 1)[0]  # `<request_id>:assigned` / `:moved`

@@ -1,0 +1,15 @@
+"""The balancer's figures for Prometheus: backlog size and age, failover duration."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+BACKLOG = Gauge("julia_balancer_backlog", "Send requests waiting for a chip with capacity")
+BACKLOG_OLDEST = Gauge("julia_balancer_backlog_oldest_seconds",
+                       "Age of the oldest waiting send request")
+FAILOVER_SECONDS = Histogram(
+    "julia_balancer_failover_seconds",
+    "From a chip's Cooled/Banned/Retired event to its last conversation reassigned",
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30))
+REQUESTS = Counter("julia_balancer_requests_total", "Route requests answered", ["status"])
+IS_LEADER = Gauge("julia_balancer_leader", "1 while this process leads the balancer")

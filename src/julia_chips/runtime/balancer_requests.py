@@ -1,0 +1,161 @@
+"""The leader's consumer of `route.cmd.>`: decode, decide, then answer once it is done.
+
+A request is acked only after its events are stored and its answer sent, so a leader killed
+at any point leaves it to be redelivered to the next one. A redelivered send is recognised
+by its command id in the rebuilt ledger: answered again from there, never sent again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+from julia_chips.actors.balancer import Event, RouteRefused, decide
+from julia_chips.actors.balancer_state import evolve
+from julia_chips.events import messages as msg
+from julia_chips.events import route as rt
+from julia_chips.events.codec import ENCODER
+from julia_chips.runtime.balancer_leader import Job, Leader
+from julia_chips.runtime.balancer_metrics import REQUESTS
+from julia_chips.runtime.dead_letters import send_to_dead_letters
+from julia_chips.subjects import JuliaHeader, Stream
+
+log = logging.getLogger(__name__)
+FETCH_BATCH = 256
+MAX_IN_FLIGHT = 4096
+CONSUMER = "balancer"
+_ANSWERS = {"dispatched": True, "queued": True, "failed": False, "unknown": False}
+
+
+class RequestConsumer:
+    def __init__(self, leader: Leader) -> None:
+        self._leader = leader
+        self._in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
+
+    async def run(self) -> None:
+        """Pull and handle requests until cancelled or the leader is deposed."""
+        leader = self._leader
+        config = ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, ack_wait=leader.settings.ack_wait,
+                                deliver_policy=DeliverPolicy.ALL, max_ack_pending=MAX_IN_FLIGHT)
+        sub = await leader.js.pull_subscribe("route.cmd.>", durable=CONSUMER,
+                                             stream=Stream.ROUTE_CMDS, config=config)
+        try:
+            while not leader.deposed.is_set():
+                try:
+                    msgs = await sub.fetch(FETCH_BATCH, timeout=0.25)
+                except NatsTimeout:
+                    continue
+                for m in msgs:
+                    await self._in_flight.acquire()
+                    try:
+                        await self._handle(m)
+                    except Exception:
+                        self._in_flight.release()
+                        raise
+        finally:
+            await sub.unsubscribe()
+
+    async def _handle(self, m: Msg) -> None:
+        leader = self._leader
+        header_reply = (m.headers or {}).get(JuliaHeader.REPLY_TO)
+        if m.metadata.num_delivered > leader.settings.max_deliver:
+            await self._reject(m, header_reply, f"gave up after {leader.settings.max_deliver} "
+                                                "deliveries")
+            return
+        try:
+            command = rt.decode_route_command(m.subject.rsplit(".", 1)[-1], m.data)
+        except rt.BadRouteCommand as bad:
+            await self._reject(m, header_reply, str(bad))
+            return
+        reply_to = command.reply_to or header_reply
+        if isinstance(command, rt.SendRequest):
+            known = self._known(command)
+            if known == "in flight":
+                self._in_flight.release()  # the first delivery is still on it and will ack
+                return
+            if isinstance(known, rt.RouteReply):
+                await self._finish(m, reply_to, known)
+                return
+        try:
+            events = decide(leader.state, command, leader.clock.now(), leader.settings.protection)
+        except RouteRefused as refused:
+            await self._finish(m, reply_to, rt.RouteReply(ok=False, error=str(refused),
+                                                          reason=refused.reason))
+            return
+        for event in events:
+            evolve(leader.state, event)  # now, before any await: the next decision sees it
+        leader.post(command.doctor_id, self._carry_out(m, reply_to, command, events))
+
+    def _known(self, request: rt.SendRequest) -> rt.RouteReply | str | None:
+        state = self._leader.state
+        attempt = state.attempts.get(request.command_id)
+        if attempt is not None:
+            if request.command_id in self._leader.in_flight:
+                return "in flight"
+            status = attempt.outcome or "unknown"
+            return rt.RouteReply(ok=_ANSWERS.get(status, False), chip_id=attempt.chip_id,
+                                 status=status)
+        if request.command_id in state.backlog:
+            return rt.RouteReply(ok=True, status="queued",
+                                 reason=state.backlog[request.command_id].reason)
+        return None
+
+    def _carry_out(self, m: Msg, reply_to: str | None, command: rt.AnyRouteCommand,
+                   events: list[Event]) -> Job:
+        leader = self._leader
+
+        async def carry_out() -> None:
+            for event in events:
+                if isinstance(event, rt.RouteEvent):
+                    await leader.routes.append(event)
+            await self._finish(m, reply_to, await self._answer(command, events))
+        return carry_out
+
+    async def _answer(self, command: rt.AnyRouteCommand, events: list[Event]) -> rt.RouteReply:
+        attempt = next((e for e in events if isinstance(e, msg.SendAttempted)), None)
+        if isinstance(command, rt.SendRequest) and attempt is not None:
+            status = await self._leader.send(attempt, command.doctor_phone, command.text)
+            error = None if status == "dispatched" else f"send {status}: not re-sent"
+            return rt.RouteReply(ok=_ANSWERS[status], chip_id=attempt.chip_id, status=status,
+                                 error=error)
+        queued = next((e for e in events if isinstance(e, rt.RequestQueued)), None)
+        if queued is not None:
+            return rt.RouteReply(ok=True, status="queued", reason=queued.reason)
+        kind = type(command).__name__
+        status = {"OptOut": "opted_out", "OptIn": "opted_in"}.get(kind, "noted")
+        if any(isinstance(e, rt.DoctorOptedOut) for e in events):
+            status = "opted_out"
+        return rt.RouteReply(ok=True, status=status)
+
+    async def _finish(self, m: Msg, reply_to: str | None, reply: rt.RouteReply) -> None:
+        try:
+            if reply_to:
+                await self._leader.nc.publish(reply_to, ENCODER.encode(reply))
+            await m.ack()
+            REQUESTS.labels(status=reply.status or reply.reason or "refused").inc()
+        finally:
+            self._in_flight.release()
+
+    async def _reject(self, m: Msg, reply_to: str | None, reason: str) -> None:
+        """Bad input: tell the sender why, keep the bytes in the dead letters, store nothing."""
+        log.info("route request refused: %s", reason[:200])
+        await send_to_dead_letters(self._leader.js, "route", m.subject.rsplit(".", 1)[-1],
+                                   m.data, reason, m.subject)
+        reply_to = reply_to or _reply_to_of(m.data)
+        try:
+            if reply_to:
+                reply = rt.RouteReply(ok=False, error=reason, reason="invalid")
+                await self._leader.nc.publish(reply_to, ENCODER.encode(reply))
+            await m.term()
+        finally:
+            self._in_flight.release()
+
+
+def _reply_to_of(data: bytes) -> str | None:
+    from julia_chips.runtime.partition import _reply_to_of as best_effort
+
+    return best_effort(data)

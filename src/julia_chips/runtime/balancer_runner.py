@@ -1,0 +1,144 @@
+"""Runs the balancer: one leader at a time by KV lease, the others hot standbys.
+
+A standby polls the lease every `ttl / 4`; when the leader dies its key expires after
+`lease_ttl` and the standby takes over, rebuilds from the streams and consumes the requests
+the dead leader left unacked. The leader renews every `ttl / 3` and steps down the moment a
+renewal fails or a fenced write tells it someone else leads.
+
+Run alone: `python -m julia_chips.runtime.balancer_runner [--fake-gateway-journal PATH]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import uuid
+from pathlib import Path
+
+from nats.aio.client import Client as NATS
+
+from julia_chips.clock import Clock, SystemClock
+from julia_chips.config import Config
+from julia_chips.runtime.balancer_dispatch import FakeSender, WhatsAppSender
+from julia_chips.runtime.balancer_leader import BalancerSettings, FailoverTiming, Leader
+from julia_chips.runtime.balancer_lease import LeaderLease
+from julia_chips.runtime.balancer_metrics import IS_LEADER
+from julia_chips.runtime.balancer_requests import RequestConsumer
+from julia_chips.subjects import Bucket
+
+log = logging.getLogger(__name__)
+
+
+def balancer_settings(config: Config) -> BalancerSettings:
+    return BalancerSettings(max_active=config.max_chips_active, lease_ttl=config.lease_ttl,
+                            ack_wait=config.ack_wait, max_deliver=config.max_deliver)
+
+
+class BalancerRunner:
+    def __init__(self, nc: NATS, clock: Clock, settings: BalancerSettings,
+                 sender: WhatsAppSender, holder: str | None = None) -> None:
+        self._nc, self._clock, self._settings, self._sender = nc, clock, settings, sender
+        self.holder = holder or f"balancer-{uuid.uuid4().hex[:8]}"
+        self.failovers: list[FailoverTiming] = []  # for the benchmark and /metrics
+        self.leader: Leader | None = None
+        self.leading = asyncio.Event()
+        self._stopping = asyncio.Event()
+
+    async def run(self) -> None:
+        lease = LeaderLease(await self._nc.jetstream().key_value(Bucket.SHARD_LEASES),
+                            self.holder)
+        while not self._stopping.is_set():
+            if await lease.acquire():
+                log.info("%s leads the balancer", self.holder)
+                try:
+                    await self._lead(lease)
+                finally:
+                    await lease.release()
+                    IS_LEADER.set(0)
+                    self.leading.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self._settings.lease_ttl / 4)
+
+    async def _lead(self, lease: LeaderLease) -> None:
+        leader = Leader(self._nc, self._clock, self._settings, self._sender, self.failovers)
+        self.leader = leader
+        tasks = [asyncio.create_task(self._keep_lease(lease, leader))]
+        try:
+            await leader.rebuild()
+            self.leading.set()
+            IS_LEADER.set(1)
+            tasks += [asyncio.create_task(RequestConsumer(leader).run()),
+                      asyncio.create_task(self._tick(leader))]
+            stop = asyncio.create_task(self._stopping.wait())
+            deposed = asyncio.create_task(leader.deposed.wait())
+            await asyncio.wait([stop, deposed, *tasks], return_when=asyncio.FIRST_COMPLETED)
+            stop.cancel()
+            deposed.cancel()
+            for task in tasks:
+                if task.done() and task.exception():
+                    log.error("balancer task failed: %r", task.exception())
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await leader.close()
+            log.info("%s no longer leads the balancer", self.holder)
+
+    async def _keep_lease(self, lease: LeaderLease, leader: Leader) -> None:
+        while not leader.deposed.is_set():
+            await asyncio.sleep(self._settings.lease_ttl / 3)
+            if not await lease.renew():
+                log.warning("%s lost the balancer lease: stepping down", self.holder)
+                leader.deposed.set()
+
+    async def _tick(self, leader: Leader) -> None:
+        """Backlog passes (capacity frees at local midnight too) and pool upkeep."""
+        while True:
+            await asyncio.sleep(self._settings.backlog_every)
+            if leader.state.backlog:
+                leader.serve_backlog()
+            leader.tend_pool()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+
+async def run_balancer(nc: NATS, clock: Clock, config: Config, gateway: WhatsAppSender,
+                       holder: str | None = None) -> None:
+    """Entry for `julia-chips run`: leads or stands by until cancelled."""
+    runner = BalancerRunner(nc, clock, balancer_settings(config), gateway, holder)
+    try:
+        await runner.run()
+    except asyncio.CancelledError:
+        runner.stop()
+        raise
+
+
+async def _main(journal: Path | None, holder: str | None) -> int:
+    import nats
+
+    from julia_chips.config import load_config
+
+    config = load_config()
+    if not config.nats_url:
+        raise SystemExit("NATS_URL must be set to run the balancer alone")
+    nc = await nats.connect(config.nats_url, max_reconnect_attempts=-1)
+    await run_balancer(nc, SystemClock(), config, FakeSender(journal), holder)
+    return 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="run one balancer (leader or standby)")
+    parser.add_argument("--fake-gateway-journal", type=Path, default=None,
+                        help="send through an in-memory fake that logs sends to this file")
+    parser.add_argument("--holder", default=None, help="name in the lease (default: random)")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(_main(args.fake_gateway_journal, args.holder))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+"""The activator's waits on gateway observations in GATEWAY_OBS: an SMS code, an open socket.
+
+Each wait starts after a stream sequence recorded in the saga before the request that
+causes the observation, so an SMS that arrived while the activator was down is still found,
+and a stale code from an earlier request is never taken. Polling `next_by_subject` keeps no
+consumer state to leak when a saga is cancelled. Deadlines are read from the injected clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+
+from nats.js.client import JetStreamContext
+from nats.js.errors import NotFoundError
+
+from julia_chips.clock import Clock
+from julia_chips.gateways.observation_codec import ObservationUnreadable, decode_observation
+from julia_chips.gateways.observations import ConnectionUpdate, SmsReceived
+from julia_chips.subjects import Stream, gateway_observation, sms_observation
+
+POLL = 0.1  # seconds between looks at the stream
+
+StateProbe = Callable[[], Awaitable[bool]]  # asks the gateway directly whether it is open
+
+
+async def last_seq(js: JetStreamContext, subject: str) -> int:
+    """The stream sequence of the subject's last observation; 0 when there is none."""
+    try:
+        msg = await js.get_msg(Stream.GATEWAY_OBS, subject=subject, direct=True)
+    except NotFoundError:
+        return 0
+    return int(msg.seq or 0)
+
+
+async def sms_cursor(js: JetStreamContext, account_id: str) -> int:
+    return await last_seq(js, sms_observation(account_id))
+
+
+async def connection_cursor(js: JetStreamContext, instance: str) -> int:
+    return await last_seq(js, gateway_observation(instance))
+
+
+async def wait_for_code(js: JetStreamContext, clock: Clock, account_id: str, after_seq: int,
+                        deadline: datetime) -> SmsReceived | None:
+    """The first SMS carrying a WhatsApp code after `after_seq`; None at the deadline.
+    SMS without a code (spam, other services) are skipped: Salvy forwards everything."""
+    subject, cursor = sms_observation(account_id), after_seq + 1
+    while clock.now() < deadline:
+        found, cursor = await _next(js, subject, cursor)
+        if isinstance(found, SmsReceived) and found.code:
+            return found
+        if found is None:
+            await asyncio.sleep(POLL)
+    return None
+
+
+async def wait_for_open(js: JetStreamContext, clock: Clock, instance: str, after_seq: int,
+                        deadline: datetime, probe: StateProbe, probe_every: float = 2.0) -> bool:
+    """True once the instance reports `open`, by webhook or, since a gateway's webhooks are
+    fire-and-forget, by asking it every `probe_every` seconds; False at the deadline."""
+    subject, cursor = gateway_observation(instance), after_seq + 1
+    loop = asyncio.get_running_loop()
+    next_probe = loop.time() + probe_every
+    while clock.now() < deadline:
+        found, cursor = await _next(js, subject, cursor)
+        if isinstance(found, ConnectionUpdate) and found.state == "open":
+            return True
+        if found is None:
+            if loop.time() >= next_probe:
+                if await probe():
+                    return True
+                next_probe = loop.time() + probe_every
+            await asyncio.sleep(POLL)
+    return False
+
+
+async def _next(js: JetStreamContext, subject: str, cursor: int
+                ) -> tuple[ConnectionUpdate | SmsReceived | object | None, int]:
+    """The next observation at or after `cursor` (None when there is none yet)."""
+    try:
+        msg = await js.get_msg(Stream.GATEWAY_OBS, seq=cursor, subject=subject, next=True,
+                               direct=True)
+    except NotFoundError:
+        return None, cursor
+    assert msg.seq is not None
+    try:
+        return decode_observation(msg.data or b""), msg.seq + 1
+    except ObservationUnreadable:
+        return object(), msg.seq + 1  # another producer's kind: skip it

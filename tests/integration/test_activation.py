@@ -1,0 +1,135 @@
+"""The activator end to end: sandbox over real HTTP and SSH, chip workers on real NATS."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import msgspec
+from nats.aio.client import Client as NATS
+
+from julia_chips.actors.activation_saga import instance_name
+from julia_chips.events import activation as ev
+from julia_chips.events import chip as chip_ev
+from julia_chips.events import commands as cmd
+from julia_chips.events.activation import Step
+from julia_chips.events.chip import Status
+from julia_chips.runtime.activation_log import ActivationLog
+from tests.integration.activation_fixtures import (
+    FAST,
+    World,
+    activation_world,
+    running_activator,
+)
+
+SLOW_SMS = msgspec.structs.replace(FAST, policy=msgspec.structs.replace(
+    FAST.policy, attempts_by_step={Step.CODE: 2}, wait_timeouts={Step.CODE: 1.5,
+                                                                 Step.CONNECTION: 5.0}))
+
+STEP_EVENTS = (ev.ChipActivating, ev.NumberObtained, ev.HostAllocated, ev.InstanceCreated,
+               ev.CodeRequested, ev.CodeReceived, ev.NumberRegistered, ev.ConnectionOpened,
+               ev.ActivationCompleted)
+
+
+async def test_twenty_chips_activate_through_the_sandbox_and_end_warming(nc: NATS) -> None:
+    async with activation_world(nc) as world, running_activator(world):
+        chips = await world.provision(20)
+        await world.until_settled(chips, timeout=60)
+        again = await world.chips.send(chips[0], cmd.Provision(command_id="provision-again"))
+        assert again.state == Status.WARMING.value
+    sandbox = world.sandbox
+    assert len(sandbox.salvy.accounts) == 20  # one number each
+    assert set(sandbox.evolution.instances) == {instance_name(c) for c in chips}
+    assert all(i.state == "open" and i.integration == "WHATSAPP-BUSINESS"
+               for i in sandbox.evolution.instances.values())
+    assert sandbox.cloud_api is not None
+    assert [n.register_calls for n in sandbox.cloud_api.numbers.values()] == [1] * 20
+    for chip in chips:
+        events = await world.chip_events(chip)
+        assert isinstance(events[-1], chip_ev.Activated), events[-1]
+        kinds = Counter(type(e) for e in await world.saga_events(chip))
+        assert all(kinds[k] == 1 for k in STEP_EVENTS), kinds
+    assert await ActivationLog(nc.jetstream()).unfinished() == []
+
+
+async def failed(world: World, chip: str) -> chip_ev.ActivationFailed:
+    events = await world.chip_events(chip)
+    last = events[-1]
+    assert isinstance(last, chip_ev.ActivationFailed), last
+    return last
+
+
+async def test_sms_that_never_comes_times_out_and_fails_naming_the_step(nc: NATS) -> None:
+    async with activation_world(nc) as world, running_activator(world, SLOW_SMS):
+        assert world.sandbox.cloud_api is not None
+        world.sandbox.cloud_api.silence = True
+        [chip] = await world.provision(1)
+        await world.until_settled([chip], timeout=30)
+        failure = await failed(world, chip)
+    assert failure.step == "code" and "no SMS code" in failure.reason and failure.retryable
+    saga = await world.saga_events(chip)
+    assert sum(isinstance(e, ev.CodeRequested) for e in saga) == 2  # bounded: 2 attempts
+    assert isinstance(saga[-1], ev.FailureReported)
+    assert any(isinstance(e, ev.HostReleased) for e in saga)
+    assert instance_name(chip) not in world.sandbox.evolution.instances  # slot freed
+    assert len(world.sandbox.salvy.accounts) == 1  # the number is kept
+    assert all(a["status"] != "canceled" for a in world.sandbox.salvy.accounts.values())
+
+
+async def test_wrong_code_is_retried_with_a_new_code_then_fails(nc: NATS) -> None:
+    async with activation_world(nc) as world, running_activator(world):
+        assert world.sandbox.cloud_api is not None
+        world.sandbox.cloud_api.corrupt_codes = 1
+        [ok] = await world.provision(1)
+        await world.until_settled([ok], timeout=30)
+        assert isinstance((await world.chip_events(ok))[-1], chip_ev.Activated)
+        world.sandbox.cloud_api.corrupt_codes = 100
+        [bad] = await world.provision(1)
+        await world.until_settled([bad], timeout=30)
+        failure = await failed(world, bad)
+    assert failure.step == "register" and "136025" in failure.reason
+    saga = await world.saga_events(bad)
+    assert sum(isinstance(e, ev.CodeRequested) for e in saga) == 3
+    numbers = {n.phone: n for n in world.sandbox.cloud_api.numbers.values()}
+    assert all(n.register_calls <= 1 for n in numbers.values())  # never spent on a bad code
+
+
+async def test_register_lock_133016_is_terminal_and_never_looped(nc: NATS) -> None:
+    async with activation_world(nc) as world, running_activator(world):
+        assert world.sandbox.cloud_api is not None
+        world.sandbox.cloud_api.register_limit = 0
+        [chip] = await world.provision(1)
+        await world.until_settled([chip], timeout=30)
+        failure = await failed(world, chip)
+    assert failure.step == "register" and "133016" in failure.reason and not failure.retryable
+    assert [n.register_calls for n in world.sandbox.cloud_api.numbers.values()] == [1]
+
+
+async def test_host_down_another_host_is_chosen(nc: NATS) -> None:
+    async with activation_world(nc, hosts=3, capacity=5) as world:
+        await world.sandbox.hosts[0].kill()  # the emptiest: would be picked first
+        world.sandbox.hosts[1].used_slots = 1
+        world.sandbox.hosts[2].used_slots = 1
+        async with running_activator(world):
+            chips = await world.provision(3)
+            await world.until_settled(chips, timeout=30)
+    for chip in chips:
+        assert isinstance((await world.chip_events(chip))[-1], chip_ev.Activated)
+        [allocated] = [e for e in await world.saga_events(chip)
+                       if isinstance(e, ev.HostAllocated)]
+        assert allocated.host in ("vps-2", "vps-3")
+
+
+async def test_host_lost_after_allocation_is_replaced(nc: NATS) -> None:
+    async with (activation_world(nc, hosts=2, capacity=5, link_delay=None) as world,
+                running_activator(world, registrar="vps")):
+        [chip] = await world.provision(1)
+        allocated = await world.until_saga(chip, ev.HostAllocated)
+        first = allocated.host  # type: ignore[attr-defined]
+        await next(h for h in world.sandbox.hosts if h.name == first).kill()
+        world.sandbox.evolution._link_delay = 0.05  # the survivor links normally
+        await world.until_settled([chip], timeout=30)
+    saga = await world.saga_events(chip)
+    lost = [e for e in saga if isinstance(e, ev.AttemptFailed) and e.drop_host]
+    hosts = [e.host for e in saga if isinstance(e, ev.HostAllocated)]
+    assert isinstance((await world.chip_events(chip))[-1], chip_ev.Activated)
+    assert lost and hosts[0] == first and hosts[-1] != first
