@@ -19,13 +19,23 @@ from nats.aio.client import Client as NATS
 from julia_chips.actors.warmup import WarmupPolicy
 from julia_chips.clock import Clock, SystemClock
 from julia_chips.config import Config
+from julia_chips.http.app import create_app
+from julia_chips.http.webhooks import WEBHOOK_INGRESS, WebhookIngress, webhook_routes
 from julia_chips.infrastructure import Endpoints, infrastructure
+from julia_chips.outside_world import OutsideWorld, outside_world, whatsapp_sender
+from julia_chips.projections.migrations import migrate_url
+from julia_chips.projections.service import Projections
+from julia_chips.runtime.activator_wiring import run_activator
+from julia_chips.runtime.balancer_dispatch import EvolutionSender
+from julia_chips.runtime.balancer_runner import run_balancer
+from julia_chips.runtime.health_monitor import run_health_monitor
 from julia_chips.runtime.partition import PartitionSettings
+from julia_chips.runtime.warmer_scheduler import run_warmer_scheduler
 from julia_chips.runtime.worker import Worker
 from julia_chips.store.streams import ensure_streams
 
 log = logging.getLogger(__name__)
-HTTP_HOST = "127.0.0.1"  # behind a reverse proxy in production; no config variable yet
+SHUTDOWN_GRACE = 10.0  # seconds each group of parts gets to stop on SIGINT/SIGTERM
 ENDPOINTS_FILE = "endpoints.json"  # where `run` tells other commands its embedded servers
 
 
@@ -63,11 +73,11 @@ async def run_worker(config: Config, worker_id: str | None = None,
     await stop.wait()
     worker.stop()
     await task
-    await nc.drain()
+    await nc.close()  # every command is acked or left for redelivery: nothing to drain
     return 0
 
 
-async def start_http(app: web.Application, port: int, host: str = HTTP_HOST
+async def start_http(app: web.Application, port: int, host: str = "127.0.0.1"
                      ) -> tuple[web.AppRunner, int]:
     """Serve `app`; port 0 picks a free port. Returns the runner and the real port."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -122,11 +132,9 @@ def _announce(config: Config, endpoints: Endpoints) -> None:
 
 
 async def run_all(config: Config) -> int:
-    """Everything that exists, until SIGINT/SIGTERM."""
-    from julia_chips.http.app import create_app
-    from julia_chips.projections.migrations import migrate_url
-    from julia_chips.projections.service import Projections
-
+    """Every part, until SIGINT/SIGTERM: workers, projections, HTTP (read API + webhooks),
+    warmer scheduler, health monitor, balancer, activator, and the sandbox when no outside
+    service is configured."""
     stop = asyncio.Event()
     _stop_on_signals(stop)
     async with infrastructure(config) as endpoints:
@@ -137,21 +145,59 @@ async def run_all(config: Config) -> int:
         log.info("migrations: %s", ", ".join(applied) if applied else "up to date")
         nc = await connect(endpoints.nats_url)
         await ensure_streams(nc.jetstream(), config.replicas, config.lease_ttl)
-        clock = SystemClock()
-        worker = Worker(nc, clock, config.partitions, config.lease_ttl,
-                        partition_settings(config))
-        tasks = [asyncio.create_task(worker.run())]
-        projections = Projections(nc, endpoints.database_url)
-        projections.start()
-        http, port = await start_http(create_app(config, clock, nc=nc), config.http_port)
-        log.info("HTTP read API listening on http://%s:%d", HTTP_HOST, port)
-        log.info("julia-chips running (NATS %s); Ctrl-C to stop", endpoints.nats_url)
-        await stop.wait()
-        log.info("stopping")
+        async with outside_world(config) as world, whatsapp_sender(world) as sender:
+            await _serve(config, SystemClock(), nc, world, sender, stop)
         _endpoints_path(config).unlink(missing_ok=True)
-        await http.cleanup()
-        await projections.stop()
-        worker.stop()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await nc.drain()
+        await nc.close()  # every command is acked or left for redelivery: nothing to drain
     return 0
+
+
+async def _serve(config: Config, clock: Clock, nc: NATS, world: OutsideWorld,
+                 sender: EvolutionSender, stop: asyncio.Event) -> None:
+    assert config.database_url is not None
+    app = create_app(config, clock, nc=nc, routes=webhook_routes())
+    app[WEBHOOK_INGRESS] = WebhookIngress(nc.jetstream(), clock,
+                                          evolution_secret=world.webhook_secret,
+                                          salvy_secret=world.salvy_webhook_secret)
+    http, port = await start_http(app, config.http_port, config.http_host)
+    http_url = f"http://{config.http_host}:{port}"
+    world.listen_at(http_url)
+    log.info("HTTP read API and webhooks on %s", http_url)
+    worker = Worker(nc, clock, config.partitions, config.lease_ttl, partition_settings(config))
+    projections = Projections(nc, config.database_url)
+    projections.start()
+    tasks = [
+        asyncio.create_task(worker.run(), name="workers"),
+        asyncio.create_task(run_warmer_scheduler(nc, clock, stop), name="warmer scheduler"),
+        asyncio.create_task(run_health_monitor(nc, clock, stop), name="health monitor"),
+        asyncio.create_task(run_balancer(nc, clock, config, sender), name="balancer"),
+        asyncio.create_task(run_activator(
+            nc, clock, config, endpoints=world.activator_endpoints(config, http_url)),
+            name="activator"),
+    ]
+    log.info("julia-chips running (NATS %s); Ctrl-C to stop", config.nats_url)
+    await stop.wait()
+    log.info("stopping")
+    # Those that send commands stop before the workers that answer them.
+    await _stop_within(tasks[3:], cancel=True)
+    worker.stop()
+    await _stop_within(tasks[:3], cancel=False)
+    await http.cleanup()
+    await projections.stop()
+
+
+async def _stop_within(tasks: list[asyncio.Task[None]], cancel: bool) -> None:
+    """Let `tasks` end for up to SHUTDOWN_GRACE seconds, cancelling them if asked.
+
+    Cancellation is repeated: on Python 3.11 `asyncio.wait_for` (used throughout nats-py)
+    can swallow a cancel that races with its inner future, and a loop then goes on.
+    """
+    deadline = asyncio.get_running_loop().time() + SHUTDOWN_GRACE
+    pending = set(tasks)
+    while pending and asyncio.get_running_loop().time() < deadline:
+        if cancel:
+            for task in pending:
+                task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=0.5)
+    for task in pending:
+        log.warning("%s did not stop within %ss", task.get_name(), SHUTDOWN_GRACE)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import logging
 import sys
 
@@ -30,6 +32,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--batch", type=int, default=1000, help="events per transaction")
     audit = sub.add_parser("audit", help="a chip's history, checked against its read model")
     audit.add_argument("chip_id")
+    sandbox = sub.add_parser("sandbox", help="serve the stand-ins for Evolution, Salvy, the "
+                                             "Cloud API and VPS hosts on 127.0.0.1")
+    sandbox.add_argument("--salvy-webhook-url", default=None,
+                         help="where SMS webhooks go, e.g. http://127.0.0.1:8000/webhooks/salvy")
+    sandbox.add_argument("--hosts", type=int, default=10)
+    sandbox.add_argument("--doctors", type=int, default=50)
     return parser
 
 
@@ -47,9 +55,19 @@ async def _operator_command(config: Config, args: argparse.Namespace) -> int:
         return await commands.projections_run(endpoints, args.batch)
 
 
+async def _sandbox(args: argparse.Namespace) -> int:
+    from julia_chips.sandbox.serve import serve_sandbox
+
+    with contextlib.suppress(asyncio.CancelledError):
+        await serve_sandbox(salvy_webhook_url=args.salvy_webhook_url, hosts=args.hosts,
+                            doctors=args.doctors)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    logging.getLogger("asyncssh").setLevel(logging.WARNING)  # one line per SSH session
     try:
         config = load_config()
     except ConfigError as err:
@@ -61,4 +79,6 @@ def main(argv: list[str] | None = None) -> int:
         return uvloop.run(app.run_all(config))
     if args.command == "worker":
         return uvloop.run(app.run_worker(config, args.worker_id))
+    if args.command == "sandbox":
+        return uvloop.run(_sandbox(args))
     return uvloop.run(_operator_command(config, args))

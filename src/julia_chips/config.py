@@ -31,16 +31,28 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
     evolution_api_url: str | None = None
     evolution_api_key: str | None = None
     vps_ssh_key: str | None = None
+    vps_hosts_file: Path | None = None  # JSON list of VPS hosts (address, capacity, labels)
+    cloud_api_url: str | None = None
+    cloud_api_token: str | None = None
+    cloud_api_waba_id: str | None = None
+    cloud_api_pin: str | None = None  # two-step verification PIN set when registering
+    public_url: str | None = None  # how Evolution reaches our /webhooks (instance config)
+    http_host: str = "127.0.0.1"  # 0.0.0.0 behind a proxy in production
     lease_ttl: float = 10.0  # seconds a partition lease outlives its last renewal
     ack_wait: float = 30.0  # seconds before an unacked command is redelivered
     max_deliver: int = 5  # deliveries before a command goes to the dead letters
     snapshot_every: int = 50  # events between chip snapshots
     idle_passivate: float = 300.0  # seconds an idle chip actor stays in memory
 
+    @property
+    def uses_sandbox(self) -> bool:
+        """No outside service configured: `run` serves the sandbox and talks to it."""
+        return not (self.salvy_api_url or self.evolution_api_url or self.cloud_api_url)
+
     def __repr__(self) -> str:
         """Never print secrets: only say which ones are set."""
         hidden = {"api_token", "webhook_secret", "salvy_webhook_secret", "salvy_api_token",
-                  "evolution_api_key", "vps_ssh_key"}
+                  "evolution_api_key", "vps_ssh_key", "cloud_api_token", "cloud_api_pin"}
         parts = []
         for name in self.__struct_fields__:
             value = getattr(self, name)
@@ -74,6 +86,13 @@ _STR_VARS = {
     "EVOLUTION_API_URL": "evolution_api_url",
     "EVOLUTION_API_KEY": "evolution_api_key",
     "VPS_SSH_KEY": "vps_ssh_key",
+    "VPS_HOSTS_FILE": "vps_hosts_file",
+    "CLOUD_API_URL": "cloud_api_url",
+    "CLOUD_API_TOKEN": "cloud_api_token",
+    "CLOUD_API_WABA_ID": "cloud_api_waba_id",
+    "CLOUD_API_PIN": "cloud_api_pin",
+    "JULIA_PUBLIC_URL": "public_url",
+    "JULIA_HTTP_HOST": "http_host",
 }
 
 

@@ -48,13 +48,7 @@ def chip_events(chip_id: str) -> str:
 
 FLEET_BRAKE = "fleet.evt.brake"
 FLEET_BRAKE_RELEASE = "fleet.cmd.brake.release"  # core request: an operator lifts the brake
-GATEWAY_SIGNALS = "gw.obs.>"
-
-
-def gateway_signals(instance: str) -> str:
-    """`gw.obs.<instance>`: typed gateway signals for the health monitor (one token)."""
-    token = "".join("_" if ch in ". *>\t\r\n" else ch for ch in instance)
-    return f"gw.obs.{token}"
+GATEWAY_SIGNALS = "gw.obs.>"  # every typed gateway signal: what the health monitor reads
 
 
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
@@ -78,8 +72,8 @@ def gateway_raw(source: str, key: str) -> str:
 
 
 def gateway_observation(instance: str) -> str:
-    """`gw.obs.<instance>` (as `gateway_signals`), refusing instead of rewriting a name that
-    is not one token: the webhook edge answers 400 rather than file it under another name."""
+    """`gw.obs.<instance>`: typed gateway signals, refusing (rather than rewriting) a name
+    that is not one token: the webhook edge answers 400 rather than file it elsewhere."""
     return f"gw.obs.{subject_token(instance)}"
 
 

@@ -62,9 +62,10 @@ async def test_sigkill_the_leader_under_load(nc: NATS, js: JetStreamContext, nat
     for chip_id in ("a", "b", "c"):
         await seed_chip(js, chip_id, Status.ACTIVE, 10_000)
     leader = start_balancer(nats_url, "bal-a", tmp_path)
-    standby = start_balancer(nats_url, "bal-b", tmp_path)
+    standby = None
     try:
         await wait_for_holder(js, "bal-a", timeout=20)
+        standby = start_balancer(nats_url, "bal-b", tmp_path)  # after: it must be the standby
         client = RouteClient(nc)
         answers: list[RouteReply] = []
 
@@ -81,7 +82,7 @@ async def test_sigkill_the_leader_under_load(nc: NATS, js: JetStreamContext, nat
         await asyncio.wait_for(load, timeout=90)
     finally:
         for proc in (leader, standby):
-            if proc.poll() is None:
+            if proc is not None and proc.poll() is None:
                 kill(proc)
     assert takeover <= LEASE_TTL + POLL + 0.5, f"took over after {takeover:.2f}s"
     assert len(answers) == DOCTORS * PER_DOCTOR  # every accepted request answered

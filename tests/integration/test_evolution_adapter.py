@@ -265,3 +265,20 @@ async def test_ban_closes_with_403_and_never_relinks(
     await observe(receiver)  # connecting
     await sandbox.poster.drain()
     assert await client.connection_state("chip-0001") == "connecting"
+
+
+async def test_balancer_sender_tells_refused_from_sent(
+    client: EvolutionClient, sandbox: Sandbox, receiver: Receiver
+) -> None:
+    """The balancer's port over this client: a send the gateway refuses is a refusal (safe
+    to report as failed), never an unknown outcome; a real send returns its message id."""
+    from julia_chips.runtime.balancer_dispatch import EvolutionSender, SendRefused
+
+    await linked(client, receiver)
+    sender = EvolutionSender(client)
+    with pytest.raises(SendRefused, match="NumberNotOnWhatsApp"):
+        await sender.send_text("chip-0001", "+5511900000000", "Olá")
+    with pytest.raises(SendRefused, match="InstanceMissing"):
+        await sender.send_text("chip-9999", sandbox.doctors.doctors[0].phone, "Olá")
+    message_id = await sender.send_text("chip-0001", sandbox.doctors.doctors[0].phone, "Olá")
+    assert message_id and message_id.isascii()

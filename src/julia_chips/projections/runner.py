@@ -19,7 +19,6 @@ import asyncpg
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
-from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.client import JetStreamContext
 from nats.js.errors import NotFoundError
@@ -73,9 +72,15 @@ class ProjectionRunner:
             except TRANSIENT as err:
                 log.warning("projection %s: %s: %s; retrying in %.1fs", self.projection.name,
                             type(err).__name__, err, backoff)
-                await self._close_conn()
-                await self._sleep(backoff)
-                backoff = min(MAX_BACKOFF, backoff * 2)
+            except Exception:
+                # A bug, not an outage: say so loudly, and keep the read model alive.
+                log.exception("projection %s failed; retrying in %.1fs", self.projection.name,
+                              backoff)
+            else:
+                continue
+            await self._close_conn()
+            await self._sleep(backoff)
+            backoff = min(MAX_BACKOFF, backoff * 2)
         await self._close_conn()
 
     async def _consume(self) -> None:
@@ -84,7 +89,9 @@ class ProjectionRunner:
             while not self._stopping.is_set():
                 try:
                     msgs = await sub.fetch(self._batch, timeout=0.5)
-                except (TimeoutError, NatsTimeout):  # nothing new within the wait
+                except TimeoutError:  # nothing new within the wait (nats-py or asyncio)
+                    continue
+                if not msgs:  # a fetch can end on a status message with nothing in it
                     continue
                 try:
                     if not await self._commit(msgs):

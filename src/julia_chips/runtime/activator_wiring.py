@@ -1,13 +1,9 @@
-"""Wire the activator to real endpoints or to the sandbox, and run it until cancelled.
-
-`Config` (owned by the app) does not hold the activator's extra settings yet, so they are
-read here from variables named below, once, by whoever calls `endpoints_from_env` in main.
-"""
+"""Wire the activator to real endpoints or to the sandbox, and run it until cancelled."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -63,34 +59,33 @@ def endpoints_from_sandbox(sandbox: Sandbox, *, webhook_url: str, webhook_secret
         webhook_url=webhook_url, webhook_secret=webhook_secret)
 
 
-_ENV = {"CLOUD_API_URL": "cloud_api_url", "CLOUD_API_TOKEN": "cloud_api_token",
-        "CLOUD_API_WABA_ID": "cloud_api_waba_id", "CLOUD_API_PIN": "cloud_api_pin",
-        "JULIA_PUBLIC_URL": "public_url", "VPS_HOSTS_FILE": "hosts_file"}
+def endpoints_from_config(config: Config) -> ActivatorEndpoints:
+    """The real services, from Config.
 
-
-def endpoints_from_env(config: Config, env: Mapping[str, str]) -> ActivatorEndpoints:
-    """From Config plus CLOUD_API_URL/TOKEN/WABA_ID/PIN, JULIA_PUBLIC_URL, VPS_HOSTS_FILE.
-
-    :raises ConfigError: naming the first missing variable.
+    :raises ConfigError: naming the first variable the activator needs and lacks.
     """
-    values = {field: env.get(var, "") for var, field in _ENV.items()}
-    required = {"SALVY_API_URL": config.salvy_api_url, "SALVY_API_TOKEN": config.salvy_api_token,
-                "EVOLUTION_API_URL": config.evolution_api_url,
-                "EVOLUTION_API_KEY": config.evolution_api_key, "VPS_SSH_KEY": config.vps_ssh_key,
-                "JULIA_WEBHOOK_SECRET": config.webhook_secret,
-                **{var: values[field] for var, field in _ENV.items()}}
+    required = {
+        "SALVY_API_URL": config.salvy_api_url, "SALVY_API_TOKEN": config.salvy_api_token,
+        "EVOLUTION_API_URL": config.evolution_api_url,
+        "EVOLUTION_API_KEY": config.evolution_api_key, "VPS_SSH_KEY": config.vps_ssh_key,
+        "VPS_HOSTS_FILE": config.vps_hosts_file, "JULIA_WEBHOOK_SECRET": config.webhook_secret,
+        "CLOUD_API_URL": config.cloud_api_url, "CLOUD_API_TOKEN": config.cloud_api_token,
+        "CLOUD_API_WABA_ID": config.cloud_api_waba_id, "CLOUD_API_PIN": config.cloud_api_pin,
+        "JULIA_PUBLIC_URL": config.public_url,
+    }
     for var, value in required.items():
         if not value:
             raise ConfigError(f"{var} is required to run the activator")
-    hosts = HostRegistry.from_json(Path(values["hosts_file"]).read_bytes())
+    assert config.vps_hosts_file is not None and config.public_url is not None
+    hosts = HostRegistry.from_json(Path(config.vps_hosts_file).read_bytes())
     return ActivatorEndpoints(
         salvy_url=config.salvy_api_url or "", salvy_token=config.salvy_api_token or "",
         evolution_url=config.evolution_api_url or "",
         evolution_api_key=config.evolution_api_key or "",
-        cloud_api_url=values["cloud_api_url"], cloud_api_token=values["cloud_api_token"],
-        cloud_api_waba_id=values["cloud_api_waba_id"], cloud_api_pin=values["cloud_api_pin"],
+        cloud_api_url=config.cloud_api_url or "", cloud_api_token=config.cloud_api_token or "",
+        cloud_api_waba_id=config.cloud_api_waba_id or "", cloud_api_pin=config.cloud_api_pin or "",
         hosts=list(hosts), ssh_keys=[config.vps_ssh_key],
-        webhook_url=values["public_url"].rstrip("/") + "/webhooks/evolution",
+        webhook_url=config.public_url.rstrip("/") + "/webhooks/evolution",
         webhook_secret=config.webhook_secret or "")
 
 

@@ -12,16 +12,29 @@ import asyncio
 import json
 import logging
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from nats.js.client import JetStreamContext
 
 from julia_chips.clock import Clock
 from julia_chips.events import messages as msg
+from julia_chips.gateways.evolution import EvolutionClient
+from julia_chips.gateways.evolution_errors import (
+    GatewayUnavailable,
+    InstanceMissing,
+    InstanceNotConnected,
+    NumberNotOnWhatsApp,
+    RateLimited,
+    Unauthorized,
+)
 from julia_chips.privacy import mask_phone
 from julia_chips.runtime.balancer_store import append_message_event
 
 log = logging.getLogger(__name__)
+
+
+DEFINITELY_NOT_SENT = (NumberNotOnWhatsApp, InstanceMissing, InstanceNotConnected, RateLimited,
+                       Unauthorized)
 
 
 class SendRefused(Exception):
@@ -38,19 +51,21 @@ class WhatsAppSender(Protocol):
 
 
 class EvolutionSender:
-    """Adapts `gateways.evolution.EvolutionClient` (whose `send_text` returns a `SentMessage`)
-    to the port. Only an error that says the request never left (`request_sent` False) is a
-    refusal; `SendOutcomeUnknown` and everything else stay unknown."""
+    """Adapts `gateways.evolution.EvolutionClient` to the port. The gateway saying no (4xx:
+    number not on WhatsApp, instance gone or closed, rate limited, bad key) or never being
+    reached is a refusal; an interrupted or 5xx answer stays unknown, never re-sent."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: EvolutionClient) -> None:
         self._client = client
 
     async def send_text(self, instance: str, phone: str, text: str) -> str:
         try:
             sent = await self._client.send_text(instance, phone, text)
-        except Exception as err:
-            if getattr(err, "request_sent", True) is False:
-                raise SendRefused(str(err)) from err
+        except DEFINITELY_NOT_SENT as err:
+            raise SendRefused(f"{type(err).__name__}: {err}") from err
+        except GatewayUnavailable as err:
+            if not err.request_sent:
+                raise SendRefused(f"gateway not reached: {err}") from err
             raise
         return str(sent.message_id)
 

@@ -11,7 +11,6 @@ import asyncio
 import logging
 
 from nats.aio.msg import Msg
-from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from julia_chips.actors.balancer import Event, RouteRefused, decide
@@ -47,7 +46,7 @@ class RequestConsumer:
             while not leader.deposed.is_set():
                 try:
                     msgs = await sub.fetch(FETCH_BATCH, timeout=0.25)
-                except NatsTimeout:
+                except TimeoutError:  # nats-py raises its own or asyncio's: both are TimeoutError
                     continue
                 for m in msgs:
                     await self._in_flight.acquire()

@@ -22,7 +22,6 @@ from datetime import timedelta
 import msgspec
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
-from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.client import JetStreamContext
 from prometheus_client import Counter
@@ -138,7 +137,7 @@ class HealthMonitor:
         try:
             msgs = await sub.fetch(self._settings.fetch_batch,
                                    timeout=self._settings.fetch_wait)
-        except (NatsTimeout, TimeoutError):  # nats-py raises either when nothing came
+        except TimeoutError:  # nats-py raises its own or asyncio's: both are TimeoutError
             return
         now = self._clock.now()
         for msg in msgs:

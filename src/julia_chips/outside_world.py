@@ -1,0 +1,77 @@
+"""Which outside world `julia-chips run` talks to: the real services, or the sandbox.
+
+With no Salvy, Evolution or Cloud API URL configured, `run` serves the sandbox on loopback
+and points the activator, the balancer's gateway and the webhook secrets at it, so a
+newcomer's `make run` needs no credentials.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import aiohttp
+import msgspec
+
+from julia_chips.config import Config
+from julia_chips.gateways.evolution import EvolutionClient
+from julia_chips.runtime.activator_wiring import (
+    ActivatorEndpoints,
+    endpoints_from_config,
+    endpoints_from_sandbox,
+)
+from julia_chips.runtime.balancer_dispatch import EvolutionSender
+from julia_chips.sandbox.world import Sandbox, start_sandbox
+
+log = logging.getLogger(__name__)
+SANDBOX_HOSTS = 10
+
+
+class OutsideWorld(msgspec.Struct, kw_only=True):
+    webhook_secret: str  # `x-julia-secret` on Evolution webhooks
+    salvy_webhook_secret: str | None  # Svix secret of Salvy webhooks
+    evolution_url: str
+    evolution_api_key: str
+    sandbox: Sandbox | None = None
+
+    def activator_endpoints(self, config: Config, http_url: str) -> ActivatorEndpoints:
+        if self.sandbox is None:
+            return endpoints_from_config(config)
+        return endpoints_from_sandbox(self.sandbox, webhook_url=f"{http_url}/webhooks/evolution",
+                                      webhook_secret=self.webhook_secret)
+
+    def listen_at(self, http_url: str) -> None:
+        """Once our HTTP port is known: the sandbox's Salvy sends SMS webhooks there."""
+        if self.sandbox is not None:
+            self.sandbox.salvy.webhook_url = f"{http_url}/webhooks/salvy"
+
+
+@asynccontextmanager
+async def outside_world(config: Config) -> AsyncIterator[OutsideWorld]:
+    if not config.uses_sandbox:
+        yield OutsideWorld(webhook_secret=config.webhook_secret or "",
+                           salvy_webhook_secret=config.salvy_webhook_secret,
+                           evolution_url=config.evolution_api_url or "",
+                           evolution_api_key=config.evolution_api_key or "")
+        return
+    sandbox = await start_sandbox(hosts=SANDBOX_HOSTS)
+    log.info("no outside services configured: serving the sandbox (Evolution %s, Salvy %s, "
+             "Cloud API %s, %d SSH hosts)", sandbox.evolution_url, sandbox.salvy_url,
+             sandbox.cloud_api_url, len(sandbox.vps_hosts))
+    try:
+        yield OutsideWorld(webhook_secret=config.webhook_secret or secrets.token_hex(16),
+                           salvy_webhook_secret=sandbox.salvy_webhook_secret,
+                           evolution_url=sandbox.evolution_url,
+                           evolution_api_key=sandbox.evolution_api_key, sandbox=sandbox)
+    finally:
+        await sandbox.close()
+
+
+@asynccontextmanager
+async def whatsapp_sender(world: OutsideWorld) -> AsyncIterator[EvolutionSender]:
+    """The balancer's gateway port on the Evolution API of this world."""
+    async with aiohttp.ClientSession() as session:
+        yield EvolutionSender(EvolutionClient(session, world.evolution_url,
+                                              world.evolution_api_key))
