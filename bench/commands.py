@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -34,7 +35,7 @@ from julia_chips.subjects import chip_command
 ENCODER = msgspec.json.Encoder()
 TARGET = 0.35
 WINDOW = 4000  # commands in flight at once
-PROFILE = bool(os.environ.get("BENCH_PROFILE"))  # write cProfile stats of each worker
+PROFILE = os.environ.get("BENCH_PROFILE", "")  # "cprofile" or "py-spy": profile each worker
 
 
 def chip_script(chip: str, per_chip: int) -> list[cmd.AnyChipCommand]:
@@ -112,8 +113,14 @@ def start_workers(url: str, count: int, log_dir: Path) -> list[subprocess.Popen[
     procs = []
     for n in range(count):
         with (log_dir / f"worker-{n}.log").open("wb") as out:
-            profile = ["-m", "cProfile", "-o", str(log_dir / f"worker-{n}.prof")] if PROFILE else []
-            procs.append(subprocess.Popen([sys.executable, *profile, "-m", "julia_chips", "worker"],
+            command = [sys.executable, "-m", "julia_chips", "worker"]
+            if PROFILE == "cprofile":
+                command[1:1] = ["-m", "cProfile", "-o", str(log_dir / f"worker-{n}.prof")]
+            elif PROFILE == "py-spy":
+                spy = Path(sys.executable).with_name("py-spy")
+                command[:0] = [str(spy), "record", "-o", str(log_dir / f"worker-{n}.txt"),
+                               "-f", "raw", "--"]
+            procs.append(subprocess.Popen(command,
                                           env=env, stdout=out, stderr=subprocess.STDOUT))
     return procs
 
@@ -158,7 +165,7 @@ async def main(args: argparse.Namespace) -> None:
               f"ratio={rate / baseline:.3f} target={TARGET}")
     finally:
         for proc in workers:
-            proc.terminate()
+            proc.send_signal(signal.SIGINT)  # py-spy, when profiling, writes its file on SIGINT
             proc.wait()
         server.stop()
 

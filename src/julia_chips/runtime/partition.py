@@ -7,6 +7,7 @@ killed at any point leaves it to be redelivered to the next owner, which recogni
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 
@@ -26,6 +27,7 @@ from julia_chips.runtime.dead_letters import send_to_dead_letters
 from julia_chips.runtime.mailbox import Mailboxes
 from julia_chips.runtime.metrics import COMMANDS_OK, COMMANDS_REFUSED, DEAD_LETTERS
 from julia_chips.store.event_log import ChipEventLog
+from julia_chips.store.pull_feed import PullFeed
 from julia_chips.store.snapshots import SnapshotStore
 from julia_chips.subjects import (
     JuliaHeader,
@@ -62,34 +64,34 @@ class PartitionConsumer:
         self._stopping = asyncio.Event()
 
     async def run(self) -> None:
-        """Pull until `stop()`; then let in-flight commands finish."""
-        sub = await self._js.pull_subscribe(
-            partition_commands(self.partition), durable=f"chip-cmds-p{self.partition}",
-            stream=Stream.CHIP_CMDS,
-            config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, ack_wait=self._settings.ack_wait,
-                                  deliver_policy=DeliverPolicy.ALL, max_ack_pending=MAX_IN_FLIGHT),
-        )
+        """Consume until `stop()`; then let in-flight commands finish."""
+        durable = f"chip-cmds-p{self.partition}"
+        await self._js.add_consumer(Stream.CHIP_CMDS, ConsumerConfig(
+            durable_name=durable, filter_subject=partition_commands(self.partition),
+            ack_policy=AckPolicy.EXPLICIT, ack_wait=self._settings.ack_wait,
+            deliver_policy=DeliverPolicy.ALL, max_ack_pending=MAX_IN_FLIGHT))
+        feed = PullFeed(self._nc, Stream.CHIP_CMDS, durable, self._receive, window=FETCH_BATCH)
+        await feed.start()
         try:
             while not self._stopping.is_set():
-                await self._pull(sub)
-                self._passivate_idle()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), 0.5)
+                await self._tend(feed)
         finally:
+            await feed.stop()
             await self._mailboxes.join()
             await self._snapshot_all()
-            await sub.unsubscribe()
 
-    async def _pull(self, sub: JetStreamContext.PullSubscription) -> None:
+    async def _tend(self, feed: PullFeed) -> None:
         try:
-            msgs = await sub.fetch(FETCH_BATCH, timeout=0.5)
-        except TimeoutError:  # nats-py raises its own or asyncio's, both TimeoutError
-            return
-        except NatsError as err:  # reconnecting, or the server is restarting: keep pulling
-            log.warning("partition %d: fetch failed (%s); retrying", self.partition, err)
-            await asyncio.sleep(0.5)
-            return
-        for msg in msgs:
-            await self._in_flight.acquire()
-            self._mailboxes.post(chip_id_of_command_subject(msg.subject), msg)
+            await feed.keep_alive()
+        except NatsError as err:  # reconnecting, or the server is restarting: try again
+            log.warning("partition %d: pull request failed (%s)", self.partition, err)
+        self._passivate_idle()
+
+    async def _receive(self, msg: Msg) -> None:
+        await self._in_flight.acquire()  # back-pressure: the feed waits while we are full
+        self._mailboxes.post(chip_id_of_command_subject(msg.subject), msg)
 
     def stop(self) -> None:
         self._stopping.set()

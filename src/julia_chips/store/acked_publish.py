@@ -36,6 +36,7 @@ class AckedPublisher:
         self._tokens = itertools.count()
         self._waiting: dict[str, asyncio.Future[PubAck]] = {}
         self._sub: Subscription | None = None
+        self._subscribing = asyncio.Lock()
 
     async def _on_ack(self, msg: Msg) -> None:
         future = self._waiting.pop(msg.subject, None)
@@ -46,19 +47,33 @@ class AckedPublisher:
             return
         future.set_result(_DECODER.decode(msg.data))
 
-    async def publish(self, subject: str, payload: bytes, headers: dict[str, str]) -> PubAck:
-        """Store one message; :raises APIError: as nats-py would (e.g. err_code 10071)."""
+    async def publish(self, subject: str, payload: bytes, headers: dict[str, str], *,
+                      timeout: float = ACK_TIMEOUT) -> PubAck:
+        """Store one message; :raises APIError: as nats-py would (e.g. err_code 10071).
+
+        :param timeout: seconds for the server's ack; then TimeoutError.
+        """
         if self._sub is None:
-            self._sub = await self._nc.subscribe(f"{self._prefix}.*", cb=self._on_ack)
+            async with self._subscribing:  # concurrent first publishes share one inbox
+                if self._sub is None:
+                    self._sub = await self._nc.subscribe(f"{self._prefix}.*", cb=self._on_ack)
         inbox = f"{self._prefix}.{next(self._tokens)}"
-        future: asyncio.Future[PubAck] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[PubAck] = loop.create_future()
         self._waiting[inbox] = future
+        # A plain timer: `asyncio.timeout` costs a tenth of a worker's CPU on this path.
+        timer = loop.call_later(timeout, _expire, future, timeout)
         try:
             await self._nc.publish(subject, payload, reply=inbox, headers=headers)
-            async with asyncio.timeout(ACK_TIMEOUT):
-                ack = await future
+            ack = await future
         finally:
+            timer.cancel()
             self._waiting.pop(inbox, None)
         if ack.error is not None:
             raise APIError.from_error(ack.error)
         return ack
+
+
+def _expire(future: asyncio.Future[PubAck], timeout: float) -> None:
+    if not future.done():
+        future.set_exception(TimeoutError(f"no JetStream ack within {timeout}s"))
