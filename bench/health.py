@@ -23,16 +23,20 @@ import uvloop
 from nats.aio.client import Client as NATS
 from nats.js.api import AckPolicy, ConsumerConfig
 
-from julia_chips.actors.signals import HealthSignal
 from julia_chips.clock import FixedClock
 from julia_chips.embedded.nats_server import EmbeddedNats
 from julia_chips.events import chip as ev
-from julia_chips.gateways.observations import ConnectionUpdate, InboundMessage, MessageStatus
+from julia_chips.events.observations import (
+    ConnectionUpdate,
+    HealthSignal,
+    InboundMessage,
+    MessageStatus,
+)
 from julia_chips.runtime.health_monitor import HealthMonitor, HealthMonitorSettings
-from julia_chips.runtime.observation_feed import encode_signal
 from julia_chips.store.event_log import JetStreamChipEventLog
+from julia_chips.store.observation_log import encode_observation, observation_subject
 from julia_chips.store.streams import ensure_streams
-from julia_chips.subjects import GATEWAY_SIGNALS, Stream, gateway_observation
+from julia_chips.subjects import GATEWAY_SIGNALS, Stream
 
 NOW = datetime(2026, 3, 2, 13, 0, tzinfo=UTC)
 
@@ -76,7 +80,7 @@ async def publish(nc: NATS, chips: int, count: int) -> None:
     js = nc.jetstream()
     for i in range(count):
         s = signal(i, chips)
-        await nc.publish(gateway_observation(s.instance), encode_signal(s))
+        await nc.publish(observation_subject(s), encode_observation(s))
         if i % 20_000 == 19_999:
             await nc.flush()
             while (await js.stream_info(Stream.GATEWAY_OBS)).state.messages < i - 50_000:  # noqa: ASYNC110

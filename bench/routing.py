@@ -2,16 +2,22 @@
 
     .venv/bin/python bench/routing.py                     # 1,000 chips, 100,000 doctors
     .venv/bin/python bench/routing.py --chips 100 --doctors 10000 --requests 2000
+    .venv/bin/python bench/routing.py --profile /tmp/balancer.txt   # py-spy, collapsed stacks
 
-Runs a real nats-server (embedded). The baseline is the raw JetStream request rate (publish
-+ ack) at the same concurrency in the same run; the last line is the result for CI.
+Runs a real nats-server (embedded) and the balancer as its own process
+(`python -m julia_chips.runtime.balancer_runner`, as in production and the leader-kill test),
+so the load generator does not share its event loop; `--balancer inline` runs it in this
+process instead. The baseline is the raw JetStream request rate (nats-py `js.publish` + ack)
+at the same concurrency, same server, same run; the last line is the result for CI.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
+import subprocess
 import sys
 import tempfile
 import time
@@ -19,6 +25,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import nats
+import uvloop
 from nats.js.api import StreamConfig
 
 from julia_chips.actors.balancer import decide
@@ -35,7 +42,7 @@ from julia_chips.runtime.balancer_leader import BalancerSettings
 from julia_chips.runtime.balancer_runner import BalancerRunner
 from julia_chips.store.event_log import JetStreamChipEventLog
 from julia_chips.store.streams import ensure_streams
-from julia_chips.subjects import JuliaHeader, route_events
+from julia_chips.subjects import JuliaHeader, Stream, route_events
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' fleet builders
 from tests.unit.balancer_builders import NOW, chip_history
@@ -96,8 +103,9 @@ async def seed(js: nats.js.JetStreamContext, chips: int, hot_conversations: int)
                          headers={JuliaHeader.EVENT_TYPE: "ConversationAssigned"})
 
 
-async def end_to_end(nc: nats.NATS, doctors: int, requests: int, concurrency: int
-                     ) -> tuple[float, float, float]:
+async def end_to_end(nc: nats.NATS, doctors: int, requests: int, concurrency: int,
+                     holders: dict[str, str]) -> tuple[float, float, float]:
+    """Sends through `RouteClient`; `holders` learns each doctor's chip from the replies."""
     client = RouteClient(nc)
     latencies: list[float] = []
     rng = random.Random(2)
@@ -108,7 +116,8 @@ async def end_to_end(nc: nats.NATS, doctors: int, requests: int, concurrency: in
             doctor_id = queue.pop()
             t0 = time.perf_counter()
             reply = await client.send(doctor_id, PHONE, "oi", "reply", True, timeout=60)
-            assert reply.ok, reply
+            assert reply.ok and reply.chip_id, reply
+            holders[doctor_id] = reply.chip_id
             latencies.append(time.perf_counter() - t0)
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
@@ -116,15 +125,62 @@ async def end_to_end(nc: nats.NATS, doctors: int, requests: int, concurrency: in
     return rate, pct(latencies, 0.5) * 1e3, pct(latencies, 0.99) * 1e3
 
 
-async def failover(js: nats.js.JetStreamContext, runner: BalancerRunner) -> float:
+async def failover(nc: nats.NATS, js: nats.js.JetStreamContext, expected: int,
+                   runner: BalancerRunner | None) -> tuple[float, int]:
+    """Cool chip-0000; seconds from its `Cooled` being stored to the last of its `expected`
+    conversations' `ConversationReassigned` seen on `route.evt.>` (in-process: the runner's
+    own timing, which starts when it receives the event)."""
+    moved = 0
+    done = asyncio.Event()
+
+    async def on_event(m: nats.aio.msg.Msg) -> None:
+        nonlocal moved
+        event = rt.decode_route_event(m.data)
+        if isinstance(event, rt.ConversationReassigned) and event.from_chip_id == "chip-0000":
+            moved += 1
+            if moved >= expected:
+                done.set()
+    sub = await nc.subscribe("route.evt.>", cb=on_event)
     log = JetStreamChipEventLog(js)
     cooled = ev.Cooled(event_id="bench-cool", chip_id="chip-0000", command_id="bench",
                        occurred_at=NOW, reason="bench", until=NOW + timedelta(hours=1),
                        previous_status=Status.ACTIVE)
     await log.append("chip-0000", [cooled], await log.last_seq("chip-0000"))
-    while not runner.failovers:  # noqa: ASYNC110 - polling a list the runner appends to
-        await asyncio.sleep(0.01)
-    return runner.failovers[-1].seconds
+    started = time.perf_counter()
+    await asyncio.wait_for(done.wait(), 60)
+    seconds = time.perf_counter() - started
+    await sub.unsubscribe()
+    if runner is not None:
+        while not runner.failovers:  # noqa: ASYNC110 - polling a list the runner appends to
+            await asyncio.sleep(0.01)
+        return runner.failovers[-1].seconds, runner.failovers[-1].reassigned
+    return seconds, moved
+
+
+def start_balancer(url: str, chips: int, profile: Path | None) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "NATS_URL": url, "MAX_CHIPS_ACTIVE": str(chips),
+           "JULIA_LEASE_TTL": "5"}
+    command = [sys.executable, "-m", "julia_chips.runtime.balancer_runner", "--holder", "bench"]
+    if profile is not None:
+        spy = Path(sys.executable).with_name("py-spy")
+        command = [str(spy), "record", "--format", "raw", "--rate", "200", "-o", str(profile),
+                   "--", *command]
+    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
+
+
+async def wait_for_leader(nc: nats.NATS) -> None:
+    """Until the balancer answers: it has rebuilt and consumes `route.cmd.>`."""
+    reply = await RouteClient(nc).send("warmup", PHONE, "oi", "reply", True, timeout=120)
+    assert reply.ok, reply
+
+
+async def wait_for_calm(js: nats.js.JetStreamContext) -> None:
+    """Until every request the balancer took has its outcome stored (none still in flight)."""
+    while True:
+        info = await js.stream_info(str(Stream.ROUTE_CMDS))
+        if info.state.messages == 0:
+            return
+        await asyncio.sleep(0.05)
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -134,28 +190,41 @@ async def main(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         server = EmbeddedNats(Path(tmp) / "nats", 16)
         server.start()
+        process: subprocess.Popen[bytes] | None = None
         try:
             nc = await nats.connect(server.url)
             js = nc.jetstream()
             await ensure_streams(js, lease_ttl=5.0)
             await seed(js, args.chips, args.hot)
-            settings = BalancerSettings(max_active=args.chips, lease_ttl=5.0)
-            runner = BalancerRunner(nc, FixedClock(NOW), settings, FakeSender())
-            task = asyncio.create_task(runner.run())
-            await runner.leading.wait()
+            runner: BalancerRunner | None = None
+            task: asyncio.Task[None] | None = None
+            if args.balancer == "inline":
+                settings = BalancerSettings(max_active=args.chips, lease_ttl=5.0)
+                runner = BalancerRunner(nc, FixedClock(NOW), settings, FakeSender())
+                task = asyncio.create_task(runner.run())
+            else:
+                process = start_balancer(server.url, args.chips, args.profile)
+            await wait_for_leader(nc)
             baseline = await raw_rate(js, args.requests, args.concurrency)
+            holders: dict[str, str] = {}
             value, e2e50, e2e99 = await end_to_end(nc, args.doctors, args.requests,
-                                                   args.concurrency)
-            print(f"end-to-end: {args.requests} requests, concurrency {args.concurrency}: "
-                  f"{value:,.0f}/s, p50 {e2e50:.1f} ms, p99 {e2e99:.1f} ms; raw JetStream "
-                  f"publish+ack {baseline:,.0f}/s")
-            seconds = await failover(js, runner)
-            print(f"failover: {runner.failovers[-1].reassigned} conversations reassigned in "
-                  f"{seconds:.3f} s (target <= 2 s)")
-            runner.stop()
-            await task
+                                                   args.concurrency, holders)
+            print(f"end-to-end ({args.balancer} balancer): {args.requests} requests, concurrency"
+                  f" {args.concurrency}: {value:,.0f}/s, p50 {e2e50:.1f} ms, p99 {e2e99:.1f} ms;"
+                  f" raw JetStream publish+ack {baseline:,.0f}/s")
+            await wait_for_calm(js)
+            expected = args.hot + sum(chip == "chip-0000" for chip in holders.values())
+            seconds, reassigned = await failover(nc, js, expected, runner)
+            print(f"failover: {reassigned} conversations reassigned in {seconds:.3f} s "
+                  "(target <= 2 s)")
+            if runner is not None and task is not None:
+                runner.stop()
+                await task
             await nc.close()
         finally:
+            if process is not None:
+                process.send_signal(2)  # SIGINT: py-spy writes its profile on the way out
+                process.wait(30)
             server.stop()
     print(f"result: routing value={value:.1f} baseline={baseline:.1f} "
           f"ratio={value / baseline:.3f} target=0.3")
@@ -168,4 +237,7 @@ if __name__ == "__main__":
     parser.add_argument("--requests", type=int, default=10_000)
     parser.add_argument("--concurrency", type=int, default=200)
     parser.add_argument("--hot", type=int, default=1000, help="conversations on the failed chip")
-    asyncio.run(main(parser.parse_args()))
+    parser.add_argument("--balancer", choices=["process", "inline"], default="process")
+    parser.add_argument("--profile", type=Path, default=None,
+                        help="py-spy the balancer process into this file (collapsed stacks)")
+    uvloop.run(main(parser.parse_args()))  # like the other benchmarks and `julia-chips run`

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import aiohttp
 import pytest
 
+from julia_chips.events.observations import ConnectionUpdate, InboundMessage, MessageStatus
 from julia_chips.gateways.backoff import Backoff
 from julia_chips.gateways.evolution import EvolutionClient
 from julia_chips.gateways.evolution_errors import (
@@ -24,12 +25,7 @@ from julia_chips.gateways.evolution_errors import (
 )
 from julia_chips.gateways.evolution_webhook import decode_evolution
 from julia_chips.gateways.evolution_wire import InstanceSpec, WebhookTarget
-from julia_chips.gateways.observations import (
-    ConnectionUpdate,
-    EvolutionObservation,
-    InboundMessage,
-    MessageStatus,
-)
+from julia_chips.gateways.observations import EvolutionObservation
 from julia_chips.sandbox.world import Sandbox, start_sandbox
 from tests.integration.sandbox_fixtures import Receiver, SleepRecorder, receiver
 

@@ -14,7 +14,8 @@ from julia_chips.clock import FixedClock
 from julia_chips.events import chip as ev
 from julia_chips.events.chip import Status
 from julia_chips.events.fleet import AnyFleetEvent, FleetBrakeEngaged, FleetBrakeReleased
-from julia_chips.runtime.observation_feed import publish_signal
+from julia_chips.store.acked_publish import AckedPublisher
+from julia_chips.store.observation_log import publish_observation
 from julia_chips.subjects import FLEET_BRAKE, FLEET_BRAKE_RELEASE, JuliaHeader, Stream
 from tests.conftest import new_chip_id
 from tests.integration.health_rig import connection, monitoring, until
@@ -44,13 +45,15 @@ async def brake_events(js: JetStreamContext) -> list[AnyFleetEvent]:
 async def test_bans_are_reported_with_evidence_and_a_burst_engages_then_releases_the_brake(
         nc: NATS, js: JetStreamContext) -> None:
     clock = FixedClock(MORNING)
+    gateway = AckedPublisher(nc)  # stores signals as the webhook edge does
     chips = [new_chip_id() for _ in range(4)]
     async with running_worker(nc, clock), monitoring(nc, clock) as monitor:
         await warming_chips(ChipClient(nc), chips)
         await until(lambda: _known(monitor, chips))
-        await publish_signal(js, connection(f"inst-{chips[3]}", "close", 428, clock))  # transient
+        transient = connection(f"inst-{chips[3]}", "close", 428, clock)
+        await publish_observation(gateway, transient)
         for chip in chips[:3]:
-            await publish_signal(js, connection(f"inst-{chip}", "close", 403, clock))
+            await publish_observation(gateway, connection(f"inst-{chip}", "close", 403, clock))
         await until(lambda: _all_banned(js, chips[:3]))
         await until(lambda: _brake_is(js, [FleetBrakeEngaged]))
         assert monitor.brake.engaged
@@ -69,13 +72,15 @@ async def test_bans_are_reported_with_evidence_and_a_burst_engages_then_releases
 async def test_the_brake_releases_itself_when_the_cool_off_passes_and_survives_a_restart(
         nc: NATS, js: JetStreamContext) -> None:
     clock = FixedClock(MORNING)
+    gateway = AckedPublisher(nc)  # stores signals as the webhook edge does
     chips = [new_chip_id() for _ in range(3)]
     async with running_worker(nc, clock):
         async with monitoring(nc, clock) as monitor:
             await warming_chips(ChipClient(nc), chips)
             await until(lambda: _known(monitor, chips))
             for chip in chips:
-                await publish_signal(js, connection(f"inst-{chip}", "close", 406, clock))
+                locked = connection(f"inst-{chip}", "close", 406, clock)
+                await publish_observation(gateway, locked)
             await until(lambda: _brake_is(js, [FleetBrakeEngaged]))
         clock.advance(timedelta(hours=6, seconds=1))
         async with monitoring(nc, clock) as restarted:  # replays the same bans: no re-engage
@@ -90,6 +95,7 @@ async def test_the_brake_releases_itself_when_the_cool_off_passes_and_survives_a
 async def test_cooling_escalates_and_resumes_only_when_rested_and_connected(
         nc: NATS, js: JetStreamContext) -> None:
     clock = FixedClock(MORNING)
+    gateway = AckedPublisher(nc)  # stores signals as the webhook edge does
     chip = new_chip_id()
     instance = f"inst-{chip}"
     rests = []
@@ -97,14 +103,14 @@ async def test_cooling_escalates_and_resumes_only_when_rested_and_connected(
         await warming_chips(ChipClient(nc), [chip])
         await until(lambda: _known(monitor, [chip]))
         for round_ in range(3):
-            await publish_signal(js, connection(instance, "close", 401, clock))
+            await publish_observation(gateway, connection(instance, "close", 401, clock))
             await until(lambda n=round_ + 1: _count(js, chip, ev.Cooled, n))
             cooled = [e for e in await events_of(js, chip) if isinstance(e, ev.Cooled)][-1]
             rests.append(cooled.until - cooled.occurred_at if cooled.until else None)
             clock.advance(rests[-1] or timedelta(0))
             await asyncio.sleep(0.15)  # rested, but the socket is still closed: no resume
             assert await _count(js, chip, ev.Resumed, round_)
-            await publish_signal(js, connection(instance, "open", 200, clock))
+            await publish_observation(gateway, connection(instance, "open", 200, clock))
             await until(lambda n=round_ + 1: _count(js, chip, ev.Resumed, n))
             clock.advance(timedelta(minutes=5))
     assert rests == [timedelta(hours=1), timedelta(hours=4), timedelta(hours=24)]

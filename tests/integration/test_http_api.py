@@ -22,12 +22,49 @@ from nats.js.client import JetStreamContext
 
 from julia_chips.app import start_http
 from julia_chips.config import Config
+from julia_chips.events import messages as msg
+from julia_chips.events import route as rt
+from julia_chips.events.codec import ENCODER
 from julia_chips.http.app import create_app
 from julia_chips.projections.migrations import migrate_url
 from julia_chips.projections.service import Projections
-from tests.integration.test_projections_lifecycles import caught_up, drive_chips, publish_brake
+from julia_chips.subjects import message_events, route_events
+from tests.integration.test_projections_lifecycles import (
+    T0,
+    caught_up,
+    drive_chips,
+    publish_brake,
+)
 
 TOKEN = "s3cret-token"
+PHONE = "+5511987654321"  # in a queued request: must never come out of the API
+DOCTORS = ["dr-ana", "dr-bia"]
+
+
+async def publish_doctors(js: JetStreamContext) -> None:
+    """A prospected doctor who replied, three sends settled three ways, one request waiting;
+    a second doctor who opted out by keyword."""
+    d: dict[str, Any] = {"doctor_id": "dr-ana", "command_id": "c", "occurred_at": T0}
+    route: list[rt.RouteEvent] = [
+        rt.ConversationAssigned(event_id="r1", chip_id="chip-x", consented=False, **d),
+        rt.DoctorReplied(event_id="r2", chip_id="chip-x", **d),
+        rt.RequestQueued(event_id="r3", request_id="q1", doctor_phone=PHONE, text="oi",
+                         kind="reply", consented=True, reason="no capacity", **d),
+        rt.DoctorOptedOut(event_id="r4", doctor_id="dr-bia", command_id="c", occurred_at=T0,
+                          source="keyword")]
+    for r in route:
+        await js.publish(route_events(r.doctor_id), ENCODER.encode(r))
+    a: dict[str, Any] = {"chip_id": "chip-x", "occurred_at": T0}
+    ledger: list[msg.MessageEvent] = []
+    for n, outcome in enumerate(("dispatched", "failed", "unknown")):
+        ledger.append(msg.SendAttempted(event_id=f"m{n}", attempt_id=f"t{n}", doctor_id="dr-ana",
+                                        kind="reply", consented=True, **a))
+        ledger.append(msg.SendDispatched(event_id=f"m{n}:o", attempt_id=f"t{n}", message_id="w",
+                                         **a) if outcome == "dispatched" else
+                      {"failed": msg.SendFailed, "unknown": msg.SendUnknown}[outcome](
+                          event_id=f"m{n}:o", attempt_id=f"t{n}", reason="gateway", **a))
+    for m in ledger:
+        await js.publish(message_events(m.chip_id), ENCODER.encode(m))
 
 
 class Fleet(msgspec.Struct):
@@ -46,6 +83,7 @@ async def fleet(nc: NATS, js: JetStreamContext, nats_url: str,
     projections.start()
     chips = await drive_chips(nc, chips=12, steps=10, seed=3)
     await publish_brake(js)
+    await publish_doctors(js)
     await caught_up(js, database_url)
     config = Config(nats_url=nats_url, database_url=database_url, api_token=TOKEN)
     runner, port = await start_http(create_app(config), 0)
@@ -88,8 +126,33 @@ async def test_every_route_answers(fleet: Fleet) -> None:
     for name in ("chips_total 12.0", "chips_active", "chips_warming", "chips_banned_last_7d",
                  "julia_projection_lag_events", "julia_commands_processed_total"):
         assert name in text
+    assert "fleet_brake_engaged 1.0" in text and "balancer_backlog_requests 1.0" in text
+    assert "balancer_backlog_oldest_seconds" in text
     status, doc = await get(f"{fleet.base}/openapi.json", token=None)
     assert status == 200 and doc["openapi"].startswith("3.")
+
+
+async def test_doctor_route_and_backlog(fleet: Fleet) -> None:
+    status, ana = await get(f"{fleet.base}/doctors/dr-ana")
+    assert status == 200
+    assert (ana["chip_id"], ana["conversation"], ana["opted_out"]) == (
+        "chip-x", "consented", False)
+    assert ana["messages"] == {"attempted": 3, "dispatched": 1, "failed": 1, "unknown": 1,
+                               "in_flight": 0, "queued": 1}
+    assert ana["assigned_at"] == ana["replied_at"] == T0.isoformat().replace("+00:00", "Z")
+    status, bia = await get(f"{fleet.base}/doctors/dr-bia")
+    assert status == 200 and (bia["opted_out"], bia["opted_out_source"]) == (True, "keyword")
+    assert bia["chip_id"] is None and bia["conversation"] == "prospecting"
+    assert bia["messages"]["attempted"] == 0
+    status, health = await get(f"{fleet.base}/health/chips")
+    backlog = health["fleet"]["backlog"]
+    assert backlog["waiting"] == 1 and backlog["oldest_age_seconds"] > 0
+    assert health["projections"]["doctors"]["lag"] == 0
+    assert health["projections"]["message_attempts"]["lag"] == 0
+    for path in ("/doctors/dr-ana", "/health/chips", "/metrics"):  # LGPD: no phone, ever
+        _, body = await get(f"{fleet.base}{path}")
+        assert "987654321" not in (body if isinstance(body, str) else msgspec.json.encode(
+            body).decode()), path
 
 
 async def test_pagination_by_offset_and_cursor(fleet: Fleet) -> None:
@@ -125,6 +188,12 @@ BAD_REQUESTS = [
     ("/chips?cursor=zzz", 400, "cursor"),
     ("/chips?colour=red", 400, "colour"),
     ("/chips?limit=1&limit=2", 400, "limit"),
+    ("/doctors/dr.ana", 400, "id"),
+    ("/doctors/-ana", 400, "id"),
+    ("/doctors/" + "a" * 65, 400, "id"),
+    ("/doctors/dr%20ana", 400, "id"),
+    ("/doctors/nobody", 404, "id"),
+    ("/doctors/dr-ana?x=1", 400, "x"),
     ("/health/chips?x=1", 400, "x"),
     ("/metrics?x=1", 400, "x"),
 ]
@@ -155,6 +224,7 @@ async def test_unknown_routes_and_methods_are_json(fleet: Fleet) -> None:
 
 async def test_token_is_required_except_on_health(fleet: Fleet) -> None:
     for path in ("/health/chips", "/chips", f"/chips/{fleet.chips[0]}", "/metrics",
+                 "/doctors/dr-ana",
                  f"/chips/{fleet.chips[0]}/events", f"/chips/{fleet.chips[0]}/warmer-metrics"):
         for token in (None, "wrong"):
             status, body = await get(f"{fleet.base}{path}", token=token)
@@ -171,6 +241,14 @@ async def test_openapi_lists_exactly_the_routes(fleet: Fleet) -> None:
     for path, item in doc["paths"].items():
         for status in item["get"]["responses"]:
             assert status in {"200", "400", "401", "404", "503"}, path
+    [doctor_id] = doc["paths"]["/doctors/{id}"]["get"]["parameters"]
+    assert doctor_id["schema"]["pattern"] == "^[A-Za-z0-9][A-Za-z0-9_-]*$"
+    assert doctor_id["schema"]["maxLength"] == 64
+    [chip_id] = doc["paths"]["/chips/{id}"]["get"]["parameters"]
+    assert chip_id["schema"] == {"type": "string", "format": "uuid"}
+    schemas = doc["components"]["schemas"]
+    assert {"DoctorView", "MessageCounts", "BacklogSummary"} <= set(schemas)
+    assert "backlog" in schemas["FleetSummary"]["required"]
 
 
 async def test_postgres_away_is_503_not_500(nc: NATS, nats_url: str) -> None:
@@ -250,8 +328,8 @@ def test_every_openapi_route_answers_as_declared(
     base = f"http://127.0.0.1:{server.port}"
     doc = msgspec.json.decode(_get_sync(f"{base}/openapi.json", None)[1])
     components = doc["components"]["schemas"]
-    ids = st.one_of(st.sampled_from(fleet.chips), st.uuids().map(str),
-                    st.text(min_size=1, max_size=20))
+    ids = st.one_of(st.sampled_from(fleet.chips), st.sampled_from(DOCTORS),
+                    st.uuids().map(str), st.text(min_size=1, max_size=20))
 
     for path, item in doc["paths"].items():
         operation = item["get"]

@@ -35,7 +35,9 @@ from julia_chips.store.event_log import JetStreamChipEventLog
 from julia_chips.subjects import FLEET_BRAKE, Stream, chip_events
 from tests.integration.workers import running_worker
 
-TABLES = {"julia_chips": "id", "chip_warmer_metrics": "id", "fleet_brake": "id"}
+TABLES = {"julia_chips": "id", "chip_warmer_metrics": "id", "fleet_brake": "id",
+          "doctors": "doctor_id", "route_backlog": "request_id",
+          "message_attempts": "attempt_id"}
 T0 = datetime(2026, 11, 27, 12, tzinfo=UTC)
 
 
@@ -158,7 +160,7 @@ async def caught_up(js: JetStreamContext, database_url: str, timeout: float = 60
         for _ in range(int(timeout * 20)):
             done = await checkpoints.read_all(conn)
             lasts = {str(s): (await js.stream_info(str(s))).state.last_seq
-                     for s in (Stream.CHIP_EVENTS, Stream.FLEET_EVENTS)}
+                     for s in {p.stream for p in PROJECTIONS.values()}}
             if all(done.get(n, 0) >= lasts[str(p.stream)] for n, p in PROJECTIONS.items()):
                 return
             await asyncio.sleep(0.05)

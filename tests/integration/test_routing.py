@@ -100,6 +100,7 @@ async def test_the_backlog_is_durable_and_served_in_order_when_capacity_frees(
         queued = [await client.send(f"d{n}", PHONE, f"waiting {n}", "reply") for n in (1, 2)]
         assert [r.status for r in queued] == ["queued", "queued"]
         assert "capacity" in (queued[0].reason or "")
+        assert runner.leader is not None and len(runner.leader.state.backlog) == 2
     # A new leader finds the backlog in the stream; a new active chip frees capacity.
     async with running_balancer(nc, sender=sender) as runner:
         assert runner.leader is not None and len(runner.leader.state.backlog) == 2

@@ -14,15 +14,15 @@ from datetime import timedelta
 from nats.aio.client import Client as NATS
 from nats.js.client import JetStreamContext
 
-from julia_chips.actors.signals import HealthSignal
 from julia_chips.actors.warmup import WarmupPolicy
 from julia_chips.client import ChipClient
 from julia_chips.clock import FixedClock
 from julia_chips.events import chip as ev
 from julia_chips.events.chip import Status
-from julia_chips.gateways.observations import InboundMessage, MessageStatus
-from julia_chips.runtime.observation_feed import publish_signal
+from julia_chips.events.observations import HealthSignal, InboundMessage, MessageStatus
 from julia_chips.runtime.partition import PartitionSettings
+from julia_chips.store.acked_publish import AckedPublisher
+from julia_chips.store.observation_log import publish_observation
 from tests.conftest import new_chip_id
 from tests.integration.health_rig import monitoring, until
 from tests.integration.test_warmer_scheduler import scheduling
@@ -69,6 +69,7 @@ async def sent_so_far(js: JetStreamContext, chip: str) -> int:
 
 async def test_fourteen_warm_days(nc: NATS, js: JetStreamContext) -> None:
     clock = FixedClock(MORNING)
+    gateway = AckedPublisher(nc)  # stores signals as the webhook edge does
     good, poor = new_chip_id(), new_chip_id()
     started = time.monotonic()
     expected_sent = {good: 0, poor: 0}
@@ -85,7 +86,7 @@ async def test_fourteen_warm_days(nc: NATS, js: JetStreamContext) -> None:
                 cap = await cap_of(js, chip)
                 expected_sent[chip] += cap
                 signals = doctors_day(f"inst-{chip}", day, cap, *plan[chip], clock)
-                await asyncio.gather(*(publish_signal(js, s) for s in signals))
+                await asyncio.gather(*(publish_observation(gateway, s) for s in signals))
             for chip in warming:
                 await until(lambda c=chip: _sent_is(js, c, expected_sent[c]))
             clock.set(FIRST_MIDNIGHT + timedelta(days=day - 1, seconds=1))

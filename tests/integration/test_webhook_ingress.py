@@ -11,9 +11,9 @@ from nats.aio.client import Client as NATS
 from nats.js.client import JetStreamContext
 
 from julia_chips.embedded.nats_server import EmbeddedNats
+from julia_chips.events.observations import SmsReceived
 from julia_chips.gateways.evolution_webhook import decode_evolution
-from julia_chips.gateways.observation_codec import decode_observation
-from julia_chips.gateways.observations import SmsReceived
+from julia_chips.store.observation_log import decode_observation
 from julia_chips.subjects import Stream
 from tests.integration.ingress_fixtures import SALVY_SECRET, Ingress, ingress
 

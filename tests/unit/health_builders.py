@@ -6,10 +6,14 @@ from datetime import UTC, datetime, timedelta
 
 from julia_chips.actors.chip_lifecycle import ChipState
 from julia_chips.actors.health import ChipHealth, follow, observe
-from julia_chips.actors.signals import HealthSignal
 from julia_chips.events import chip as ev
 from julia_chips.events.chip import Status
-from julia_chips.gateways.observations import ConnectionUpdate, InboundMessage, MessageStatus
+from julia_chips.events.observations import (
+    ConnectionUpdate,
+    HealthSignal,
+    InboundMessage,
+    MessageStatus,
+)
 
 NOW = datetime(2026, 3, 2, 13, 0, tzinfo=UTC)
 

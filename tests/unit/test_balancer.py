@@ -37,7 +37,8 @@ def test_new_conversation_goes_to_the_chip_with_most_capacity_left() -> None:
 
 def test_health_breaks_a_capacity_tie() -> None:
     state = fleet(a=(Status.ACTIVE, 10), b=(Status.ACTIVE, 10))
-    state.health.update(a=0.4, b=0.9)
+    state.set_health("a", 0.4)
+    state.set_health("b", 0.9)
     assert attempt_of(run(state, send("d1"))).chip_id == "b"
 
 

@@ -93,7 +93,7 @@ def test_pool_over_the_limit_takes_the_least_healthy_out() -> None:
     state = BalancerState()
     for n, health in enumerate((0.9, 0.2, 0.7)):
         add_chip(state, f"a{n}", Status.ACTIVE, 10)
-        state.health[f"a{n}"] = health
+        state.set_health(f"a{n}", health)
     moves = plan_pool(state, max_active=2)
     assert [(m.chip_id, m.promote) for m in moves] == [("a1", False)]
     assert plan_pool(state, max_active=2, pending={"a1"}) == []

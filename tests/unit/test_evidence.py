@@ -16,11 +16,15 @@ import pytest
 
 from julia_chips.actors.evidence import EVIDENCE, Source, Verdict, classify
 from julia_chips.actors.health import decide
-from julia_chips.actors.signals import AccountNotice, HealthSignal, SendRefused
 from julia_chips.events import commands as cmd
+from julia_chips.events.observations import (
+    AccountNotice,
+    ConnectionUpdate,
+    HealthSignal,
+    SendRefused,
+)
 from julia_chips.gateways.evolution_errors import RateLimited, error_from_response
 from julia_chips.gateways.evolution_webhook import decode_evolution
-from julia_chips.gateways.observations import ConnectionUpdate
 from tests.unit.health_builders import NOW, fold, healthy_chip
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "health"

@@ -8,14 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from julia_chips.events.observations import ConnectionUpdate, InboundMessage, MessageStatus
 from julia_chips.gateways.evolution_webhook import decode_evolution
-from julia_chips.gateways.observations import (
-    ConnectionUpdate,
-    Ignored,
-    InboundMessage,
-    MessageStatus,
-    WebhookRejected,
-)
+from julia_chips.gateways.observations import Ignored, WebhookRejected
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 RECEIVED = datetime(2025, 11, 27, 12, 30, tzinfo=UTC)

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from julia_chips.gateways.observations import Ignored, SmsReceived, WebhookRejected
+from julia_chips.events.observations import SmsReceived
+from julia_chips.gateways.observations import Ignored, WebhookRejected
 from julia_chips.gateways.salvy_webhook import decode_salvy
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"

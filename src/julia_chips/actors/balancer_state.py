@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 import msgspec
 
 from julia_chips.actors import chip_lifecycle
+from julia_chips.actors.balancer_index import ChipIndex, Key
 from julia_chips.actors.recipient_protection import local_day
 from julia_chips.events import messages as msg
 from julia_chips.events import route as rt
@@ -19,6 +20,7 @@ from julia_chips.events.chip import AnyChipEvent, Status
 from julia_chips.events.fleet import AnyFleetEvent, FleetBrakeEngaged
 
 WEEK = timedelta(days=7)
+ATTEMPT_MEMORY_DAYS = 8  # local days of attempts kept: what a rebuild replays (ledger horizon)
 SERVING = frozenset({Status.ACTIVE, Status.WARMING})
 
 
@@ -34,6 +36,7 @@ class Attempt(msgspec.Struct, kw_only=True):
     chip_id: str
     doctor_id: str
     outcome: str | None = None  # dispatched | failed | unknown; None: in flight or crashed
+    day: int = 0  # local day ordinal of the attempt, for forgetting it after ATTEMPT_MEMORY_DAYS
 
 
 NO_DOCTOR = Doctor()
@@ -45,15 +48,34 @@ class BalancerState:
     def __init__(self) -> None:
         self.chips: dict[str, chip_lifecycle.ChipState] = {}
         self.serving: dict[str, chip_lifecycle.ChipState] = {}  # active or warming only
-        self.health: dict[str, float] = {}  # 0..1, higher is healthier; 1 when unknown
+        self.health: dict[str, float] = {}  # 0..1, higher is healthier; write via set_health
         self.doctors: dict[str, Doctor] = {}
         self.holders: dict[str, set[str]] = {}  # chip_id -> doctors it holds
         self.day = 0  # local day ordinal `used` counts for
         self.used: dict[str, int] = {}  # sends attempted today per chip
-        self.attempts: dict[str, Attempt] = {}  # by attempt id (= request command id)
+        self.attempts: dict[str, Attempt] = {}  # by attempt id (= request command id), oldest
+        # first; pruned to ATTEMPT_MEMORY_DAYS at each new local day (see `_forget_attempts`)
         self.backlog: dict[str, rt.RequestQueued] = {}  # by request id, in arrival order
         self.waiting: dict[str, int] = {}  # doctor_id -> their requests in the backlog
         self.brake_until: datetime | None = None
+        self.index = ChipIndex(self._chip_key, self.serving)
+
+    def set_health(self, chip_id: str, score: float) -> None:
+        """The health monitor's score (0..1) for a chip; re-ranks it for new conversations."""
+        self.health[chip_id] = score
+        chip = self.serving.get(chip_id)
+        if chip is not None:
+            self.index.touch(chip)
+
+    def _chip_key(self, chip_id: str) -> Key | None:
+        """The chip's rank for a new conversation on the index's day; None: cannot take one."""
+        chip = self.serving.get(chip_id)
+        if chip is None:
+            return None
+        view = self.index.view
+        counting = view is not None and view[0] == view[1]  # decisions are on `self.day`
+        left = chip.daily_cap - (self.used.get(chip_id, 0) if counting else 0)
+        return None if left <= 0 else (-left, -health_of(self, chip), chip_id)
 
     def doctor(self, doctor_id: str) -> Doctor:
         return self.doctors.get(doctor_id, NO_DOCTOR)
@@ -131,10 +153,11 @@ def _evolve_ledger(state: BalancerState, event: msg.AnyMessageEvent) -> Balancer
             day = local_day(event.occurred_at)
             if day > state.day:
                 state.day, state.used = day, {}
+                _forget_attempts(state, day - ATTEMPT_MEMORY_DAYS)
             if day == state.day:
                 state.used[event.chip_id] = state.used.get(event.chip_id, 0) + 1
             state.attempts[event.attempt_id] = Attempt(chip_id=event.chip_id,
-                                                       doctor_id=event.doctor_id)
+                                                       doctor_id=event.doctor_id, day=day)
             _leave_backlog(state, event.attempt_id, event.doctor_id)  # served, even if the
             # RequestServed that says so was never written (crash right after the attempt)
             if event.kind == "prospecting":
@@ -144,6 +167,19 @@ def _evolve_ledger(state: BalancerState, event: msg.AnyMessageEvent) -> Balancer
             if attempt is not None:
                 attempt.outcome = _OUTCOME[type(event)]
     return state
+
+
+def _forget_attempts(state: BalancerState, before_day: int) -> None:
+    """Drop attempts from before `before_day`, oldest first, so memory is bounded by days of
+    traffic rather than growing for ever. A rebuilt leader replays only the ledger horizon,
+    so this forgets nothing a takeover would have remembered: a request retried with an id
+    older than that is as new to a running leader as to a fresh one."""
+    attempts = state.attempts
+    while attempts:
+        attempt_id = next(iter(attempts))
+        if attempts[attempt_id].day >= before_day:
+            return
+        del attempts[attempt_id]
 
 
 def _leave_backlog(state: BalancerState, request_id: str, doctor_id: str) -> None:
@@ -170,6 +206,7 @@ def apply_chip_event(state: BalancerState, event: AnyChipEvent) -> chip_lifecycl
     state.chips[chip.chip_id] = chip
     if chip.status in SERVING:
         state.serving[chip.chip_id] = chip
+        state.index.touch(chip)
     else:
         state.serving.pop(chip.chip_id, None)
     return chip

@@ -19,17 +19,19 @@ from julia_chips.actors.chip_lifecycle import (
     ChipState,
 )
 from julia_chips.actors.evidence import Finding, Source, Verdict, classify, stronger
-from julia_chips.actors.signals import (
-    AccountNotice,
-    HealthSignal,
-    SendRefused,
-    TrafficCounted,
-    signal_time,
-)
+from julia_chips.actors.signals import signal_time
 from julia_chips.events import chip as ev
 from julia_chips.events import commands as cmd
 from julia_chips.events.chip import Status
-from julia_chips.gateways.observations import ConnectionUpdate, InboundMessage, MessageStatus
+from julia_chips.events.observations import (
+    AccountNotice,
+    ConnectionUpdate,
+    HealthSignal,
+    InboundMessage,
+    MessageStatus,
+    SendRefused,
+    TrafficCounted,
+)
 
 COOLABLE = frozenset({Status.WARMING, Status.READY, Status.ACTIVE})
 MAX_BATCH = 100_000  # ObserveTraffic's per-field bound

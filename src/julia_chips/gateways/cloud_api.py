@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import logging
 from typing import TypeVar
-from urllib.parse import quote
 
 import aiohttp
 import msgspec
 
+from julia_chips.gateways.http_exchange import UNREADABLE, decode_strict, exchange, segment
 from julia_chips.gateways.jid import digits_only
 from julia_chips.privacy import mask_phone
 
@@ -86,65 +86,54 @@ class CloudApiClient:
     async def find_or_add(self, phone: str, verified_name: str) -> PhoneNumber:
         """The number's node in our WABA, adding it if absent (so a retry finds, not adds)."""
         digits = digits_only(phone)
-        listed = _decode(_Numbers, await self._call("GET", f"/{_seg(self._waba)}/phone_numbers"))
+        listed = _decode(_Numbers, await self._call("GET", f"/{segment(self._waba)}/phone_numbers"))
         for number in listed.data:
             if digits_only(number.display_phone_number) == digits:
                 return number
         body = {"cc": digits[:2], "phone_number": digits[2:], "verified_name": verified_name}
         log.info("adding %s to the WABA", mask_phone(phone))
-        created = await self._call("POST", f"/{_seg(self._waba)}/phone_numbers", body)
+        created = await self._call("POST", f"/{segment(self._waba)}/phone_numbers", body)
         return PhoneNumber(id=_decode(_Created, created).id, display_phone_number=f"+{digits}")
 
     async def number(self, phone_number_id: str) -> PhoneNumber:
-        path = f"/{_seg(phone_number_id)}?fields=status,code_verification_status"
+        path = f"/{segment(phone_number_id)}?fields=status,code_verification_status"
         return _decode(PhoneNumber, await self._call("GET", path))
 
     async def request_code(self, phone_number_id: str, *, language: str = "pt_BR") -> None:
         """Meta texts a six-digit code to the number (it reaches us via Salvy's webhook)."""
         body = {"code_method": "SMS", "language": language}
-        await self._call("POST", f"/{_seg(phone_number_id)}/request_code", body)
+        await self._call("POST", f"/{segment(phone_number_id)}/request_code", body)
 
     async def verify_code(self, phone_number_id: str, code: str) -> None:
-        await self._call("POST", f"/{_seg(phone_number_id)}/verify_code", {"code": code})
+        await self._call("POST", f"/{segment(phone_number_id)}/verify_code", {"code": code})
 
     async def register(self, phone_number_id: str, pin: str) -> None:
         """Counts against the 10-per-72 h budget: call only on a verified, unconnected number."""
         body = {"messaging_product": "whatsapp", "pin": pin}
-        await self._call("POST", f"/{_seg(phone_number_id)}/register", body)
+        await self._call("POST", f"/{segment(phone_number_id)}/register", body)
 
     async def _call(self, method: str, path: str, body: dict[str, str] | None = None) -> bytes:
-        headers = dict(self._headers)
-        data = None
-        if body is not None:
-            headers["Content-Type"] = "application/json"
-            data = _ENCODER.encode(body)
+        data = None if body is None else _ENCODER.encode(body)
         try:
-            async with self._session.request(method, self._base + path, data=data,
-                                             headers=headers, timeout=self._timeout) as resp:
-                raw, status = await resp.read(), resp.status
+            answer = await exchange(self._session, method, self._base + path,
+                                    headers=self._headers, timeout=self._timeout, json=data)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise CloudApiError(f"graph unreachable: {type(exc).__name__}", code=None,
                                 status=None) from exc
-        if status >= 300:
-            raise _error(status, raw)
-        return raw
+        if answer.status >= 300:
+            raise _error(answer.status, answer.body)
+        return answer.body
 
 
 def _error(status: int, raw: bytes) -> CloudApiError:
     try:
         detail = msgspec.json.decode(raw, type=_ErrorBody).error
-    except (msgspec.ValidationError, msgspec.DecodeError):
+    except UNREADABLE:
         return CloudApiError(f"graph HTTP {status}", code=None, status=status)
     return CloudApiError(f"graph error {detail.code}: {detail.message[:200]}", code=detail.code,
                          status=status)
 
 
 def _decode(kind: type[W], body: bytes) -> W:
-    try:
-        return msgspec.json.decode(body, type=kind)
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-        raise CloudApiError(f"unexpected graph answer: {exc}", code=None, status=200) from exc
-
-
-def _seg(value: str) -> str:
-    return quote(value, safe="")
+    return decode_strict(kind, body, lambda why: CloudApiError(
+        f"unexpected graph answer: {why}", code=None, status=200))

@@ -10,12 +10,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from typing import TypeVar
-from urllib.parse import quote
 
 import aiohttp
 import msgspec
 
-from julia_chips.gateways.backoff import Backoff, Sleep, retry_after_seconds, retrying
+from julia_chips.events.observations import ConnectionState
+from julia_chips.gateways.backoff import Backoff, Sleep, retrying
 from julia_chips.gateways.evolution_errors import (
     GatewayError,
     GatewayUnavailable,
@@ -36,8 +36,8 @@ from julia_chips.gateways.evolution_wire import (
     StateResponse,
     create_body,
 )
+from julia_chips.gateways.http_exchange import decode_strict, exchange, segment
 from julia_chips.gateways.jid import digits_only, phone_from_jid
-from julia_chips.gateways.observations import ConnectionState
 from julia_chips.privacy import mask_phone
 
 log = logging.getLogger(__name__)
@@ -91,7 +91,7 @@ class EvolutionClient:
         params = {"number": digits_only(number)} if number else None
 
         async def once() -> bytes:
-            return await self._call("GET", f"/instance/connect/{_seg(instance)}", params=params)
+            return await self._call("GET", f"/instance/connect/{segment(instance)}", params=params)
 
         body = await retrying(
             once,
@@ -106,7 +106,7 @@ class EvolutionClient:
         """In-memory state on the gateway: `open` can hide a dead socket, so trust receipts more."""
 
         async def once() -> bytes:
-            return await self._call("GET", f"/instance/connectionState/{_seg(instance)}")
+            return await self._call("GET", f"/instance/connectionState/{segment(instance)}")
 
         body = await retrying(
             once,
@@ -119,15 +119,15 @@ class EvolutionClient:
 
     async def logout(self, instance: str) -> None:
         """Unlink the device; InstanceNotConnected if it was already closed."""
-        await self._call("DELETE", f"/instance/logout/{_seg(instance)}")
+        await self._call("DELETE", f"/instance/logout/{segment(instance)}")
 
     async def delete(self, instance: str) -> None:
         """Remove the instance (v2 logs it out first when open)."""
-        await self._call("DELETE", f"/instance/delete/{_seg(instance)}")
+        await self._call("DELETE", f"/instance/delete/{segment(instance)}")
 
     async def restart(self, instance: str) -> LinkCode:
         """Reopen the socket; LinkFailed when the instance is closed (HTTP 200 with an error)."""
-        return _link_code(await self._call("POST", f"/instance/restart/{_seg(instance)}"))
+        return _link_code(await self._call("POST", f"/instance/restart/{segment(instance)}"))
 
     async def send_text(
         self, instance: str, phone: str, text: str, *, delay_ms: int | None = None
@@ -139,7 +139,7 @@ class EvolutionClient:
         request = SendTextBody(number=digits_only(phone), text=text, delay=delay_ms)
         payload = _ENCODER.encode(request)
         try:
-            body = await self._call("POST", f"/message/sendText/{_seg(instance)}", json=payload)
+            body = await self._call("POST", f"/message/sendText/{segment(instance)}", json=payload)
         except GatewayUnavailable as exc:
             if not exc.request_sent:
                 raise
@@ -161,21 +161,10 @@ class EvolutionClient:
         params: dict[str, str] | None = None,
     ) -> bytes:
         """One HTTP exchange: the body of a 2xx, else the typed error."""
-        headers = dict(self._headers)
-        if json is not None:
-            headers["Content-Type"] = "application/json"
         try:
-            async with self._session.request(
-                method,
-                self._base + path,
-                data=json,
-                params=params,
-                headers=headers,
-                timeout=self._timeout,
-            ) as resp:
-                body = await resp.read()
-                status = resp.status
-                retry_after = retry_after_seconds(resp.headers.get("Retry-After"))
+            answer = await exchange(self._session, method, self._base + path,
+                                    headers=self._headers, timeout=self._timeout, json=json,
+                                    params=params)
         except aiohttp.ClientConnectorError as exc:
             raise GatewayUnavailable(
                 f"cannot reach gateway: {exc.os_error}", status=None, request_sent=False
@@ -186,9 +175,9 @@ class EvolutionClient:
                 status=None,
                 request_sent=True,
             ) from exc
-        if status >= 300:
-            raise error_from_response(status, body, retry_after)
-        return body
+        if answer.status >= 300:
+            raise error_from_response(answer.status, answer.body, answer.retry_after)
+        return answer.body
 
 
 def _link_code(body: bytes) -> LinkCode:
@@ -206,11 +195,4 @@ def _link_code(body: bytes) -> LinkCode:
 
 
 def _decode(kind: type[W], body: bytes) -> W:
-    try:
-        return msgspec.json.decode(body, type=kind)
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-        raise GatewayError(f"unexpected gateway answer: {exc}") from exc
-
-
-def _seg(instance: str) -> str:
-    return quote(instance, safe="")
+    return decode_strict(kind, body, lambda why: GatewayError(f"unexpected gateway answer: {why}"))

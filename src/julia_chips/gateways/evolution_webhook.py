@@ -11,17 +11,16 @@ from datetime import UTC, datetime
 
 import msgspec
 
-from julia_chips.gateways.jid import phone_from_jid
-from julia_chips.gateways.observations import (
+from julia_chips.events.observations import (
     ConnectionState,
     ConnectionUpdate,
     DeliveryStatus,
-    EvolutionObservation,
-    Ignored,
     InboundMessage,
     MessageStatus,
-    WebhookRejected,
 )
+from julia_chips.gateways.http_exchange import UNREADABLE
+from julia_chips.gateways.jid import phone_from_jid
+from julia_chips.gateways.observations import EvolutionObservation, Ignored, WebhookRejected
 
 
 class _Envelope(msgspec.Struct, kw_only=True):
@@ -100,7 +99,7 @@ def decode_evolution(body: bytes, *, received_at: datetime) -> EvolutionObservat
                 return _status(_UPDATE.decode(body), received_at)
             case _:
                 return Ignored(source="evolution", event=event, reason="event not used")
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+    except UNREADABLE as exc:
         raise WebhookRejected(f"evolution webhook: {exc}") from exc
 
 

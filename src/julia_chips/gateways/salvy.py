@@ -14,12 +14,12 @@ import asyncio
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Literal, TypeVar
-from urllib.parse import quote
 
 import aiohttp
 import msgspec
 
-from julia_chips.gateways.backoff import Backoff, Sleep, retry_after_seconds, retrying
+from julia_chips.gateways.backoff import Backoff, Sleep, retrying
+from julia_chips.gateways.http_exchange import Params, decode_strict, exchange, segment
 from julia_chips.gateways.salvy_errors import (
     SalvyError,
     SalvyRateLimited,
@@ -136,7 +136,7 @@ class SalvyClient:
 
     async def get(self, account_id: str) -> PhoneAccount:
         """One phone account by id; PhoneAccountMissing if unknown."""
-        body = await self._call("GET", f"/api/v3/phone-accounts/{_seg(account_id)}", safe=True)
+        body = await self._call("GET", f"/api/v3/phone-accounts/{segment(account_id)}", safe=True)
         return _decode(PhoneAccount, body)
 
     async def list_accounts(
@@ -159,7 +159,7 @@ class SalvyClient:
     ) -> None:
         """Cancel at once. Salvy bills the whole month regardless, so prefer reusing numbers."""
         payload = _ENCODER.encode(_CancelBody(reason=reason, reason_detail=detail))
-        path = f"/api/v3/phone-accounts/{_seg(account_id)}/cancel"
+        path = f"/api/v3/phone-accounts/{segment(account_id)}/cancel"
         await self._call("POST", path, json=payload, safe=False)
 
     async def _call(
@@ -169,7 +169,7 @@ class SalvyClient:
         *,
         safe: bool,
         json: bytes | None = None,
-        params: dict[str, str] | list[tuple[str, str]] | None = None,
+        params: Params = None,
         headers: dict[str, str] | None = None,
     ) -> bytes:
         """Retry 429 always (nothing ran); 5xx and connection errors only when `safe` to repeat."""
@@ -177,8 +177,6 @@ class SalvyClient:
             (SalvyRateLimited, SalvyUnavailable) if safe else (SalvyRateLimited,)
         )
         all_headers = {**self._auth, **(headers or {})}
-        if json is not None:
-            all_headers["Content-Type"] = "application/json"
 
         async def once() -> bytes:
             return await self._exchange(method, path, json, params, all_headers)
@@ -193,21 +191,17 @@ class SalvyClient:
         method: str,
         path: str,
         json: bytes | None,
-        params: dict[str, str] | list[tuple[str, str]] | None,
+        params: Params,
         headers: dict[str, str],
     ) -> bytes:
         try:
-            async with self._session.request(
-                method, self._base + path, data=json, params=params, headers=headers,
-                timeout=self._timeout,
-            ) as resp:  # fmt: skip
-                body = await resp.read()
-                if resp.status >= 300:
-                    retry_after = retry_after_seconds(resp.headers.get("Retry-After"))
-                    raise salvy_error(resp.status, body, retry_after)
-                return body
+            answer = await exchange(self._session, method, self._base + path, headers=headers,
+                                    timeout=self._timeout, json=json, params=params)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise SalvyUnavailable(f"salvy unreachable: {type(exc).__name__}") from exc
+        if answer.status >= 300:
+            raise salvy_error(answer.status, answer.body, answer.retry_after)
+        return answer.body
 
 
 def _retry_after(exc: Exception) -> float | None:
@@ -215,11 +209,4 @@ def _retry_after(exc: Exception) -> float | None:
 
 
 def _decode(kind: type[W], body: bytes) -> W:
-    try:
-        return msgspec.json.decode(body, type=kind)
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-        raise SalvyError(f"unexpected salvy answer: {exc}") from exc
-
-
-def _seg(value: str) -> str:
-    return quote(value, safe="")
+    return decode_strict(kind, body, lambda why: SalvyError(f"unexpected salvy answer: {why}"))

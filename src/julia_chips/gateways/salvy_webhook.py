@@ -11,12 +11,9 @@ from datetime import datetime
 
 import msgspec
 
-from julia_chips.gateways.observations import (
-    Ignored,
-    SalvyObservation,
-    SmsReceived,
-    WebhookRejected,
-)
+from julia_chips.events.observations import SmsReceived
+from julia_chips.gateways.http_exchange import UNREADABLE
+from julia_chips.gateways.observations import Ignored, SalvyObservation, WebhookRejected
 from julia_chips.gateways.sms_code import whatsapp_code
 
 
@@ -59,7 +56,7 @@ def decode_salvy(body: bytes) -> SalvyObservation:
         if event != "sms.received":
             return Ignored(source="salvy", event=event, reason="event not used")
         data = _SMS.decode(body).data
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+    except UNREADABLE as exc:
         raise WebhookRejected(f"salvy webhook: {exc}") from exc
     account = data.phone_account_id or data.virtual_phone_account_id
     if account is None:

@@ -27,6 +27,14 @@ async def _fleet_registry(app: web.Application) -> CollectorRegistry:
     Gauge("chips_warming", "Chips warming up", registry=registry).set(by[Status.WARMING])
     Gauge("chips_banned_last_7d", "Chips banned in the last 7 days",
           registry=registry).set(summary.banned_last_7d)
+    Gauge("fleet_brake_engaged", "1 while the fleet brake stops prospecting",
+          registry=registry).set(1 if summary.brake.engaged else 0)
+    # Named apart from the leader's own julia_balancer_backlog*: this is the read model's
+    # view, the same in every process, and both may be served by one process.
+    Gauge("balancer_backlog_requests", "Send requests waiting in the balancer's backlog",
+          registry=registry).set(summary.backlog.waiting)
+    Gauge("balancer_backlog_oldest_seconds", "Age of the oldest waiting send request",
+          registry=registry).set(summary.backlog.oldest_age_seconds)
     by_status = Gauge("chips_by_status", "Chips per state", ["status"], registry=registry)
     for status, count in by.items():
         by_status.labels(status=status).set(count)

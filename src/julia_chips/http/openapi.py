@@ -12,14 +12,14 @@ from julia_chips.http.routes import Route
 
 _REF = "#/components/schemas/{name}"
 _STATUS_TEXT = {200: "OK", 400: "Bad request: names the `field`", 401: "Bearer token required",
-                404: "No such chip", 503: "A backing service is unavailable"}
+                404: "No such chip or doctor", 503: "A backing service is unavailable"}
 
 
 def _parameters(route: Route, components: dict[str, Any]) -> list[dict[str, Any]]:
     params: list[dict[str, Any]] = []
     if "{id}" in route.path:
         params.append({"name": "id", "in": "path", "required": True,
-                       "schema": {"type": "string", "format": "uuid"}})
+                       "schema": msgspec.json.schema(route.id_type)})
     schema = components[route.query.__name__]
     for name, prop in schema.get("properties", {}).items():
         params.append({"name": name, "in": "query", "required": False, "schema": prop})

@@ -10,6 +10,7 @@ import msgspec
 from aiohttp import web
 
 from julia_chips.events.chip import Status
+from julia_chips.events.route import DoctorId
 from julia_chips.http.errors import ApiProblem, field_of
 
 T = TypeVar("T")
@@ -21,6 +22,7 @@ ChipCursor = Annotated[str, msgspec.Meta(
 Since = Annotated[datetime, msgspec.Meta(
     tz=True, description="events that occurred at or after this time (ISO 8601, with zone)")]
 Seq = Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1, description="first stream sequence")]
+ChipIdParam = Annotated[str, msgspec.Meta(extra_json_schema={"format": "uuid"})]
 
 
 class ChipsQuery(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -64,3 +66,16 @@ def chip_id(request: web.Request) -> str:
         return str(uuid.UUID(raw))
     except ValueError:
         raise ApiProblem(400, "chip id must be a UUID", "id") from None
+
+
+def doctor_id(request: web.Request) -> str:
+    """The `{id}` path segment, valid as the balancer requires (it is a subject token).
+
+    The value is not echoed in the error: callers may use phone-like ids (LGPD).
+    :raises ApiProblem: 400.
+    """
+    try:
+        return msgspec.convert(request.match_info["id"], DoctorId)
+    except msgspec.ValidationError:
+        raise ApiProblem(400, "doctor id must be 1-64 letters, digits, '_' or '-', starting "
+                         "with a letter or digit", "id") from None

@@ -8,8 +8,9 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from julia_chips.http import chip_events, chips, health, metrics
-from julia_chips.http.params import ChipsQuery, EventsQuery, NoQuery, PageQuery
+from julia_chips.events.route import DoctorId
+from julia_chips.http import chip_events, chips, doctors, health, metrics
+from julia_chips.http.params import ChipIdParam, ChipsQuery, EventsQuery, NoQuery, PageQuery
 from julia_chips.http.responses import (
     ChipPage,
     ChipsHealth,
@@ -18,6 +19,7 @@ from julia_chips.http.responses import (
     WarmerMetricsPage,
 )
 from julia_chips.projections.chip_rows import ChipRow
+from julia_chips.projections.doctors import DoctorView
 
 
 class Route(msgspec.Struct, frozen=True, kw_only=True):
@@ -28,6 +30,7 @@ class Route(msgspec.Struct, frozen=True, kw_only=True):
     response: type[Any] | None = None  # None: text (Prometheus exposition)
     statuses: tuple[int, ...] = (200, 400, 401)
     public: bool = False  # open even when JULIA_API_TOKEN is set
+    id_type: Any = ChipIdParam  # what `{id}` in the path must be (OpenAPI schema)
 
 
 READ_ROUTES: tuple[Route, ...] = (
@@ -35,7 +38,8 @@ READ_ROUTES: tuple[Route, ...] = (
           public=True, summary="NATS and PostgreSQL reachable (503 when one is not)"),
     Route(path="/health/chips", handler=health.chips_health, response=ChipsHealth,
           statuses=(200, 400, 401, 503),
-          summary="Fleet summary: chips by state, bans in the last 7 days, brake, lag"),
+          summary="Fleet summary: chips by state, bans in the last 7 days, brake, balancer "
+          "backlog, projection lag"),
     Route(path="/chips", handler=chips.list_chips, query=ChipsQuery, response=ChipPage,
           statuses=(200, 400, 401, 503),
           summary="Chips, optionally by status; pages by limit/offset or cursor"),
@@ -47,6 +51,9 @@ READ_ROUTES: tuple[Route, ...] = (
     Route(path="/chips/{id}/warmer-metrics", handler=chips.warmer_metrics, query=PageQuery,
           response=WarmerMetricsPage, statuses=(200, 400, 401, 404, 503),
           summary="One row per closed warm day, oldest first"),
+    Route(path="/doctors/{id}", handler=doctors.get_doctor, response=DoctorView,
+          id_type=DoctorId, statuses=(200, 400, 401, 404, 503),
+          summary="One doctor: chip, consent, opt-out, quarantine, assignments, messages"),
     Route(path="/metrics", handler=metrics.metrics, statuses=(200, 400, 401, 503),
           summary="Prometheus exposition: fleet gauges and pipeline figures"),
 )

@@ -26,23 +26,15 @@ from nats.js.api import Header
 from nats.js.client import JetStreamContext
 
 from julia_chips.clock import Clock
+from julia_chips.events.observations import Observation, SmsReceived
 from julia_chips.gateways import svix
 from julia_chips.gateways.evolution_webhook import decode_evolution
 from julia_chips.gateways.evolution_wire import SECRET_HEADER
-from julia_chips.gateways.observation_codec import (
-    OBSERVATION_HEADER,
-    Observation,
-    encode_observation,
-    observation_kind,
-)
-from julia_chips.gateways.observations import Ignored, SmsReceived, WebhookRejected
+from julia_chips.gateways.observations import Ignored, WebhookRejected
 from julia_chips.gateways.salvy_webhook import decode_salvy
-from julia_chips.subjects import (
-    SubjectTokenInvalid,
-    gateway_observation,
-    gateway_raw,
-    sms_observation,
-)
+from julia_chips.store.acked_publish import AckedPublisher, PubAck
+from julia_chips.store.observation_log import publish_observation
+from julia_chips.subjects import SubjectTokenInvalid, gateway_raw
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +53,9 @@ class WebhookIngress:
                  salvy_secret: str | None, publish_timeout: float = 2.0,
                  max_body: int = MAX_BODY) -> None:
         self.js = js
+        # The same durable ack as js.publish without its per-message request, wait_for and
+        # JSON parse: two publishes per webhook make that the ingress's hot path.
+        self.publisher = AckedPublisher(js._nc)
         self.clock = clock
         self.evolution_secret = evolution_secret
         self.salvy_secret = salvy_secret
@@ -117,8 +112,7 @@ async def evolution_webhook(request: web.Request) -> web.Response:
         return _answer(400, str(exc))
     msg_id = "evo:" + hashlib.blake2b(body, digest_size=16).hexdigest()
     fact = None if isinstance(observation, Ignored) else observation
-    obs_subject = gateway_observation(instance)
-    return await _store_then_answer(ingress, raw_subject, body, msg_id, fact, obs_subject)
+    return await _store_then_answer(ingress, raw_subject, body, msg_id, fact)
 
 
 async def salvy_webhook(request: web.Request) -> web.Response:
@@ -140,8 +134,7 @@ async def salvy_webhook(request: web.Request) -> web.Response:
         return _answer(400, str(exc))
     msg_id = "svix:" + request.headers["svix-id"]  # Svix retries keep the id: dedupe
     fact = observation if isinstance(observation, SmsReceived) else None
-    obs_subject = sms_observation(account)
-    return await _store_then_answer(ingress, raw_subject, body, msg_id, fact, obs_subject)
+    return await _store_then_answer(ingress, raw_subject, body, msg_id, fact)
 
 
 def _salvy_account(body: bytes, observation: SmsReceived | Ignored) -> str:
@@ -156,24 +149,23 @@ def _salvy_account(body: bytes, observation: SmsReceived | Ignored) -> str:
 
 
 async def _store_then_answer(ingress: WebhookIngress, raw_subject: str, body: bytes, msg_id: str,
-                             fact: Observation | None, obs_subject: str) -> web.Response:
+                             fact: Observation | None) -> web.Response:
     try:
-        seq = await _store(ingress, raw_subject, body, msg_id, fact, obs_subject)
+        seq = await _store(ingress, raw_subject, body, msg_id, fact)
     except _StoreFailed as exc:
         log.warning("webhook not stored (%s): answering 503", exc)
         return _answer(503, "storage unavailable, retry later", headers={"Retry-After": "1"})
-    return web.json_response({"ok": True, "seq": seq})
+    return web.Response(body=b'{"ok":true,"seq":%d}' % seq, content_type="application/json")
 
 
 async def _store(ingress: WebhookIngress, raw_subject: str, body: bytes, msg_id: str,
-                 fact: Observation | None, obs_subject: str) -> int:
+                 fact: Observation | None) -> int:
     """Both publishes in flight at once (one round trip); both must be acked before a 200."""
-    js, timeout = ingress.js, ingress.publish_timeout
-    publishes = [js.publish(raw_subject, body, timeout=timeout, headers={Header.MSG_ID: msg_id})]
+    publisher, timeout = ingress.publisher, ingress.publish_timeout
+    publishes = [publisher.publish(raw_subject, body, {Header.MSG_ID: msg_id}, timeout=timeout)]
     if fact is not None:
-        headers = {Header.MSG_ID: msg_id + ":obs", OBSERVATION_HEADER: observation_kind(fact)}
-        publishes.append(js.publish(obs_subject, encode_observation(fact), timeout=timeout,
-                                    headers=headers))
+        publishes.append(publish_observation(publisher, fact, msg_id=msg_id + ":obs",
+                                             timeout=timeout))
     results = await asyncio.gather(*publishes, return_exceptions=True)
     for result in results:
         if isinstance(result, nats.errors.Error | TimeoutError | OSError):
@@ -181,8 +173,8 @@ async def _store(ingress: WebhookIngress, raw_subject: str, body: bytes, msg_id:
         if isinstance(result, BaseException):
             raise result
     first = results[0]
-    assert not isinstance(first, BaseException)
-    return int(first.seq)
+    assert isinstance(first, PubAck)
+    return first.seq
 
 
 async def _read_limited(request: web.Request, limit: int) -> bytes | None:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from julia_chips.projections.base import Projection
 from julia_chips.projections.chips import ChipsProjection
+from julia_chips.projections.doctors import doctor_projections
 from julia_chips.projections.fleet import FleetBrakeProjection
 from julia_chips.projections.warmer_metrics import WarmerMetricsProjection
 
-PROJECTIONS: dict[str, Projection] = {
-    p.name: p for p in (ChipsProjection(), WarmerMetricsProjection(), FleetBrakeProjection())
-}
+_ALL: tuple[Projection, ...] = (ChipsProjection(), WarmerMetricsProjection(),
+                                FleetBrakeProjection(), *doctor_projections())
+PROJECTIONS: dict[str, Projection] = {p.name: p for p in _ALL}
 
 
 def dependents_of(name: str) -> list[str]:

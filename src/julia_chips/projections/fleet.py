@@ -1,7 +1,8 @@
 """The fleet brake from FLEET_EVENTS, and the fleet summary `/health/chips` serves.
 
 The summary's counts are a query over `julia_chips` (a few thousand rows, indexed by
-status): a second copy of those counts would be one more thing a rebuild must keep equal.
+status) and the backlog a query over `route_backlog`: a second copy of those counts would
+be one more thing a rebuild must keep equal.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import msgspec
 from julia_chips.events.chip import Status
 from julia_chips.events.fleet import AnyFleetEvent, FleetBrakeEngaged, FleetBrakeReleased
 from julia_chips.projections.base import Envelope, Fold
+from julia_chips.projections.doctors import BacklogSummary, backlog_summary
 from julia_chips.subjects import Stream
 
 _DECODER = msgspec.json.Decoder(AnyFleetEvent)
@@ -38,6 +40,7 @@ class FleetSummary(msgspec.Struct, frozen=True, kw_only=True):
     by_status: dict[str, int]
     banned_last_7d: int
     brake: BrakeState
+    backlog: BacklogSummary  # the balancer's durable backlog (ROUTE_EVENTS)
 
 
 class BrakeFold:
@@ -76,7 +79,8 @@ class FleetBrakeProjection:
 
 
 async def fleet_summary(conn: asyncpg.Connection | asyncpg.Pool, now: datetime) -> FleetSummary:
-    """Counts by state (every state present, zeros included), recent bans, the brake."""
+    """Counts by state (every state present, zeros included), recent bans, the brake, the
+    balancer's backlog."""
     rows = await conn.fetch("SELECT status, count(*) AS n FROM julia_chips GROUP BY status")
     by_status = {s.value: 0 for s in Status} | {r["status"]: r["n"] for r in rows}
     banned = await conn.fetchval(
@@ -89,4 +93,5 @@ async def fleet_summary(conn: asyncpg.Connection | asyncpg.Pool, now: datetime) 
         brake = BrakeState(engaged=engaged, reason=brake_row["reason"], until=until,
                            changed_at=brake_row["changed_at"])
     return FleetSummary(chips_total=sum(by_status.values()), by_status=by_status,
-                        banned_last_7d=banned, brake=brake)
+                        banned_last_7d=banned, brake=brake,
+                        backlog=await backlog_summary(conn, now))

@@ -14,8 +14,6 @@ import logging
 from pathlib import Path
 from typing import Protocol
 
-from nats.js.client import JetStreamContext
-
 from julia_chips.clock import Clock
 from julia_chips.events import messages as msg
 from julia_chips.gateways.evolution import EvolutionClient
@@ -29,6 +27,7 @@ from julia_chips.gateways.evolution_errors import (
 )
 from julia_chips.privacy import mask_phone
 from julia_chips.runtime.balancer_store import append_message_event
+from julia_chips.store.acked_publish import AckedPublisher
 
 log = logging.getLogger(__name__)
 
@@ -94,12 +93,12 @@ class FakeSender:
         return f"fake-{len(self.sent)}"
 
 
-async def dispatch(js: JetStreamContext, sender: WhatsAppSender, clock: Clock,
+async def dispatch(publisher: AckedPublisher, sender: WhatsAppSender, clock: Clock,
                    attempt: msg.SendAttempted, instance: str, phone: str, text: str
                    ) -> msg.MessageEvent | None:
     """Attempt, send, settle; returns the outcome event, None when another balancer had
     already recorded this attempt (then nothing is sent: never twice)."""
-    if not await append_message_event(js, attempt):
+    if not await append_message_event(publisher, attempt):
         return None
     common = {"chip_id": attempt.chip_id, "attempt_id": attempt.attempt_id}
     outcome: msg.MessageEvent
@@ -117,7 +116,7 @@ async def dispatch(js: JetStreamContext, sender: WhatsAppSender, clock: Clock,
     else:
         outcome = msg.SendDispatched(event_id=f"{attempt.attempt_id}:dispatched",
                                      message_id=message_id, occurred_at=clock.now(), **common)
-    await append_message_event(js, outcome)
+    await append_message_event(publisher, outcome)
     return outcome
 
 

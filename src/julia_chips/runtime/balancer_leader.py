@@ -23,6 +23,7 @@ from julia_chips.actors.balancer import Event
 from julia_chips.actors.balancer_backlog import serve_backlog
 from julia_chips.actors.balancer_failover import orphaned_chips, plan_failover, plan_pool
 from julia_chips.actors.balancer_state import (
+    ATTEMPT_MEMORY_DAYS,
     SERVING,
     BalancerState,
     apply_chip_event,
@@ -39,7 +40,11 @@ from julia_chips.events.chip import Status
 from julia_chips.events.codec import decode_event
 from julia_chips.events.fleet import AnyFleetEvent
 from julia_chips.runtime.balancer_dispatch import WhatsAppSender, crashed_attempt, dispatch
-from julia_chips.runtime.balancer_metrics import BACKLOG, BACKLOG_OLDEST, FAILOVER_SECONDS
+from julia_chips.runtime.balancer_metrics import (
+    BACKLOG,
+    BACKLOG_OLDEST,
+    FAILOVER_SECONDS,
+)
 from julia_chips.runtime.balancer_store import (
     RouteLog,
     append_message_event,
@@ -47,6 +52,7 @@ from julia_chips.runtime.balancer_store import (
     stream_seq,
 )
 from julia_chips.runtime.mailbox import Mailboxes
+from julia_chips.store.acked_publish import AckedPublisher
 from julia_chips.subjects import Stream
 
 log = logging.getLogger(__name__)
@@ -60,7 +66,7 @@ class BalancerSettings(msgspec.Struct, frozen=True, kw_only=True):
     ack_wait: float = 30.0  # seconds before an unanswered request is redelivered
     max_deliver: int = 5
     backlog_every: float = 1.0  # seconds between backlog passes (new day, freed capacity)
-    ledger_horizon: timedelta = timedelta(days=8)  # caps look back a week at most
+    ledger_horizon: timedelta = timedelta(days=ATTEMPT_MEMORY_DAYS)  # caps look back a week
     protection: ProtectionPolicy = DEFAULT_PROTECTION
 
 
@@ -78,7 +84,8 @@ class Leader:
         self.nc, self.js = nc, nc.jetstream()
         self.clock, self.settings, self.sender = clock, settings, sender
         self.state = BalancerState()
-        self.routes = RouteLog(self.js)
+        self.publisher = AckedPublisher(nc)  # route and ledger appends: the hot path
+        self.routes = RouteLog(self.publisher)
         self.failovers = failovers
         self.mailboxes: Mailboxes[Job] = Mailboxes(self._run_job)
         self.deposed = asyncio.Event()
@@ -104,7 +111,7 @@ class Leader:
         for attempt_id, attempt in list(self.state.attempts.items()):
             if attempt.outcome is None:
                 unknown = crashed_attempt(attempt_id, attempt.chip_id, self.clock)
-                await append_message_event(self.js, unknown)
+                await append_message_event(self.publisher, unknown)
                 evolve(self.state, unknown)
                 log.warning("attempt %s had no outcome: marked unknown, not re-sent", attempt_id)
         for chip_id in orphaned_chips(self.state):
@@ -185,7 +192,7 @@ class Leader:
                 evolve(self.state, event)
             if entry is not None:
                 self.post(entry.doctor_id, self._served(entry, group))
-        self._report_backlog()
+        self.report_backlog()
 
     def _served(self, entry: rt.RequestQueued, events: list[Event]) -> Job:
         async def serve() -> None:
@@ -201,7 +208,7 @@ class Leader:
         self.in_flight.add(attempt.attempt_id)
         try:
             instance = self.state.chips[attempt.chip_id].instance or attempt.chip_id
-            outcome = await dispatch(self.js, self.sender, self.clock, attempt, instance,
+            outcome = await dispatch(self.publisher, self.sender, self.clock, attempt, instance,
                                      phone, text)
         finally:
             self.in_flight.discard(attempt.attempt_id)
@@ -210,9 +217,10 @@ class Leader:
         evolve(self.state, outcome)  # type: ignore[arg-type]
         return self.state.attempts[attempt.attempt_id].outcome or "unknown"
 
-    def _report_backlog(self) -> None:
-        BACKLOG.set(len(self.state.backlog))
+    def report_backlog(self) -> None:
+        """The leader's live backlog gauges (the read API has its own, from the stream)."""
         oldest = next(iter(self.state.backlog.values()), None)
+        BACKLOG.set(len(self.state.backlog))
         age = (self.clock.now() - oldest.occurred_at).total_seconds() if oldest else 0.0
         BACKLOG_OLDEST.set(max(0.0, age))
 

@@ -1,4 +1,8 @@
-"""The balancer's figures for Prometheus: backlog size and age, failover duration."""
+"""The balancer's own Prometheus figures, from the leader's process.
+
+`/health/chips` shows the backlog from the `route_backlog` read model (projections), like
+every other fleet figure; these gauges are the leader's live view of the same thing.
+"""
 
 from __future__ import annotations
 

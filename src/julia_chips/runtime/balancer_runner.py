@@ -17,6 +17,7 @@ import logging
 import uuid
 from pathlib import Path
 
+import uvloop
 from nats.aio.client import Client as NATS
 
 from julia_chips.clock import Clock, SystemClock
@@ -94,12 +95,14 @@ class BalancerRunner:
                 leader.deposed.set()
 
     async def _tick(self, leader: Leader) -> None:
-        """Backlog passes (capacity frees at local midnight too) and pool upkeep."""
+        """Backlog passes (capacity frees at local midnight too), pool upkeep, and the
+        backlog summary for the read API (a failed write is retried next tick)."""
         while True:
-            await asyncio.sleep(self._settings.backlog_every)
             if leader.state.backlog:
                 leader.serve_backlog()
             leader.tend_pool()
+            leader.report_backlog()
+            await asyncio.sleep(self._settings.backlog_every)
 
     def stop(self) -> None:
         self._stopping.set()
@@ -137,7 +140,8 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    asyncio.run(_main(args.fake_gateway_journal, args.holder))
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C / SIGINT is a normal way to stop
+        uvloop.run(_main(args.fake_gateway_journal, args.holder))  # as `julia-chips run` does
 
 
 if __name__ == "__main__":

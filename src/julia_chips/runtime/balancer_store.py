@@ -3,6 +3,9 @@
 Route events are appended with `Nats-Expected-Last-Subject-Sequence` on the doctor's
 subject: that is the fence that keeps a deposed leader (paused, partitioned, not yet aware
 its lease expired) from assigning a doctor the new leader has already assigned.
+
+Writes go through `AckedPublisher` (one shared ack inbox, msgspec-decoded acks): nats-py's
+`js.publish` sets up a request per call, and these appends are most of a request's cost.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from nats.js.errors import APIError
 from julia_chips.events import messages as msg
 from julia_chips.events import route as rt
 from julia_chips.events.codec import ENCODER
+from julia_chips.store.acked_publish import AckedPublisher
 from julia_chips.subjects import JuliaHeader, Stream, message_events, route_events
 
 WRONG_LAST_SEQUENCE = 10071
@@ -37,8 +41,8 @@ def _headers(event: rt.RouteEvent | msg.MessageEvent) -> dict[str, str]:
 class RouteLog:
     """Appends route events, tracking each doctor's last subject sequence for the fence."""
 
-    def __init__(self, js: JetStreamContext) -> None:
-        self._js = js
+    def __init__(self, publisher: AckedPublisher) -> None:
+        self._publisher = publisher
         self.doctor_seq: dict[str, int] = {}
 
     def note(self, doctor_id: str, seq: int) -> None:
@@ -48,8 +52,8 @@ class RouteLog:
         headers = _headers(event) | {
             Header.EXPECTED_LAST_SUBJECT_SEQUENCE: str(self.doctor_seq.get(event.doctor_id, 0))}
         try:
-            ack = await self._js.publish(route_events(event.doctor_id), ENCODER.encode(event),
-                                         headers=headers)
+            ack = await self._publisher.publish(route_events(event.doctor_id),
+                                                ENCODER.encode(event), headers)
         except APIError as err:
             if err.err_code == WRONG_LAST_SEQUENCE:
                 raise BalancerFenced(f"doctor {event.doctor_id} was written by another "
@@ -59,10 +63,10 @@ class RouteLog:
         return ack.seq
 
 
-async def append_message_event(js: JetStreamContext, event: msg.MessageEvent) -> bool:
+async def append_message_event(publisher: AckedPublisher, event: msg.MessageEvent) -> bool:
     """Append to the ledger; False when the same event id was already stored (a duplicate)."""
-    ack = await js.publish(message_events(event.chip_id), ENCODER.encode(event),
-                           headers=_headers(event))
+    ack = await publisher.publish(message_events(event.chip_id), ENCODER.encode(event),
+                                  _headers(event))
     return not ack.duplicate
 
 

@@ -2,7 +2,7 @@
 record a ban, and engages the fleet brake on a burst of bans.
 
 Inputs: typed signals on `gw.obs.>` (durable consumer `health-monitor`, see
-observation_feed.py) and CHIP_EVENTS (instance -> chip from `Activated`, status and cooling
+store/observation_log.py) and CHIP_EVENTS (instance -> chip from `Activated`, status and cooling
 from the rest, bans for the brake). Outputs: chip commands (stored on CHIP_CMDS; the ids are
 deterministic, so a repeat is deduped by the chip) and brake events on `fleet.evt.brake`.
 
@@ -43,15 +43,30 @@ from julia_chips.events import chip as ev
 from julia_chips.events.codec import ENCODER
 from julia_chips.events.commands import AnyChipCommand
 from julia_chips.events.fleet import AnyFleetEvent
+from julia_chips.events.observations import HealthSignal, SmsReceived
 from julia_chips.runtime.brake_log import BrakeLog
 from julia_chips.runtime.chip_feed import ChipEventFeed
 from julia_chips.runtime.dead_letters import send_to_dead_letters
-from julia_chips.runtime.observation_feed import SignalRejected, decode_signal
+from julia_chips.store.observation_log import ObservationUnreadable, decode_observation
 from julia_chips.subjects import FLEET_BRAKE_RELEASE, GATEWAY_SIGNALS, Stream, chip_command
 
 log = logging.getLogger(__name__)
 SIGNALS = Counter("julia_health_signals_total", "Gateway signals folded or rejected", ["result"])
 HEALTH_COMMANDS = Counter("julia_health_commands_total", "Commands the monitor issued", ["type"])
+
+
+class SignalRejected(ValueError):
+    """A message on `gw.obs.>` that is not a valid signal; the message says why."""
+
+
+def _health_signal(data: bytes) -> HealthSignal:
+    try:
+        observation = decode_observation(data)
+    except ObservationUnreadable as exc:
+        raise SignalRejected(f"malformed signal: {exc}") from exc
+    if isinstance(observation, SmsReceived):  # belongs on gw.sms.<account>, not here
+        raise SignalRejected("malformed signal: an SMS is not a health signal")
+    return observation
 
 
 class HealthMonitorSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -148,7 +163,7 @@ class HealthMonitor:
 
     async def _fold(self, msg: Msg, now: object) -> None:
         try:
-            signal = decode_signal(msg.data)
+            signal = _health_signal(msg.data)
             chip_id = self._instances.get(signal.instance)
             if chip_id is None:
                 raise SignalRejected(f"unknown instance {signal.instance[:60]!r}: no Activated "

@@ -87,9 +87,13 @@ class Worker:
         await asyncio.gather(task, return_exceptions=True)
 
     async def _stop_all(self, leases: PartitionLeases) -> None:
-        for partition in list(self._consumers):
+        """All partitions at once: each waits up to a pull request's life to drain."""
+
+        async def hand_back(partition: int) -> None:
             await self._stop_consumer(partition)
             await leases.release(partition)
+
+        await asyncio.gather(*(hand_back(p) for p in list(self._consumers)))
 
     def stop(self) -> None:
         self._stopping.set()

@@ -81,6 +81,6 @@ class PullFeed:
         self._stopping = True
         if self._requested:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._drained.wait(), EXPIRES * 3)
+                await asyncio.wait_for(self._drained.wait(), EXPIRES + 0.5)
         if self._sub is not None:
             await self._sub.unsubscribe()
