@@ -83,3 +83,17 @@ async def test_idle_chip_is_passivated_with_a_snapshot_and_recovered_on_next_com
             c.stop()
         await asyncio.gather(*tasks)
     assert after.ok and after.state == "warming" and after.events[0].seq == 3
+
+
+async def test_deliveries_read_from_the_ack_subject_match_nats_py_metadata(
+        js: JetStreamContext) -> None:
+    from julia_chips.runtime.partition import deliveries
+
+    await js.publish(f"chip.cmd.{new_chip_id()}", b"{}")
+    sub = await js.pull_subscribe("chip.cmd.>", durable="deliveries-check")
+    [first] = await sub.fetch(1, timeout=2)
+    await first.nak()
+    [again] = await sub.fetch(1, timeout=2)
+    assert [deliveries(first), deliveries(again)] == [1, 2]
+    assert deliveries(again) == again.metadata.num_delivered
+    await again.ack()
