@@ -29,6 +29,7 @@ from julia_chips.runtime.activator_wiring import run_activator
 from julia_chips.runtime.balancer_dispatch import EvolutionSender
 from julia_chips.runtime.balancer_runner import run_balancer
 from julia_chips.runtime.health_monitor import run_health_monitor
+from julia_chips.runtime.observation_deriver import ObservationDeriver, run_observation_deriver
 from julia_chips.runtime.partition import PartitionSettings
 from julia_chips.runtime.warmer_scheduler import run_warmer_scheduler
 from julia_chips.runtime.worker import Worker
@@ -133,8 +134,8 @@ def _announce(config: Config, endpoints: Endpoints) -> None:
 
 async def run_all(config: Config) -> int:
     """Every part, until SIGINT/SIGTERM: workers, projections, HTTP (read API + webhooks),
-    warmer scheduler, health monitor, balancer, activator, and the sandbox when no outside
-    service is configured."""
+    warmer scheduler, health monitor, observation deriver, balancer, activator, and the
+    sandbox when no outside service is configured."""
     stop = asyncio.Event()
     _stop_on_signals(stop)
     async with infrastructure(config) as endpoints:
@@ -159,6 +160,8 @@ async def _serve(config: Config, clock: Clock, nc: NATS, world: OutsideWorld,
     app[WEBHOOK_INGRESS] = WebhookIngress(nc.jetstream(), clock,
                                           evolution_secret=world.webhook_secret,
                                           salvy_secret=world.salvy_webhook_secret)
+    deriver = ObservationDeriver(nc)
+    await deriver.prepare()  # before the first webhook: every stored body gets its observation
     http, port = await start_http(app, config.http_port, config.http_host)
     http_url = f"http://{config.http_host}:{port}"
     world.listen_at(http_url)
@@ -170,6 +173,7 @@ async def _serve(config: Config, clock: Clock, nc: NATS, world: OutsideWorld,
         asyncio.create_task(worker.run(), name="workers"),
         asyncio.create_task(run_warmer_scheduler(nc, clock, stop), name="warmer scheduler"),
         asyncio.create_task(run_health_monitor(nc, clock, stop), name="health monitor"),
+        asyncio.create_task(run_observation_deriver(deriver, stop), name="observation deriver"),
         asyncio.create_task(run_balancer(nc, clock, config, sender), name="balancer"),
         asyncio.create_task(run_activator(
             nc, clock, config, endpoints=world.activator_endpoints(config, http_url)),
@@ -179,9 +183,9 @@ async def _serve(config: Config, clock: Clock, nc: NATS, world: OutsideWorld,
     await stop.wait()
     log.info("stopping")
     # Those that send commands stop before the workers that answer them.
-    await _stop_within(tasks[3:], cancel=True)
+    await _stop_within(tasks[4:], cancel=True)
     worker.stop()
-    await _stop_within(tasks[:3], cancel=False)
+    await _stop_within(tasks[:4], cancel=False)
     await http.cleanup()
     await projections.stop()
 

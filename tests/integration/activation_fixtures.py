@@ -1,4 +1,5 @@
-"""The activation test world: sandbox, webhook ingress, chip worker; real HTTP, SSH, NATS."""
+"""The activation test world: sandbox, webhook ingress and its observation deriver, chip
+worker; real HTTP, SSH, NATS."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from julia_chips.runtime.activator_wiring import (
 from julia_chips.sandbox.world import Sandbox, serve, start_sandbox
 from julia_chips.store.event_log import JetStreamChipEventLog
 from tests.conftest import new_chip_id
+from tests.integration.ingress_fixtures import deriving
 from tests.integration.workers import running_worker
 
 WEBHOOK_SECRET = "activation-test-secret"
@@ -92,7 +94,7 @@ async def activation_world(nc: NATS, *, hosts: int = 2, capacity: int = 20,
                                        webhook_secret=WEBHOOK_SECRET)
     chips = ChipClient(nc)
     try:
-        async with running_worker(nc):
+        async with deriving(nc), running_worker(nc):
             yield World(nc=nc, sandbox=sandbox, endpoints=endpoints, chips=chips)
     finally:
         await chips.close()

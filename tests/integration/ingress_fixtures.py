@@ -1,24 +1,31 @@
-"""Serve the webhook ingress on loopback for tests: real HTTP, real JetStream."""
+"""Serve the webhook ingress on loopback for tests: real HTTP, real JetStream, and the
+observation deriver that turns what it stores into GATEWAY_OBS observations."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import secrets
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import aiohttp
 import pytest
+from nats.aio.client import Client as NATS
 from nats.js.client import JetStreamContext
 
 from julia_chips.clock import SystemClock
 from julia_chips.gateways import svix
 from julia_chips.http.webhooks import WebhookIngress, create_webhook_app
+from julia_chips.runtime.observation_deriver import DeriverSettings, ObservationDeriver
 from julia_chips.sandbox.world import serve
+from julia_chips.subjects import Stream
 
 EVOLUTION_SECRET = "evo-" + secrets.token_hex(8)
 SALVY_SECRET = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+FAST_DERIVER = DeriverSettings(ack_wait=1.0, publish_timeout=1.0, tend=0.1)
 
 
 @dataclass
@@ -44,11 +51,56 @@ class Ingress:
             return resp.status, await resp.json()
 
 
+@asynccontextmanager
+async def deriving(nc: NATS, settings: DeriverSettings = FAST_DERIVER
+                   ) -> AsyncIterator[ObservationDeriver]:
+    """The observation deriver, its durable created before the block starts."""
+    deriver = ObservationDeriver(nc, settings)
+    await deriver.prepare()
+    task = asyncio.create_task(deriver.run())
+    try:
+        yield deriver
+    finally:
+        deriver.stop()
+        await task
+
+
+async def stored(js: JetStreamContext, stream: Stream) -> int:
+    return int((await js.stream_info(stream)).state.messages)
+
+
+async def until_stored(js: JetStreamContext, stream: Stream, count: int,
+                       timeout: float = 5.0) -> None:
+    """Until `stream` holds `count` messages: observations land after the 200, not before."""
+    async with asyncio.timeout(timeout):
+        while await stored(js, stream) < count:  # noqa: ASYNC110 (polling real I/O)
+            await asyncio.sleep(0.01)
+
+
+async def until_derived(js: JetStreamContext, durable: str = FAST_DERIVER.durable,
+                        timeout: float = 5.0) -> None:
+    """Until the deriver has acked every raw body stored so far (so an absence is real)."""
+    async with asyncio.timeout(timeout):
+        while True:
+            info = await js.consumer_info(Stream.GATEWAY_IN, durable)
+            if info.num_pending == 0 and info.num_ack_pending == 0:
+                return
+            await asyncio.sleep(0.01)
+
+
 @pytest.fixture
-async def ingress(js: JetStreamContext) -> AsyncIterator[Ingress]:
+async def ingress_only(js: JetStreamContext) -> AsyncIterator[Ingress]:
+    """The HTTP ingress alone: raw bodies in GATEWAY_IN, nothing derived."""
     app = create_webhook_app(WebhookIngress(js, SystemClock(), evolution_secret=EVOLUTION_SECRET,
                                             salvy_secret=SALVY_SECRET, publish_timeout=1.0))
     runner, base = await serve(app)
     async with aiohttp.ClientSession() as session:
         yield Ingress(base, session)
     await runner.cleanup()
+
+
+@pytest.fixture
+async def ingress(nc: NATS, ingress_only: Ingress) -> AsyncIterator[Ingress]:
+    """The ingress as `julia-chips run` has it: with the deriver running."""
+    async with deriving(nc):
+        yield ingress_only

@@ -45,7 +45,7 @@ async def brake_events(js: JetStreamContext) -> list[AnyFleetEvent]:
 async def test_bans_are_reported_with_evidence_and_a_burst_engages_then_releases_the_brake(
         nc: NATS, js: JetStreamContext) -> None:
     clock = FixedClock(MORNING)
-    gateway = AckedPublisher(nc)  # stores signals as the webhook edge does
+    gateway = AckedPublisher(nc)  # stores signals as the observation deriver does
     chips = [new_chip_id() for _ in range(4)]
     async with running_worker(nc, clock), monitoring(nc, clock) as monitor:
         await warming_chips(ChipClient(nc), chips)
@@ -72,7 +72,7 @@ async def test_bans_are_reported_with_evidence_and_a_burst_engages_then_releases
 async def test_the_brake_releases_itself_when_the_cool_off_passes_and_survives_a_restart(
         nc: NATS, js: JetStreamContext) -> None:
     clock = FixedClock(MORNING)
-    gateway = AckedPublisher(nc)  # stores signals as the webhook edge does
+    gateway = AckedPublisher(nc)  # stores signals as the observation deriver does
     chips = [new_chip_id() for _ in range(3)]
     async with running_worker(nc, clock):
         async with monitoring(nc, clock) as monitor:
@@ -95,7 +95,7 @@ async def test_the_brake_releases_itself_when_the_cool_off_passes_and_survives_a
 async def test_cooling_escalates_and_resumes_only_when_rested_and_connected(
         nc: NATS, js: JetStreamContext) -> None:
     clock = FixedClock(MORNING)
-    gateway = AckedPublisher(nc)  # stores signals as the webhook edge does
+    gateway = AckedPublisher(nc)  # stores signals as the observation deriver does
     chip = new_chip_id()
     instance = f"inst-{chip}"
     rests = []

@@ -69,7 +69,7 @@ async def sent_so_far(js: JetStreamContext, chip: str) -> int:
 
 async def test_fourteen_warm_days(nc: NATS, js: JetStreamContext) -> None:
     clock = FixedClock(MORNING)
-    gateway = AckedPublisher(nc)  # stores signals as the webhook edge does
+    gateway = AckedPublisher(nc)  # stores signals as the observation deriver does
     good, poor = new_chip_id(), new_chip_id()
     started = time.monotonic()
     expected_sent = {good: 0, poor: 0}

@@ -1,23 +1,42 @@
-"""Webhook ingress over real HTTP and JetStream: secrets, bad bodies, outages, durability."""
+"""Webhook ingress over real HTTP and JetStream: secrets, bad bodies, outages, durability.
+
+The 200 means the raw body is in GATEWAY_IN; its observation reaches GATEWAY_OBS a moment later
+through the observation deriver, so the tests that read GATEWAY_OBS wait for it (bounded).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from nats.aio.client import Client as NATS
 from nats.js.client import JetStreamContext
+from nats.js.errors import NotFoundError
 
 from julia_chips.embedded.nats_server import EmbeddedNats
-from julia_chips.events.observations import SmsReceived
+from julia_chips.events.observations import Observation, SmsReceived
 from julia_chips.gateways.evolution_webhook import decode_evolution
+from julia_chips.gateways.observations import Ignored
+from julia_chips.gateways.salvy_webhook import decode_salvy
+from julia_chips.runtime.observation_deriver import ObservationDeriver
 from julia_chips.store.observation_log import decode_observation
 from julia_chips.subjects import Stream
-from tests.integration.ingress_fixtures import SALVY_SECRET, Ingress, ingress
+from tests.integration.ingress_fixtures import (
+    FAST_DERIVER,
+    SALVY_SECRET,
+    Ingress,
+    deriving,
+    ingress,
+    ingress_only,
+    until_derived,
+    until_stored,
+)
 
-__all__ = ["ingress"]
+__all__ = ["ingress", "ingress_only"]
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 
@@ -28,6 +47,26 @@ def fixture(name: str) -> bytes:
 
 async def count(js: JetStreamContext, stream: Stream) -> int:
     return int((await js.stream_info(stream)).state.messages)
+
+
+async def last_observed(js: JetStreamContext, subject: str, timeout: float = 5.0
+                        ) -> Observation:
+    """The subject's last observation, waiting for the deriver to store one."""
+    async with asyncio.timeout(timeout):
+        while True:
+            try:
+                return decode_observation((await js.get_last_msg(Stream.GATEWAY_OBS,
+                                                                 subject)).data)
+            except NotFoundError:
+                await asyncio.sleep(0.01)
+
+
+def facts(paths: list[Path]) -> int:
+    """How many of these bodies carry an observation (the rest are ignored on purpose)."""
+    now = datetime.now(UTC)
+    decoded = [decode_evolution(p.read_bytes(), received_at=now) if "evolution" in p.name
+               else decode_salvy(p.read_bytes()) for p in paths]
+    return sum(not isinstance(d, Ignored) for d in decoded)
 
 
 async def test_bad_or_missing_secret_is_401_and_nothing_stored(
@@ -79,11 +118,12 @@ async def test_every_accepted_payload_is_in_gateway_in_and_parsed(
         assert status == 200, (path.name, answer)
     assert await count(js, Stream.GATEWAY_IN) == len(evolution) + len(salvy)
 
-    opened = await js.get_last_msg(Stream.GATEWAY_OBS, "gw.obs.chip-0001")
-    seen = decode_observation(opened.data)
+    await until_stored(js, Stream.GATEWAY_OBS, facts(evolution + salvy))
+    await until_derived(js)
+    assert await count(js, Stream.GATEWAY_OBS) == facts(evolution + salvy)  # one each
+    seen = await last_observed(js, "gw.obs.chip-0001")
     assert not isinstance(seen, SmsReceived) and seen.instance == "chip-0001"
-    sms_msg = await js.get_last_msg(Stream.GATEWAY_OBS, "gw.sms.pa_01JDQ6ZK2M")
-    sms = decode_observation(sms_msg.data)
+    sms = await last_observed(js, "gw.sms.pa_01JDQ6ZK2M")
     assert isinstance(sms, SmsReceived)
 
 
@@ -91,10 +131,22 @@ async def test_observation_matches_the_decoder(ingress: Ingress, js: JetStreamCo
     body = fixture("evolution_connection_close_403.json")
     assert (await ingress.evolution(body))[0] == 200
     instance = json.loads(body)["instance"]
-    stored = decode_observation((await js.get_last_msg(Stream.GATEWAY_OBS,
-                                                       f"gw.obs.{instance}")).data)
+    stored = await last_observed(js, f"gw.obs.{instance}")
     expected = decode_evolution(body, received_at=stored.observed_at)  # type: ignore[union-attr]
     assert stored == expected
+
+
+async def test_observation_is_dated_by_the_ingress_not_the_deriver(
+        ingress_only: Ingress, nc: NATS, js: JetStreamContext) -> None:
+    """Stored while no deriver runs, derived later: dated when the ingress took it in."""
+    await ObservationDeriver(nc, FAST_DERIVER).prepare()  # the durable exists, nobody reads
+    before = datetime.now(UTC)
+    assert (await ingress_only.evolution(fixture("evolution_connection_open.json")))[0] == 200
+    after = datetime.now(UTC)
+    await asyncio.sleep(0.3)
+    async with deriving(nc):
+        stored = await last_observed(js, "gw.obs.chip-0001")
+    assert before <= stored.observed_at <= after  # type: ignore[union-attr]
 
 
 async def test_ignored_events_are_stored_raw_but_not_published(
@@ -102,6 +154,7 @@ async def test_ignored_events_are_stored_raw_but_not_published(
     assert (await ingress.evolution(fixture("evolution_qrcode_updated.json")))[0] == 200
     assert (await ingress.salvy(fixture("salvy_other_event.json")))[0] == 200
     assert await count(js, Stream.GATEWAY_IN) == 2
+    await until_derived(js)
     assert await count(js, Stream.GATEWAY_OBS) == 0
     stored = await js.get_last_msg(Stream.GATEWAY_IN, "gw.in.salvy.none")  # names no account
     assert stored.data == fixture("salvy_other_event.json")
@@ -115,6 +168,7 @@ async def test_a_retried_delivery_is_stored_once(ingress: Ingress, js: JetStream
     assert (await ingress.evolution(evo))[0] == 200
     assert (await ingress.evolution(evo))[0] == 200
     assert await count(js, Stream.GATEWAY_IN) == 2
+    await until_derived(js)
     assert await count(js, Stream.GATEWAY_OBS) == 2
 
 

@@ -1,10 +1,12 @@
 """Webhook ingress: `POST /webhooks/evolution` and `POST /webhooks/salvy`.
 
 Order matters and is the contract (DESIGN.md, "HTTP"): authenticate, decode, store the raw
-body in GATEWAY_IN and the typed observation in GATEWAY_OBS, and only then answer 200.
-A body we cannot decode gets a 400 naming the field and nothing is stored, so a bad sender
-learns at once; NATS being unreachable gets a 503, so the sender retries and nothing is lost.
-Retries are harmless: both messages carry a `Nats-Msg-Id` derived from the delivery.
+body in GATEWAY_IN, and only then answer 200. A body we cannot decode gets a 400 naming the
+field and nothing is stored, so a bad sender learns at once; NATS being unreachable gets a
+503, so the sender retries and nothing is lost. Retries are harmless: the raw message carries
+a `Nats-Msg-Id` derived from the delivery. The typed observation in GATEWAY_OBS is derived
+after the 200 by runtime/observation_deriver.py, from the stored body with the same decoders:
+one publish per request, and what is decoded here only decides 400 or not.
 
 Mount on any aiohttp application::
 
@@ -14,10 +16,10 @@ Mount on any aiohttp application::
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import logging
+from datetime import datetime
 
 import msgspec
 import nats.errors
@@ -26,15 +28,14 @@ from nats.js.api import Header
 from nats.js.client import JetStreamContext
 
 from julia_chips.clock import Clock
-from julia_chips.events.observations import Observation, SmsReceived
+from julia_chips.events.observations import SmsReceived
 from julia_chips.gateways import svix
 from julia_chips.gateways.evolution_webhook import decode_evolution
 from julia_chips.gateways.evolution_wire import SECRET_HEADER
 from julia_chips.gateways.observations import Ignored, WebhookRejected
 from julia_chips.gateways.salvy_webhook import decode_salvy
-from julia_chips.store.acked_publish import AckedPublisher, PubAck
-from julia_chips.store.observation_log import publish_observation
-from julia_chips.subjects import SubjectTokenInvalid, gateway_raw
+from julia_chips.store.acked_publish import AckedPublisher
+from julia_chips.subjects import JuliaHeader, SubjectTokenInvalid, gateway_raw
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ class WebhookIngress:
                  max_body: int = MAX_BODY) -> None:
         self.js = js
         # The same durable ack as js.publish without its per-message request, wait_for and
-        # JSON parse: two publishes per webhook make that the ingress's hot path.
+        # JSON parse: the one publish per webhook is the ingress's hot path.
         self.publisher = AckedPublisher(js._nc)
         self.clock = clock
         self.evolution_secret = evolution_secret
@@ -79,10 +80,6 @@ class _SalvyEnvelope(msgspec.Struct, kw_only=True):
     data: _SalvyAccount | None = None
 
 
-class _StoreFailed(Exception):
-    """JetStream did not acknowledge: the sender must retry."""
-
-
 def webhook_routes() -> list[web.RouteDef]:
     """The two routes; the application must hold a WebhookIngress under WEBHOOK_INGRESS."""
     return [web.post("/webhooks/evolution", evolution_webhook),
@@ -104,15 +101,15 @@ async def evolution_webhook(request: web.Request) -> web.Response:
     body = await _read_limited(request, ingress.max_body)
     if body is None:
         return _answer(413, f"body larger than {ingress.max_body} bytes")
+    received_at = ingress.clock.now()
     try:
-        observation = decode_evolution(body, received_at=ingress.clock.now())
+        decode_evolution(body, received_at=received_at)  # refuse now what the deriver could not
         instance = msgspec.json.decode(body, type=_EvolutionName).instance
         raw_subject = gateway_raw("evolution", instance)
     except (WebhookRejected, SubjectTokenInvalid, msgspec.ValidationError) as exc:
         return _answer(400, str(exc))
     msg_id = "evo:" + hashlib.blake2b(body, digest_size=16).hexdigest()
-    fact = None if isinstance(observation, Ignored) else observation
-    return await _store_then_answer(ingress, raw_subject, body, msg_id, fact)
+    return await _store_then_answer(ingress, raw_subject, body, msg_id, received_at)
 
 
 async def salvy_webhook(request: web.Request) -> web.Response:
@@ -133,8 +130,7 @@ async def salvy_webhook(request: web.Request) -> web.Response:
     except (WebhookRejected, SubjectTokenInvalid) as exc:
         return _answer(400, str(exc))
     msg_id = "svix:" + request.headers["svix-id"]  # Svix retries keep the id: dedupe
-    fact = observation if isinstance(observation, SmsReceived) else None
-    return await _store_then_answer(ingress, raw_subject, body, msg_id, fact)
+    return await _store_then_answer(ingress, raw_subject, body, msg_id, ingress.clock.now())
 
 
 def _salvy_account(body: bytes, observation: SmsReceived | Ignored) -> str:
@@ -149,32 +145,17 @@ def _salvy_account(body: bytes, observation: SmsReceived | Ignored) -> str:
 
 
 async def _store_then_answer(ingress: WebhookIngress, raw_subject: str, body: bytes, msg_id: str,
-                             fact: Observation | None) -> web.Response:
+                             received_at: datetime) -> web.Response:
+    """One publish, acked by JetStream before the 200; the receipt time rides in a header so
+    the deriver dates a connection update by our clock at receipt, not its own."""
+    headers = {Header.MSG_ID: msg_id, JuliaHeader.RECEIVED_AT: received_at.isoformat()}
     try:
-        seq = await _store(ingress, raw_subject, body, msg_id, fact)
-    except _StoreFailed as exc:
-        log.warning("webhook not stored (%s): answering 503", exc)
+        ack = await ingress.publisher.publish(raw_subject, body, headers,
+                                              timeout=ingress.publish_timeout)
+    except (nats.errors.Error, TimeoutError, OSError) as exc:
+        log.warning("webhook not stored (%s): answering 503", type(exc).__name__)
         return _answer(503, "storage unavailable, retry later", headers={"Retry-After": "1"})
-    return web.Response(body=b'{"ok":true,"seq":%d}' % seq, content_type="application/json")
-
-
-async def _store(ingress: WebhookIngress, raw_subject: str, body: bytes, msg_id: str,
-                 fact: Observation | None) -> int:
-    """Both publishes in flight at once (one round trip); both must be acked before a 200."""
-    publisher, timeout = ingress.publisher, ingress.publish_timeout
-    publishes = [publisher.publish(raw_subject, body, {Header.MSG_ID: msg_id}, timeout=timeout)]
-    if fact is not None:
-        publishes.append(publish_observation(publisher, fact, msg_id=msg_id + ":obs",
-                                             timeout=timeout))
-    results = await asyncio.gather(*publishes, return_exceptions=True)
-    for result in results:
-        if isinstance(result, nats.errors.Error | TimeoutError | OSError):
-            raise _StoreFailed(type(result).__name__)
-        if isinstance(result, BaseException):
-            raise result
-    first = results[0]
-    assert isinstance(first, PubAck)
-    return first.seq
+    return web.Response(body=b'{"ok":true,"seq":%d}' % ack.seq, content_type="application/json")
 
 
 async def _read_limited(request: web.Request, limit: int) -> bytes | None:

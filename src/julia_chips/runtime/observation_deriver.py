@@ -1,0 +1,199 @@
+"""The observation deriver: raw webhooks in GATEWAY_IN become typed observations in GATEWAY_OBS.
+
+The webhook edge validates a body and stores it raw before its 200, one publish on the
+request path. This durable consumer (`observation-deriver`) reads GATEWAY_IN in stream order,
+decodes each body with the decoders the edge validated it with, and stores the fact in
+GATEWAY_OBS. A raw message is acked only after JetStream acked its observation, so a crash
+loses none; the redelivery stores nothing twice, since the observation's `Nats-Msg-Id` is the
+raw message's plus `:obs` (within GATEWAY_OBS's duplicate window, 2 minutes).
+
+The durable starts at the messages stored after it was first created: bodies stored before it
+existed came through an ingress that stored their observations itself. Create it (`prepare`)
+before the ingress takes its first webhook.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import UTC, datetime
+
+import msgspec
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.errors import Error as NatsError
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, Header
+from prometheus_client import Counter
+
+from julia_chips.events.observations import Observation
+from julia_chips.gateways.evolution_webhook import decode_evolution
+from julia_chips.gateways.observations import Ignored, WebhookRejected
+from julia_chips.gateways.salvy_webhook import decode_salvy
+from julia_chips.runtime.dead_letters import send_to_dead_letters
+from julia_chips.store.acked_publish import AckedPublisher
+from julia_chips.store.observation_log import observation_subject, publish_observation
+from julia_chips.store.pull_feed import PullFeed
+from julia_chips.subjects import JuliaHeader, Stream, SubjectTokenInvalid
+
+log = logging.getLogger(__name__)
+DERIVED = Counter("julia_observations_derived_total", "Raw webhooks the deriver handled",
+                  ["result"])
+
+
+class DeriverSettings(msgspec.Struct, frozen=True, kw_only=True):
+    durable: str = "observation-deriver"
+    window: int = 256  # observations stored but not yet acked by JetStream
+    ack_wait: float = 30.0  # seconds before an unacked raw message is delivered again
+    publish_timeout: float = 5.0  # seconds for GATEWAY_OBS's ack; then the raw one is retried
+    tend: float = 0.5  # seconds between checks of the stop flag and the pull's liveness
+
+
+DEFAULT_DERIVER = DeriverSettings()
+
+
+class RawUnreadable(ValueError):
+    """A stored body the decoders refuse: the edge validated it, so another writer or another
+    version put it there. The message says why."""
+
+
+def derive(subject: str, data: bytes, received_at: datetime) -> Observation | None:
+    """The observation one raw webhook carries; None for events we ignore on purpose.
+
+    :param subject: `gw.in.<source>.<key>`, naming the decoder.
+    :param received_at: our clock when the edge took the body in (UTC).
+    :raises RawUnreadable: a body or a name the decoders refuse.
+    """
+    source = subject.split(".")[2] if subject.count(".") >= 3 else ""
+    try:
+        if source == "evolution":
+            found: Observation | Ignored = decode_evolution(data, received_at=received_at)
+        elif source == "salvy":
+            found = decode_salvy(data)
+        else:
+            raise RawUnreadable(f"no decoder for source {source[:40]!r}")
+        if isinstance(found, Ignored):
+            return None
+        observation_subject(found)  # a name that is not one token cannot be stored
+    except (WebhookRejected, SubjectTokenInvalid) as exc:
+        raise RawUnreadable(str(exc)) from exc
+    return found
+
+
+def receipt_time(msg: Msg) -> datetime:
+    """The edge's receipt time, else when JetStream stored the body (both UTC)."""
+    stamp = (msg.headers or {}).get(JuliaHeader.RECEIVED_AT)
+    if stamp:
+        with contextlib.suppress(ValueError):
+            return datetime.fromisoformat(stamp)
+    return msg.metadata.timestamp.astimezone(UTC)
+
+
+class ObservationDeriver:
+    def __init__(self, nc: NATS, settings: DeriverSettings = DEFAULT_DERIVER) -> None:
+        self._nc, self._js = nc, nc.jetstream()
+        self._settings = settings
+        self._publisher = AckedPublisher(nc)
+        self._in_flight = asyncio.Semaphore(settings.window)
+        self._stores: set[asyncio.Task[None]] = set()
+        self._stopping = asyncio.Event()
+        self.derived = self.ignored = self.rejected = 0
+
+    async def prepare(self) -> None:
+        """Create the durable (idempotent); from then on every stored body is derived."""
+        await self._js.add_consumer(Stream.GATEWAY_IN, ConsumerConfig(
+            durable_name=self._settings.durable, ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.NEW, ack_wait=self._settings.ack_wait,
+            max_ack_pending=4 * self._settings.window))
+
+    async def run(self) -> None:
+        """Derive until `stop()`; then let the stores in flight finish (and ack)."""
+        if not await self._prepared():
+            return
+        feed = PullFeed(self._nc, Stream.GATEWAY_IN, self._settings.durable, self._receive,
+                        window=self._settings.window)
+        await feed.start()
+        try:
+            while not self._stopping.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), self._settings.tend)
+                try:
+                    await feed.keep_alive()
+                except NatsError as err:  # reconnecting: the next round asks again
+                    log.warning("observation deriver: pull request failed (%s)", err)
+        finally:
+            with contextlib.suppress(NatsError):  # NATS gone: its requests went with it
+                await feed.stop()
+            await asyncio.gather(*self._stores, return_exceptions=True)
+
+    async def _prepared(self) -> bool:
+        """`prepare`, retried while NATS is away; False when stopped first."""
+        while not self._stopping.is_set():
+            try:
+                await self.prepare()
+                return True
+            except (NatsError, TimeoutError) as err:
+                log.warning("observation deriver: consumer not created (%r); retrying", err)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self._settings.tend)
+        return False
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def _receive(self, msg: Msg) -> None:
+        try:
+            observation = derive(msg.subject, msg.data, receipt_time(msg))
+        except RawUnreadable as exc:
+            await self._reject(msg, str(exc))
+            return
+        if observation is None:
+            self.ignored += 1
+            DERIVED.labels(result="ignored").inc()
+            with contextlib.suppress(NatsError, OSError):  # unacked: it comes back, still ignored
+                await msg.ack()
+            return
+        await self._in_flight.acquire()  # back-pressure: the feed waits while we are full
+        # Tasks start in creation order and each hands its PUB to the connection before its
+        # first wait, so observations are stored in the order of their raw bodies.
+        task = asyncio.create_task(self._store(msg, observation))
+        self._stores.add(task)
+        task.add_done_callback(self._stores.discard)
+
+    async def _store(self, msg: Msg, observation: Observation) -> None:
+        raw_id = (msg.headers or {}).get(Header.MSG_ID) or f"gw.in:{msg.metadata.sequence.stream}"
+        try:
+            await publish_observation(self._publisher, observation, msg_id=raw_id + ":obs",
+                                      timeout=self._settings.publish_timeout)
+            await msg.ack()
+        except (NatsError, TimeoutError, OSError) as exc:  # JetStream away: deliver it again
+            log.warning("observation from %s not stored (%s); retrying", msg.subject,
+                        type(exc).__name__)
+            with contextlib.suppress(NatsError, OSError):
+                await msg.nak(delay=1.0)
+            return
+        finally:
+            self._in_flight.release()
+        self.derived += 1
+        DERIVED.labels(result="derived").inc()
+
+    async def _reject(self, msg: Msg, reason: str) -> None:
+        """Nothing is lost: the bytes go to `dlq.webhook.<source>.<key>` with the reason."""
+        self.rejected += 1
+        DERIVED.labels(result="rejected").inc()
+        log.warning("raw webhook on %s not derivable: %s", msg.subject, reason)
+        key = msg.subject.split(".", 2)[-1]
+        try:
+            await send_to_dead_letters(self._js, "webhook", key, msg.data, reason, msg.subject)
+            await msg.term()
+        except (NatsError, TimeoutError, OSError) as exc:  # unacked: it comes back
+            log.warning("dead letter for %s not stored (%s)", msg.subject, type(exc).__name__)
+
+
+async def run_observation_deriver(deriver: ObservationDeriver, stop: asyncio.Event) -> None:
+    """Entry point for `julia-chips run`: derive until `stop` is set (call `prepare` first)."""
+    task = asyncio.create_task(deriver.run())
+    with contextlib.suppress(asyncio.CancelledError):
+        await stop.wait()
+    deriver.stop()
+    await task

@@ -1,0 +1,54 @@
+"""`python -m tests.integration.deriver_process <nats_url> <marker>`: the observation deriver
+as its own OS process, so a test can SIGKILL it between storing observations and acking the
+raw bodies they came from.
+
+With `JULIA_TEST_STALL_AFTER=<n>`, every observation after the n-th is stored and then hangs
+before its raw body is acked; the first of them writes `<marker>` so the test knows when.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+from pathlib import Path
+
+import nats
+
+from julia_chips.events.observations import Observation
+from julia_chips.runtime import observation_deriver as deriver_module
+from julia_chips.runtime.observation_deriver import ObservationDeriver
+from julia_chips.store.acked_publish import AckedPublisher, PubAck
+from tests.integration.ingress_fixtures import FAST_DERIVER
+
+store = deriver_module.publish_observation
+
+
+def stalling(after: int, marker: Path):  # type: ignore[no-untyped-def]
+    stored = 0
+
+    async def store_then_stall(publisher: AckedPublisher, observation: Observation, *,
+                               msg_id: str | None = None, timeout: float = 5.0) -> PubAck:
+        nonlocal stored
+        ack = await store(publisher, observation, msg_id=msg_id, timeout=timeout)
+        stored += 1
+        if stored > after:
+            if not marker.exists():  # noqa: ASYNC240 (a tiny stat, test only)
+                marker.write_text(str(stored))  # noqa: ASYNC240 (once)
+            await asyncio.Event().wait()  # hang before the ack, until SIGKILL
+        return ack
+    return store_then_stall
+
+
+async def main(nats_url: str, marker: str) -> None:
+    after = int(os.environ.get("JULIA_TEST_STALL_AFTER", "0"))
+    if after:
+        deriver_module.publish_observation = stalling(after, Path(marker))  # type: ignore[assignment]
+    nc = await nats.connect(nats_url)
+    await ObservationDeriver(nc, FAST_DERIVER).run()
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    asyncio.run(main(*sys.argv[1:3]))

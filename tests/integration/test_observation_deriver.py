@@ -1,0 +1,120 @@
+"""The observation deriver over real JetStream: a SIGKILL between storing observations and
+acking their raw bodies, a restart, and still one observation per raw payload; a stored body
+the decoders refuse goes to the dead letters with the reason."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+from nats.aio.client import Client as NATS
+from nats.js.client import JetStreamContext
+
+from julia_chips.events.observations import InboundMessage, SmsReceived
+from julia_chips.runtime.observation_deriver import ObservationDeriver
+from julia_chips.store.observation_log import decode_observation
+from julia_chips.subjects import JuliaHeader, Stream
+from tests.integration.ingress_fixtures import (
+    FAST_DERIVER,
+    Ingress,
+    deriving,
+    ingress_only,
+    stored,
+    until_derived,
+)
+from tests.integration.workers import kill
+
+__all__ = ["ingress_only"]
+
+FIXTURES = Path(__file__).parent.parent / "fixtures"
+UPSERTS, SMS = 60, 10
+STALL_AFTER = 20
+
+
+def upsert(n: int) -> bytes:
+    body = json.loads((FIXTURES / "evolution_messages_upsert.json").read_bytes())
+    body["data"]["key"]["id"] = f"MSG{n:04d}"
+    return json.dumps(body).encode()
+
+
+def sms(n: int) -> bytes:
+    body = json.loads((FIXTURES / "salvy_sms_received_v3.json").read_bytes())
+    body["data"]["id"] = f"sms_{n:04d}"
+    return json.dumps(body).encode()
+
+
+def start_deriver(nats_url: str, tmp: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "JULIA_TEST_STALL_AFTER": str(STALL_AFTER)}
+    with (tmp / "deriver.log").open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "tests.integration.deriver_process", nats_url,
+             str(tmp / "stalled")], env=env, stdout=out, stderr=subprocess.STDOUT)
+
+
+async def observed_ids(js: JetStreamContext) -> Counter[str]:
+    """The message id of every inbound message and SMS in GATEWAY_OBS, with its count."""
+    last = (await js.stream_info(Stream.GATEWAY_OBS)).state.last_seq
+    ids: Counter[str] = Counter()
+    for seq in range(1, last + 1):
+        observation = decode_observation((await js.get_msg(Stream.GATEWAY_OBS, seq)).data)
+        if isinstance(observation, InboundMessage):
+            ids[observation.message_id] += 1
+        elif isinstance(observation, SmsReceived):
+            ids[observation.sms_id] += 1
+    return ids
+
+
+async def test_a_killed_deriver_restarted_stores_one_observation_per_payload(
+        ingress_only: Ingress, nc: NATS, js: JetStreamContext, nats_url: str,
+        tmp_path: Path) -> None:
+    await ObservationDeriver(nc, FAST_DERIVER).prepare()  # before the first webhook
+    proc = start_deriver(nats_url, tmp_path)
+    try:
+        ignored = (FIXTURES / "salvy_other_event.json").read_bytes()
+        for n in range(UPSERTS):
+            assert (await ingress_only.evolution(upsert(n)))[0] == 200
+            if n % 6 == 0:
+                assert (await ingress_only.salvy(sms(n // 6)))[0] == 200
+            if n % 12 == 0:
+                assert (await ingress_only.salvy(ignored))[0] == 200  # stored, never derived
+        async with asyncio.timeout(20):
+            while not (tmp_path / "stalled").exists():
+                assert proc.poll() is None, (tmp_path / "deriver.log").read_text()
+                await asyncio.sleep(0.02)
+        await asyncio.sleep(0.3)  # let the rest of the window be stored, still unacked
+    finally:
+        kill(proc)
+    info = await js.consumer_info(Stream.GATEWAY_IN, FAST_DERIVER.durable)
+    unacked = info.num_ack_pending
+    assert unacked > 0 and await stored(js, Stream.GATEWAY_OBS) > STALL_AFTER  # the crash hit
+    # between the stores and the acks: these observations are stored, their bodies unacked
+
+    async with deriving(nc):
+        await until_derived(js, timeout=15)
+    expected = {f"MSG{n:04d}" for n in range(UPSERTS)} | {f"sms_{n:04d}" for n in range(SMS)}
+    ids = await observed_ids(js)
+    assert set(ids) == expected
+    assert [i for i, times in ids.items() if times != 1] == [], ids
+    assert await stored(js, Stream.GATEWAY_OBS) == len(expected)  # nothing else either
+    assert await stored(js, Stream.DEAD_LETTER) == 0
+
+
+async def test_an_undecodable_stored_body_goes_to_dead_letters_and_the_rest_flows(
+        nc: NATS, js: JetStreamContext) -> None:
+    async with deriving(nc) as deriver:
+        await js.publish("gw.in.evolution.chip-0001", b'{"event": "connection.update"')
+        await js.publish("gw.in.evolution.chip-0001", upsert(1))
+        await until_derived(js)
+    assert deriver.rejected == 1 and deriver.derived == 1
+    letter = await js.get_last_msg(Stream.DEAD_LETTER, "dlq.webhook.evolution.chip-0001")
+    assert letter.data == b'{"event": "connection.update"'
+    assert letter.headers is not None
+    assert "evolution webhook" in letter.headers[JuliaHeader.DLQ_REASON]
+    assert letter.headers[JuliaHeader.DLQ_SUBJECT] == "gw.in.evolution.chip-0001"
+    ids = await observed_ids(js)
+    assert ids == Counter({"MSG0001": 1})
