@@ -1,24 +1,20 @@
 """Ask the balancer to send, opt a doctor out or in, and wait for its answer.
 
-Like `ChipClient`: `route.cmd.>` is a JetStream work queue, so a plain request would be
-answered by the publish ack. The client names its own inbox in the body (and in the
-`Julia-Reply-To` header, so even a malformed body is answered), stores the request with
-`js.publish` and waits on the inbox.
+Like `ChipClient` (see `reply_inbox`); the reply subject also travels in the
+`Julia-Reply-To` header, so even a malformed body is answered.
 """
 
 from __future__ import annotations
 
-import asyncio
-import itertools
 import uuid
+from collections.abc import Awaitable
 
 import msgspec
 from nats.aio.client import Client as NATS
-from nats.aio.msg import Msg
-from nats.aio.subscription import Subscription
 
 from julia_chips.events.codec import ENCODER
 from julia_chips.events.route import OptIn, OptOut, RouteCommand, RouteReply, SendRequest
+from julia_chips.reply_inbox import ReplyInbox
 from julia_chips.subjects import JuliaHeader, route_command
 
 _REPLY = msgspec.json.Decoder(RouteReply)
@@ -26,20 +22,9 @@ _VERB = {SendRequest: "send", OptOut: "optout", OptIn: "optin"}
 
 
 class RouteClient:
-    """One inbox subscription shared by every request; replies are matched by subject."""
-
     def __init__(self, nc: NATS) -> None:
-        self._nc = nc
         self._js = nc.jetstream()
-        self._prefix = nc.new_inbox()
-        self._tokens = itertools.count()
-        self._waiting: dict[str, asyncio.Future[RouteReply]] = {}
-        self._sub: Subscription | None = None
-
-    async def _on_reply(self, msg: Msg) -> None:
-        future = self._waiting.pop(msg.subject, None)
-        if future is not None and not future.done():
-            future.set_result(_REPLY.decode(msg.data))
+        self._inbox: ReplyInbox[RouteReply] = ReplyInbox(nc, _REPLY.decode)
 
     async def send(self, doctor_id: str, doctor_phone: str, text: str, kind: str,
                    consented: bool = False, command_id: str | None = None,
@@ -70,21 +55,13 @@ class RouteClient:
 
     async def _publish(self, verb: str, command: RouteCommand | bytes,
                        timeout: float) -> RouteReply:
-        if self._sub is None:
-            self._sub = await self._nc.subscribe(f"{self._prefix}.*", cb=self._on_reply)
-        reply_to = f"{self._prefix}.{next(self._tokens)}"
-        future: asyncio.Future[RouteReply] = asyncio.get_running_loop().create_future()
-        self._waiting[reply_to] = future
-        try:
+        def store(reply_to: str) -> Awaitable[object]:
             body = command if isinstance(command, bytes) else ENCODER.encode(
                 msgspec.structs.replace(command, reply_to=reply_to))
-            await self._js.publish(route_command(verb), body,
-                                   headers={JuliaHeader.REPLY_TO: reply_to})
-            return await asyncio.wait_for(future, timeout)
-        finally:
-            self._waiting.pop(reply_to, None)
+            return self._js.publish(route_command(verb), body,
+                                    headers={JuliaHeader.REPLY_TO: reply_to})
+
+        return await self._inbox.request(store, timeout)
 
     async def close(self) -> None:
-        if self._sub is not None:
-            await self._sub.unsubscribe()
-            self._sub = None
+        await self._inbox.close()
