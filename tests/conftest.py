@@ -28,8 +28,10 @@ LEASE_TTL = 2.0
 
 
 @pytest.fixture
-def nats_server(tmp_path: Path) -> Iterator[EmbeddedNats | None]:
-    if os.environ.get("NATS_URL"):
+def nats_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EmbeddedNats | None]:
+    """None when NATS_URL is set, unless the test is marked `own_nats_server` (it stops or
+    kills the server, which it may only do to one of its own)."""
+    if os.environ.get("NATS_URL") and request.node.get_closest_marker("own_nats_server") is None:
         yield None
         return
     server = EmbeddedNats(tmp_path / "nats", PARTITIONS)

@@ -178,10 +178,10 @@ async def test_oversized_body_is_413(ingress: Ingress, js: JetStreamContext) -> 
     assert await count(js, Stream.GATEWAY_IN) == 0
 
 
+@pytest.mark.own_nats_server
 async def test_nats_unavailable_is_503_so_the_sender_retries(
         ingress: Ingress, nats_server: EmbeddedNats | None, nc: NATS) -> None:
-    if nats_server is None:
-        pytest.skip("needs the embedded nats-server to stop it")
+    assert nats_server is not None  # own_nats_server: always one we may kill
     nats_server.kill()
     status, answer = await ingress.evolution(fixture("evolution_connection_open.json"))
     assert status == 503, answer
