@@ -72,7 +72,8 @@ async def test_sigkill_mid_batch_loses_and_duplicates_nothing(
         nc: NATS, js: JetStreamContext, nats_url: str, database_url: str, tmp_path: Path
 ) -> None:
     await migrate_url(database_url)
-    events = synthetic_history(chips=400, steps=25)
+    # Enough history that four kills land mid-stream even on an idle machine.
+    events = synthetic_history(chips=400, steps=60)
     await publish_events(js, events)
     log = tmp_path / "projector.log"
     rng = random.Random(5)
@@ -85,7 +86,7 @@ async def test_sigkill_mid_batch_loses_and_duplicates_nothing(
             if await _checkpoint(database_url) > before:
                 break
             await asyncio.sleep(0.01)
-        await asyncio.sleep(rng.uniform(0.0, 0.2))
+        await asyncio.sleep(rng.uniform(0.0, 0.1))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         kills += 1
