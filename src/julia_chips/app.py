@@ -12,7 +12,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import msgspec
-import nats
 from aiohttp import web
 from nats.aio.client import Client as NATS
 
@@ -21,7 +20,7 @@ from julia_chips.clock import Clock, SystemClock
 from julia_chips.config import Config
 from julia_chips.http.app import create_app
 from julia_chips.http.webhooks import WEBHOOK_INGRESS, WebhookIngress, webhook_routes
-from julia_chips.infrastructure import Endpoints, infrastructure
+from julia_chips.infrastructure import Endpoints, connect_nats, infrastructure
 from julia_chips.outside_world import OutsideWorld, outside_world, whatsapp_sender
 from julia_chips.projections.migrations import migrate_url
 from julia_chips.projections.service import Projections
@@ -47,10 +46,6 @@ def partition_settings(config: Config) -> PartitionSettings:
                              idle_passivate=config.idle_passivate, policy=policy)
 
 
-async def connect(url: str) -> NATS:
-    return await nats.connect(url, max_reconnect_attempts=-1, reconnect_time_wait=0.5)
-
-
 def _stop_on_signals(stop: asyncio.Event) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -65,7 +60,7 @@ async def run_worker(config: Config, worker_id: str | None = None,
         return 2
     stop = asyncio.Event()
     _stop_on_signals(stop)
-    nc = await connect(config.nats_url)
+    nc = await connect_nats(config.nats_url)
     await ensure_streams(nc.jetstream(), config.replicas, config.lease_ttl)
     worker = Worker(nc, clock or SystemClock(), config.partitions, config.lease_ttl,
                     partition_settings(config), worker_id)
@@ -144,7 +139,7 @@ async def run_all(config: Config) -> int:
                                          database_url=endpoints.database_url)
         applied = await migrate_url(endpoints.database_url)
         log.info("migrations: %s", ", ".join(applied) if applied else "up to date")
-        nc = await connect(endpoints.nats_url)
+        nc = await connect_nats(endpoints.nats_url)
         await ensure_streams(nc.jetstream(), config.replicas, config.lease_ttl)
         async with outside_world(config) as world, whatsapp_sender(world) as sender:
             await _serve(config, SystemClock(), nc, world, sender, stop)

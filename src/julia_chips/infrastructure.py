@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import msgspec
+import nats
+from nats.aio.client import Client as NATS
 
 from julia_chips.config import Config
 from julia_chips.embedded.nats_server import EmbeddedNats
@@ -19,6 +21,12 @@ if TYPE_CHECKING:
     from julia_chips.embedded.postgres_server import EmbeddedPostgres
 
 log = logging.getLogger(__name__)
+
+
+async def connect_nats(url: str) -> NATS:
+    """A connection for a long-running part: it reconnects for as long as it takes, since
+    every part resumes from JetStream once the server is back."""
+    return await nats.connect(url, max_reconnect_attempts=-1, reconnect_time_wait=0.5)
 
 
 class Endpoints(msgspec.Struct, frozen=True):

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from hypothesis import strategies as st
 
-from julia_chips.actors.chip_lifecycle import MOVES, fold
+from julia_chips.actors.chip_lifecycle import MOVES, evolve, fold
 from julia_chips.events import commands as cmd
 from julia_chips.events.chip import Status
 from julia_chips.runtime.chip_actor import ChipActor
@@ -49,8 +49,6 @@ async def drive_and_check(actor: ChipActor, log: ChipEventLog,
     previous: Status | None = None
     replay = fold(actor.chip_id, [])
     for s in stored:
-        from julia_chips.actors.chip_lifecycle import evolve
-
         replay = evolve(replay, s.event)
         if replay.status != previous and previous is not None:
             back = previous is Status.COOLING and replay.status is not None

@@ -6,11 +6,13 @@ import asyncio
 
 from hypothesis import given, settings
 
+from julia_chips.actors.chip_lifecycle import decide
+from julia_chips.actors.warmup import WarmupPolicy
 from julia_chips.events import commands as cmd
 from julia_chips.events.chip import Status
 from julia_chips.runtime.chip_actor import ChipActor
 from tests.fakes import InMemoryChipEventLog, InMemorySnapshotStore
-from tests.unit.chip_builders import NOW, chip_in, sample
+from tests.unit.chip_builders import NOW, chip_in, run, sample
 from tests.unit.chip_properties import command_sequences, drive_and_check
 
 
@@ -54,17 +56,12 @@ async def test_recovery_from_snapshot_and_tail_equals_full_replay() -> None:
 async def test_partly_appended_command_is_completed_not_duplicated() -> None:
     """A crash between the two appends of CloseWarmDay leaves only WarmDayCompleted stored;
     the redelivered command appends the missing Ready, decided at the original time."""
-    from julia_chips.actors.chip_lifecycle import decide
-    from julia_chips.actors.warmup import WarmupPolicy
-
     policy = WarmupPolicy(min_days=1)
     log = InMemoryChipEventLog()
     warming = chip_in(Status.WARMING)
     traffic = sample(cmd.ObserveTraffic)
     seed = [*decide(warming, traffic, NOW)]
     # Bring the log to the warming chip's history, then store half of the day close.
-    from tests.unit.chip_builders import run
-
     history_state = chip_in(None)
     for command_type in (cmd.Provision, cmd.StartActivation, cmd.CompleteActivation):
         command = sample(command_type)

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterable, Mapping
 
 import asyncpg
-import nats
 from aiohttp import web
 from nats.aio.client import Client as NATS
 
@@ -20,6 +19,7 @@ from julia_chips.http.errors import json_errors
 from julia_chips.http.keys import CLOCK, CONFIG, NATS_CONN, POOL
 from julia_chips.http.openapi import openapi_document, openapi_handler
 from julia_chips.http.routes import READ_ROUTES, Route, route_table
+from julia_chips.infrastructure import connect_nats
 
 POOL_SIZE = 10
 
@@ -59,8 +59,7 @@ def _nats_connection(given: NATS | None):  # type: ignore[no-untyped-def]
         url = app[CONFIG].nats_url
         if url is None:
             raise RuntimeError("create_app needs Config.nats_url or an open `nc`")
-        app[NATS_CONN] = await nats.connect(url, max_reconnect_attempts=-1,
-                                            reconnect_time_wait=0.5)
+        app[NATS_CONN] = await connect_nats(url)
         yield
         await app[NATS_CONN].drain()
 

@@ -11,7 +11,7 @@ import asyncpg
 import nats
 from rich.console import Console
 
-from julia_chips.infrastructure import Endpoints
+from julia_chips.infrastructure import Endpoints, connect_nats
 from julia_chips.projections.audit import print_audit, read_row
 from julia_chips.projections.catalog import PROJECTIONS
 from julia_chips.projections.migrations import migrate_url
@@ -51,8 +51,7 @@ async def projections_run(endpoints: Endpoints, batch: int) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await migrate_url(endpoints.database_url)
-    nc = await nats.connect(endpoints.nats_url, max_reconnect_attempts=-1,
-                            reconnect_time_wait=0.5)
+    nc = await connect_nats(endpoints.nats_url)
     await ensure_streams(nc.jetstream())
     projections = Projections(nc, endpoints.database_url, batch)
     projections.start()

@@ -22,6 +22,7 @@ from nats.aio.client import Client as NATS
 
 from julia_chips.clock import Clock, SystemClock
 from julia_chips.config import Config
+from julia_chips.infrastructure import connect_nats
 from julia_chips.runtime.balancer_dispatch import FakeSender, WhatsAppSender
 from julia_chips.runtime.balancer_leader import BalancerSettings, FailoverTiming, Leader
 from julia_chips.runtime.balancer_lease import LeaderLease
@@ -120,14 +121,13 @@ async def run_balancer(nc: NATS, clock: Clock, config: Config, gateway: WhatsApp
 
 
 async def _main(journal: Path | None, holder: str | None) -> int:
-    import nats
 
     from julia_chips.config import load_config
 
     config = load_config()
     if not config.nats_url:
         raise SystemExit("NATS_URL must be set to run the balancer alone")
-    nc = await nats.connect(config.nats_url, max_reconnect_attempts=-1)
+    nc = await connect_nats(config.nats_url)
     await run_balancer(nc, SystemClock(), config, FakeSender(journal), holder)
     return 0
 
