@@ -2,8 +2,9 @@
 as its own OS process, so a test can SIGKILL it between storing observations and acking the
 raw bodies they came from.
 
-With `JULIA_TEST_STALL_AFTER=<n>`, every observation after the n-th is stored and then hangs
-before its raw body is acked; the first of them writes `<marker>` so the test knows when.
+With `JULIA_TEST_STALL_AFTER=<n>`, the observations from the n+1-th to the 2n-th are stored
+and then hang before their raw bodies are acked (the first of them writes `<marker>` so the
+test knows when), and the ones after hang before they are stored.
 """
 
 from __future__ import annotations
@@ -31,8 +32,10 @@ def stalling(after: int, marker: Path):  # type: ignore[no-untyped-def]
     async def store_then_stall(publisher: AckedPublisher, observation: Observation, *,
                                msg_id: str | None = None, timeout: float = 5.0) -> PubAck:
         nonlocal stored
-        ack = await store(publisher, observation, msg_id=msg_id, timeout=timeout)
         stored += 1
+        if stored > 2 * after:  # delivered and never stored: these must come again
+            await asyncio.Event().wait()
+        ack = await store(publisher, observation, msg_id=msg_id, timeout=timeout)
         if stored > after:
             if not marker.exists():  # noqa: ASYNC240 (a tiny stat, test only)
                 marker.write_text(str(stored))  # noqa: ASYNC240 (once)

@@ -1,10 +1,12 @@
 """The observation deriver over real JetStream: a SIGKILL between storing observations and
-acking their raw bodies, a restart, and still one observation per raw payload; a stored body
-the decoders refuse goes to the dead letters with the reason."""
+acking their raw bodies, a restart, and still one observation per raw payload, in the order
+of the bodies; refused stores rewind to the ack floor; a stored body the decoders refuse goes
+to the dead letters with the reason; an older durable keeps its place."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import subprocess
@@ -13,6 +15,7 @@ from collections import Counter
 from pathlib import Path
 
 from nats.aio.client import Client as NATS
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, DiscardPolicy
 from nats.js.client import JetStreamContext
 
 from julia_chips.events.observations import InboundMessage, SmsReceived
@@ -33,6 +36,7 @@ __all__ = ["ingress_only"]
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 UPSERTS, SMS = 60, 10
+LATE = 10  # bodies that arrive while the deriver is down
 STALL_AFTER = 20
 
 
@@ -86,19 +90,25 @@ async def test_a_killed_deriver_restarted_stores_one_observation_per_payload(
             while not (tmp_path / "stalled").exists():
                 assert proc.poll() is None, (tmp_path / "deriver.log").read_text()
                 await asyncio.sleep(0.02)
-        await asyncio.sleep(0.3)  # let the rest of the window be stored, still unacked
+        await asyncio.sleep(0.3)  # let the next ones be stored (unacked) or hang unstored
     finally:
         kill(proc)
     info = await js.consumer_info(Stream.GATEWAY_IN, FAST_DERIVER.durable)
     unacked = info.num_ack_pending
     assert unacked > 0 and await stored(js, Stream.GATEWAY_OBS) > STALL_AFTER  # the crash hit
-    # between the stores and the acks: these observations are stored, their bodies unacked
+    # between the stores and the acks, and before some stores
+    for n in range(UPSERTS, UPSERTS + LATE):  # JetStream would hand these out first
+        assert (await ingress_only.evolution(upsert(n)))[0] == 200
 
     async with deriving(nc):
         await until_derived(js, timeout=15)
-    expected = {f"MSG{n:04d}" for n in range(UPSERTS)} | {f"sms_{n:04d}" for n in range(SMS)}
+    in_order = [one for n in range(UPSERTS) for one in
+                [f"MSG{n:04d}", *([f"sms_{n // 6:04d}"] if n % 6 == 0 else [])]]
+    in_order += [f"MSG{n:04d}" for n in range(UPSERTS, UPSERTS + LATE)]
+    expected = set(in_order)
     ids = await observed_ids(js)
     assert set(ids) == expected
+    assert list(ids) == in_order  # the restart rewound: still the order the bodies came in
     assert [i for i, times in ids.items() if times != 1] == [], ids
     assert await stored(js, Stream.GATEWAY_OBS) == len(expected)  # nothing else either
     assert await stored(js, Stream.DEAD_LETTER) == 0
@@ -118,3 +128,41 @@ async def test_an_undecodable_stored_body_goes_to_dead_letters_and_the_rest_flow
     assert letter.headers[JuliaHeader.DLQ_SUBJECT] == "gw.in.evolution.chip-0001"
     ids = await observed_ids(js)
     assert ids == Counter({"MSG0001": 1})
+
+
+async def test_a_refused_store_rewinds_and_every_observation_lands_in_order_once(
+        nc: NATS, js: JetStreamContext) -> None:
+    """GATEWAY_OBS refuses new messages for a while (full, discard-new): the deriver goes back
+    to its ack floor and tries again until they land, without a gap, a repeat or a swap."""
+    config = (await js.stream_info(Stream.GATEWAY_OBS)).config
+    await js.update_stream(dataclasses.replace(config, max_msgs=5, discard=DiscardPolicy.NEW))
+    async with deriving(nc):
+        for n in range(40):
+            await js.publish("gw.in.evolution.chip-0001", upsert(n))
+        await asyncio.sleep(0.5)  # refusals meet the deriver, which rewinds and retries
+        assert await stored(js, Stream.GATEWAY_OBS) == 5
+        await js.update_stream(config)
+        await until_derived(js, timeout=10)
+    ids = await observed_ids(js)
+    assert list(ids) == [f"MSG{n:04d}" for n in range(40)]
+    assert set(ids.values()) == {1}
+
+
+async def test_a_durable_acked_one_by_one_moves_to_cumulative_acks_at_its_floor(
+        nc: NATS, js: JetStreamContext) -> None:
+    """A durable an earlier version created (explicit acks) keeps its place: bodies it acked
+    are not derived again, the ones after are."""
+    await js.add_consumer(Stream.GATEWAY_IN, ConsumerConfig(
+        durable_name=FAST_DERIVER.durable, ack_policy=AckPolicy.EXPLICIT,
+        deliver_policy=DeliverPolicy.NEW))
+    for n in range(6):
+        await js.publish("gw.in.evolution.chip-0001", upsert(n))
+    old = await js.pull_subscribe_bind(FAST_DERIVER.durable, Stream.GATEWAY_IN)
+    for msg in await old.fetch(3):
+        await msg.ack_sync()  # the earlier deriver stored these three's observations
+    await old.unsubscribe()
+    async with deriving(nc):
+        await until_derived(js)
+    info = await js.consumer_info(Stream.GATEWAY_IN, FAST_DERIVER.durable)
+    assert info.config.ack_policy == AckPolicy.ALL
+    assert list(await observed_ids(js)) == ["MSG0003", "MSG0004", "MSG0005"]

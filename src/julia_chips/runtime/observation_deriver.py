@@ -3,9 +3,12 @@
 The webhook edge validates a body and stores it raw before its 200, one publish on the
 request path. This durable consumer (`observation-deriver`) reads GATEWAY_IN in stream order,
 decodes each body with the decoders the edge validated it with, and stores the fact in
-GATEWAY_OBS. A raw message is acked only after JetStream acked its observation, so a crash
-loses none; the redelivery stores nothing twice, since the observation's `Nats-Msg-Id` is the
-raw message's plus `:obs` (within GATEWAY_OBS's duplicate window, 2 minutes).
+GATEWAY_OBS. Acks are cumulative (AckPolicy.ALL): one ack covers every body up to the newest
+whose observation, and every one's before it, JetStream has acked, so a crash loses none.
+Each pass starts by resetting the durable to its ack floor (and a failed store ends the pass):
+the bodies after it come again in stream order, so observations keep their bodies' order even
+across a crash, and are not stored twice: the observation's `Nats-Msg-Id` is the raw
+message's plus `:obs` (within GATEWAY_OBS's duplicate window, 2 minutes).
 
 The durable starts at the messages stored after it was first created: bodies stored before it
 existed came through an ingress that stored their observations itself. Create it (`prepare`)
@@ -16,7 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
+from collections import deque
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import msgspec
@@ -24,6 +30,7 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, Header
+from nats.js.errors import NotFoundError
 from prometheus_client import Counter
 
 from julia_chips.events.observations import Observation
@@ -32,6 +39,7 @@ from julia_chips.gateways.observations import Ignored, WebhookRejected
 from julia_chips.gateways.salvy_webhook import decode_salvy
 from julia_chips.runtime.dead_letters import send_to_dead_letters
 from julia_chips.store.acked_publish import AckedPublisher
+from julia_chips.store.consumer_reset import reset_to_ack_floor
 from julia_chips.store.observation_log import observation_subject, publish_observation
 from julia_chips.store.pull_feed import PullFeed
 from julia_chips.subjects import JuliaHeader, Stream, SubjectTokenInvalid
@@ -39,6 +47,8 @@ from julia_chips.subjects import JuliaHeader, Stream, SubjectTokenInvalid
 log = logging.getLogger(__name__)
 DERIVED = Counter("julia_observations_derived_total", "Raw webhooks the deriver handled",
                   ["result"])
+_DERIVED, _IGNORED, _REJECTED = (DERIVED.labels(result=r) for r in ("derived", "ignored",
+                                                                   "rejected"))
 
 
 class DeriverSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -89,6 +99,12 @@ def receipt_time(msg: Msg) -> datetime:
     return msg.metadata.timestamp.astimezone(UTC)
 
 
+@dataclass(slots=True)
+class _Delivery:
+    msg: Msg
+    settled: bool = False  # its observation is stored, or it has none to store
+
+
 class ObservationDeriver:
     def __init__(self, nc: NATS, settings: DeriverSettings = DEFAULT_DERIVER) -> None:
         self._nc, self._js = nc, nc.jetstream()
@@ -97,24 +113,52 @@ class ObservationDeriver:
         self._in_flight = asyncio.Semaphore(settings.window)
         self._stores: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
+        self._unacked: deque[_Delivery] = deque()  # delivered, in stream order
+        self._ack_upto: Msg | None = None  # the newest body all before which are settled
+        self._ack_due = asyncio.Event()
+        self._rewind = asyncio.Event()  # a store failed: derive again from the ack floor
         self.derived = self.ignored = self.rejected = 0
 
     async def prepare(self) -> None:
         """Create the durable (idempotent); from then on every stored body is derived."""
-        await self._js.add_consumer(Stream.GATEWAY_IN, ConsumerConfig(
-            durable_name=self._settings.durable, ack_policy=AckPolicy.EXPLICIT,
+        config = ConsumerConfig(
+            durable_name=self._settings.durable, ack_policy=AckPolicy.ALL,
             deliver_policy=DeliverPolicy.NEW, ack_wait=self._settings.ack_wait,
-            max_ack_pending=4 * self._settings.window))
+            max_ack_pending=4 * self._settings.window)
+        try:
+            info = await self._js.consumer_info(Stream.GATEWAY_IN, self._settings.durable)
+        except NotFoundError:
+            await self._js.add_consumer(Stream.GATEWAY_IN, config)
+            return
+        if info.config.ack_policy != AckPolicy.ALL:  # an earlier version acked one by one
+            start = info.ack_floor.stream_seq + 1 if info.ack_floor else 1
+            log.info("observation deriver: durable moves to cumulative acks at seq %d", start)
+            await self._js.delete_consumer(Stream.GATEWAY_IN, self._settings.durable)
+            await self._js.add_consumer(Stream.GATEWAY_IN, dataclasses.replace(
+                config, deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=start))
 
     async def run(self) -> None:
         """Derive until `stop()`; then let the stores in flight finish (and ack)."""
         if not await self._prepared():
             return
+        while not self._stopping.is_set():
+            try:
+                await self._derive_from_ack_floor()
+            except (NatsError, TimeoutError) as err:  # NATS away: rewind when it is back
+                log.warning("observation deriver: %r; rewinding to the ack floor", err)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), self._settings.tend)
+
+    async def _derive_from_ack_floor(self) -> None:
+        """One pass: rewind, then derive in stream order until stopped or a store fails."""
+        await reset_to_ack_floor(self._nc, Stream.GATEWAY_IN, self._settings.durable)
+        self._rewind.clear()
         feed = PullFeed(self._nc, Stream.GATEWAY_IN, self._settings.durable, self._receive,
                         window=self._settings.window)
-        await feed.start()
+        acker = asyncio.create_task(self._ack_settled())
         try:
-            while not self._stopping.is_set():
+            await feed.start()
+            while not (self._stopping.is_set() or self._rewind.is_set()):
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), self._settings.tend)
                 try:
@@ -125,6 +169,9 @@ class ObservationDeriver:
             with contextlib.suppress(NatsError):  # NATS gone: its requests went with it
                 await feed.stop()
             await asyncio.gather(*self._stores, return_exceptions=True)
+            acker.cancel()
+            await self._ack_newest()
+            self._unacked.clear()
 
     async def _prepared(self) -> bool:
         """`prepare`, retried while NATS is away; False when stopped first."""
@@ -142,52 +189,79 @@ class ObservationDeriver:
         self._stopping.set()
 
     async def _receive(self, msg: Msg) -> None:
+        if self._rewind.is_set():
+            return  # unacked: it comes again after the rewind
+        delivery = _Delivery(msg)
+        self._unacked.append(delivery)
         try:
             observation = derive(msg.subject, msg.data, receipt_time(msg))
         except RawUnreadable as exc:
-            await self._reject(msg, str(exc))
+            await self._reject(delivery, str(exc))
             return
         if observation is None:
             self.ignored += 1
-            DERIVED.labels(result="ignored").inc()
-            with contextlib.suppress(NatsError, OSError):  # unacked: it comes back, still ignored
-                await msg.ack()
+            _IGNORED.inc()
+            self._settle(delivery)
             return
         await self._in_flight.acquire()  # back-pressure: the feed waits while we are full
         # Tasks start in creation order and each hands its PUB to the connection before its
         # first wait, so observations are stored in the order of their raw bodies.
-        task = asyncio.create_task(self._store(msg, observation))
+        task = asyncio.create_task(self._store(delivery, observation))
         self._stores.add(task)
         task.add_done_callback(self._stores.discard)
 
-    async def _store(self, msg: Msg, observation: Observation) -> None:
+    async def _store(self, delivery: _Delivery, observation: Observation) -> None:
+        msg = delivery.msg
         raw_id = (msg.headers or {}).get(Header.MSG_ID) or f"gw.in:{msg.metadata.sequence.stream}"
         try:
             await publish_observation(self._publisher, observation, msg_id=raw_id + ":obs",
                                       timeout=self._settings.publish_timeout)
-            await msg.ack()
-        except (NatsError, TimeoutError, OSError) as exc:  # JetStream away: deliver it again
-            log.warning("observation from %s not stored (%s); retrying", msg.subject,
+        except (NatsError, TimeoutError, OSError) as exc:  # JetStream away: derive it again
+            log.warning("observation from %s not stored (%s); rewinding", msg.subject,
                         type(exc).__name__)
-            with contextlib.suppress(NatsError, OSError):
-                await msg.nak(delay=1.0)
+            self._rewind.set()
             return
         finally:
             self._in_flight.release()
         self.derived += 1
-        DERIVED.labels(result="derived").inc()
+        _DERIVED.inc()
+        self._settle(delivery)
 
-    async def _reject(self, msg: Msg, reason: str) -> None:
+    def _settle(self, delivery: _Delivery) -> None:
+        """Mark one body done; the run of settled bodies at the front becomes ackable."""
+        delivery.settled = True
+        unacked = self._unacked
+        while unacked and unacked[0].settled:
+            self._ack_upto = unacked.popleft().msg
+            self._ack_due.set()
+
+    async def _ack_settled(self) -> None:
+        """One cumulative ack for whatever settled since the last one (AckPolicy.ALL)."""
+        while True:
+            await self._ack_due.wait()
+            self._ack_due.clear()
+            await self._ack_newest()
+
+    async def _ack_newest(self) -> None:
+        msg, self._ack_upto = self._ack_upto, None
+        if msg is not None:
+            with contextlib.suppress(NatsError, OSError):  # lost: the next ack covers it
+                await msg.ack()
+
+    async def _reject(self, delivery: _Delivery, reason: str) -> None:
         """Nothing is lost: the bytes go to `dlq.webhook.<source>.<key>` with the reason."""
+        msg = delivery.msg
         self.rejected += 1
-        DERIVED.labels(result="rejected").inc()
+        _REJECTED.inc()
         log.warning("raw webhook on %s not derivable: %s", msg.subject, reason)
         key = msg.subject.split(".", 2)[-1]
         try:
             await send_to_dead_letters(self._js, "webhook", key, msg.data, reason, msg.subject)
-            await msg.term()
-        except (NatsError, TimeoutError, OSError) as exc:  # unacked: it comes back
+        except (NatsError, TimeoutError, OSError) as exc:  # unacked: it comes again
             log.warning("dead letter for %s not stored (%s)", msg.subject, type(exc).__name__)
+            self._rewind.set()
+            return
+        self._settle(delivery)
 
 
 async def run_observation_deriver(deriver: ObservationDeriver, stop: asyncio.Event) -> None:
