@@ -8,10 +8,13 @@ by its command id in the rebuilt ledger: answered again from there, never sent a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 from nats.aio.msg import Msg
+from nats.errors import Error as NatsError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError
 
 from julia_chips.actors.balancer import Event, RouteRefused, decide
 from julia_chips.actors.balancer_state import evolve
@@ -20,11 +23,13 @@ from julia_chips.events import route as rt
 from julia_chips.events.codec import ENCODER
 from julia_chips.runtime.balancer_leader import Job, Leader
 from julia_chips.runtime.balancer_metrics import REQUESTS
-from julia_chips.runtime.dead_letters import send_to_dead_letters
+from julia_chips.runtime.dead_letters import reply_to_in, send_to_dead_letters
+from julia_chips.store.pull_feed import PullFeed, deliveries
 from julia_chips.subjects import JuliaHeader, Stream
 
 log = logging.getLogger(__name__)
-FETCH_BATCH = 256
+WINDOW = 256  # requests asked of the server ahead of handling
+TEND = 0.5  # seconds between checks of the lease and the pull's liveness
 MAX_IN_FLIGHT = 4096
 CONSUMER = "balancer"
 _ANSWERS = {"dispatched": True, "queued": True, "failed": False, "unknown": False}
@@ -36,32 +41,47 @@ class RequestConsumer:
         self._in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
 
     async def run(self) -> None:
-        """Pull and handle requests until cancelled or the leader is deposed."""
+        """Handle requests as they arrive until cancelled or the leader is deposed."""
         leader = self._leader
-        config = ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, ack_wait=leader.settings.ack_wait,
-                                deliver_policy=DeliverPolicy.ALL, max_ack_pending=MAX_IN_FLIGHT)
-        sub = await leader.js.pull_subscribe("route.cmd.>", durable=CONSUMER,
-                                             stream=Stream.ROUTE_CMDS, config=config)
+        await self._ensure_consumer()
+        feed = PullFeed(leader.nc, Stream.ROUTE_CMDS, CONSUMER, self._receive, window=WINDOW)
+        await feed.start()
         try:
             while not leader.deposed.is_set():
-                try:
-                    msgs = await sub.fetch(FETCH_BATCH, timeout=0.25)
-                except TimeoutError:  # nats-py raises its own or asyncio's: both are TimeoutError
-                    continue
-                for m in msgs:
-                    await self._in_flight.acquire()
-                    try:
-                        await self._handle(m)
-                    except Exception:
-                        self._in_flight.release()
-                        raise
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(leader.deposed.wait(), TEND)
+                await feed.keep_alive()
         finally:
-            await sub.unsubscribe()
+            with contextlib.suppress(NatsError):  # NATS gone: its requests went with it
+                await feed.stop()
+
+    async def _ensure_consumer(self) -> None:
+        leader = self._leader
+        try:
+            await leader.js.consumer_info(Stream.ROUTE_CMDS, CONSUMER)
+        except NotFoundError:
+            await leader.js.add_consumer(Stream.ROUTE_CMDS, ConsumerConfig(
+                durable_name=CONSUMER, filter_subject="route.cmd.>",
+                ack_policy=AckPolicy.EXPLICIT, ack_wait=leader.settings.ack_wait,
+                deliver_policy=DeliverPolicy.ALL, max_ack_pending=MAX_IN_FLIGHT))
+
+    async def _receive(self, m: Msg) -> None:
+        if self._leader.deposed.is_set():  # still arriving while the feed stops: not ours
+            with contextlib.suppress(NatsError):
+                await m.nak()  # to the next leader now, not after `ack_wait`
+            return
+        await self._in_flight.acquire()  # back-pressure: the feed waits while we are full
+        try:
+            await self._handle(m)
+        except Exception:
+            self._in_flight.release()
+            log.exception("route request on %s failed: stepping down", m.subject)
+            self._leader.deposed.set()  # the next leader rebuilds and gets it again
 
     async def _handle(self, m: Msg) -> None:
         leader = self._leader
         header_reply = (m.headers or {}).get(JuliaHeader.REPLY_TO)
-        if m.metadata.num_delivered > leader.settings.max_deliver:
+        if deliveries(m) > leader.settings.max_deliver:
             await self._reject(m, header_reply, f"gave up after {leader.settings.max_deliver} "
                                                 "deliveries")
             return
@@ -144,7 +164,7 @@ class RequestConsumer:
         log.info("route request refused: %s", reason[:200])
         await send_to_dead_letters(self._leader.js, "route", m.subject.rsplit(".", 1)[-1],
                                    m.data, reason, m.subject)
-        reply_to = reply_to or _reply_to_of(m.data)
+        reply_to = reply_to or reply_to_in(m.data)
         try:
             if reply_to:
                 reply = rt.RouteReply(ok=False, error=reason, reason="invalid")
@@ -152,9 +172,3 @@ class RequestConsumer:
             await m.term()
         finally:
             self._in_flight.release()
-
-
-def _reply_to_of(data: bytes) -> str | None:
-    from julia_chips.runtime.partition import _reply_to_of as best_effort
-
-    return best_effort(data)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import msgspec
 from nats.js.client import JetStreamContext
 
 from julia_chips.subjects import JuliaHeader, dead_letter
@@ -14,3 +15,15 @@ async def send_to_dead_letters(
     headers: dict[str, str] = {
         JuliaHeader.DLQ_REASON: reason[:1000], JuliaHeader.DLQ_SUBJECT: subject}
     await js.publish(dead_letter(kind, key), data, headers=headers)
+
+
+def reply_to_in(data: bytes) -> str | None:
+    """Best effort: find `reply_to` in a body that failed to decode as a command."""
+    try:
+        obj = msgspec.json.decode(data)
+    except msgspec.DecodeError:
+        return None
+    reply_to = obj.get("reply_to") if isinstance(obj, dict) else None
+    if isinstance(reply_to, str) and reply_to and " " not in reply_to and len(reply_to) < 256:
+        return reply_to
+    return None

@@ -23,11 +23,11 @@ from julia_chips.clock import Clock
 from julia_chips.events.codec import decode_command, encode_reply
 from julia_chips.events.commands import AnyChipCommand, CommandReply
 from julia_chips.runtime.chip_actor import ChipActor
-from julia_chips.runtime.dead_letters import send_to_dead_letters
+from julia_chips.runtime.dead_letters import reply_to_in, send_to_dead_letters
 from julia_chips.runtime.mailbox import Mailboxes
 from julia_chips.runtime.metrics import COMMANDS_OK, COMMANDS_REFUSED, DEAD_LETTERS
 from julia_chips.store.event_log import ChipEventLog
-from julia_chips.store.pull_feed import PullFeed
+from julia_chips.store.pull_feed import PullFeed, deliveries
 from julia_chips.store.snapshots import SnapshotStore
 from julia_chips.subjects import (
     JuliaHeader,
@@ -139,7 +139,7 @@ class PartitionConsumer:
     async def _reject(self, chip_id: str, msg: Msg, reason: str) -> None:
         """Dead-letter the command and tell the sender why; the partition keeps going."""
         await send_to_dead_letters(self._js, "chip", chip_id, msg.data, reason, msg.subject)
-        reply_to = (msg.headers or {}).get(JuliaHeader.REPLY_TO) or _reply_to_of(msg.data)
+        reply_to = (msg.headers or {}).get(JuliaHeader.REPLY_TO) or reply_to_in(msg.data)
         if reply_to:
             await self._nc.publish(reply_to, encode_reply(CommandReply(ok=False, error=reason)))
         await msg.term()
@@ -161,28 +161,3 @@ class PartitionConsumer:
                 await actor.snapshot()
             except Exception:
                 log.warning("snapshot of chip %s failed", actor.chip_id)
-
-
-def deliveries(msg: Msg) -> int:
-    """How many times JetStream delivered `msg`, read straight from its ack subject
-    (`msg.metadata` also parses timestamps into datetimes: a twentieth of the CPU here).
-    v1: `$JS.ACK.<stream>.<consumer>.<delivered>...` (9 tokens); v2 adds a domain and an
-    account hash after `ACK` (12 tokens)."""
-    tokens = (msg.reply or "").split(".")
-    if len(tokens) == 9:
-        return int(tokens[4])
-    if len(tokens) >= 12:
-        return int(tokens[6])
-    return msg.metadata.num_delivered
-
-
-def _reply_to_of(data: bytes) -> str | None:
-    """Best effort: find `reply_to` in a body that failed to decode as a command."""
-    try:
-        obj = msgspec.json.decode(data)
-    except msgspec.DecodeError:
-        return None
-    reply_to = obj.get("reply_to") if isinstance(obj, dict) else None
-    if isinstance(reply_to, str) and reply_to and " " not in reply_to and len(reply_to) < 256:
-        return reply_to
-    return None

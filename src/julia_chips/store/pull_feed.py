@@ -84,3 +84,16 @@ class PullFeed:
                 await asyncio.wait_for(self._drained.wait(), EXPIRES + 0.5)
         if self._sub is not None:
             await self._sub.unsubscribe()
+
+
+def deliveries(msg: Msg) -> int:
+    """How many times JetStream delivered `msg`, read straight from its ack subject
+    (`msg.metadata` also parses timestamps into datetimes: a twentieth of the CPU here).
+    v1: `$JS.ACK.<stream>.<consumer>.<delivered>...` (9 tokens); v2 adds a domain and an
+    account hash after `ACK` (12 tokens)."""
+    tokens = (msg.reply or "").split(".")
+    if len(tokens) == 9:
+        return int(tokens[4])
+    if len(tokens) >= 12:
+        return int(tokens[6])
+    return msg.metadata.num_delivered
