@@ -155,8 +155,9 @@ async def _serve(config: Config, clock: Clock, nc: NATS, world: OutsideWorld,
     app[WEBHOOK_INGRESS] = WebhookIngress(nc.jetstream(), clock,
                                           evolution_secret=world.webhook_secret,
                                           salvy_secret=world.salvy_webhook_secret)
-    deriver = ObservationDeriver(nc)
-    await deriver.prepare()  # before the first webhook: every stored body gets its observation
+    # Before the first webhook, so every stored body gets its observation, whichever process
+    # holds the deriver's lease.
+    await ObservationDeriver(nc).prepare()
     http, port = await start_http(app, config.http_port, config.http_host)
     http_url = f"http://{config.http_host}:{port}"
     world.listen_at(http_url)
@@ -164,23 +165,26 @@ async def _serve(config: Config, clock: Clock, nc: NATS, world: OutsideWorld,
     worker = Worker(nc, clock, config.partitions, config.lease_ttl, partition_settings(config))
     projections = Projections(nc, config.database_url)
     projections.start()
+    ttl = config.lease_ttl
     tasks = [
         asyncio.create_task(worker.run(), name="workers"),
         asyncio.create_task(run_warmer_scheduler(nc, clock, stop), name="warmer scheduler"),
-        asyncio.create_task(run_health_monitor(nc, clock, stop), name="health monitor"),
-        asyncio.create_task(run_observation_deriver(deriver, stop), name="observation deriver"),
-        asyncio.create_task(run_balancer(nc, clock, config, sender), name="balancer"),
-        asyncio.create_task(run_activator(
-            nc, clock, config, endpoints=world.activator_endpoints(config, http_url)),
-            name="activator"),
+        asyncio.create_task(run_health_monitor(nc, clock, stop, ttl), name="health monitor"),
+        asyncio.create_task(run_observation_deriver(nc, stop, ttl), name="observation deriver"),
     ]
+    balancer = asyncio.create_task(run_balancer(nc, clock, config, sender), name="balancer")
+    activator = asyncio.create_task(run_activator(
+        nc, clock, config, stop, endpoints=world.activator_endpoints(config, http_url)),
+        name="activator")
     log.info("julia-chips running (NATS %s); Ctrl-C to stop", config.nats_url)
     await stop.wait()
     log.info("stopping")
-    # Those that send commands stop before the workers that answer them.
-    await _stop_within(tasks[4:], cancel=True)
+    # Those that send commands stop before the workers that answer them. The activator,
+    # monitor and deriver end on `stop`, not by cancellation: they release their leases.
+    await asyncio.gather(_stop_within([balancer], cancel=True),
+                         _stop_within([activator], cancel=False))
     worker.stop()
-    await _stop_within(tasks[:4], cancel=False)
+    await _stop_within(tasks, cancel=False)
     await http.cleanup()
     await projections.stop()
 

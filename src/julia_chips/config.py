@@ -38,7 +38,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
     cloud_api_pin: str | None = None  # two-step verification PIN set when registering
     public_url: str | None = None  # how Evolution reaches our /webhooks (instance config)
     http_host: str = "127.0.0.1"  # 0.0.0.0 behind a proxy in production
-    lease_ttl: float = 10.0  # seconds a partition lease outlives its last renewal
+    lease_ttl: float = 10.0  # seconds a lease (partition or part) outlives its last renewal
     ack_wait: float = 30.0  # seconds before an unacked command is redelivered
     max_deliver: int = 5  # deliveries before a command goes to the dead letters
     snapshot_every: int = 50  # events between chip snapshots

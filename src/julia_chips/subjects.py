@@ -111,3 +111,7 @@ def message_events(chip_id: str) -> str:
 
 
 BALANCER_LEASE = "balancer"  # key in `shard_leases`: whoever holds it leads the balancer
+# Keys in `shard_leases` for the other singleton parts: whoever holds one runs that part.
+DERIVER_LEASE = "observation-deriver"
+HEALTH_MONITOR_LEASE = "health-monitor"
+ACTIVATOR_LEASE = "activator"

@@ -1,6 +1,8 @@
-"""`python -m tests.integration.deriver_process <nats_url> <marker>`: the observation deriver
-as its own OS process, so a test can SIGKILL it between storing observations and acking the
-raw bodies they came from.
+"""`python -m tests.integration.deriver_process <nats_url> <marker> [<holder>]`: the
+observation deriver as its own OS process, so a test can SIGKILL it between storing
+observations and acking the raw bodies they came from. With `<holder>`, it runs as
+`julia-chips run` does: only while it holds the deriver's lease (TTL `LEASE_TTL`), in that
+name, standing by otherwise.
 
 With `JULIA_TEST_STALL_AFTER=<n>`, the observations from the n+1-th to the 2n-th are stored
 and then hang before their raw bodies are acked (the first of them writes `<marker>` so the
@@ -19,8 +21,9 @@ import nats
 
 from julia_chips.events.observations import Observation
 from julia_chips.runtime import observation_deriver as deriver_module
-from julia_chips.runtime.observation_deriver import ObservationDeriver
+from julia_chips.runtime.observation_deriver import ObservationDeriver, run_observation_deriver
 from julia_chips.store.acked_publish import AckedPublisher, PubAck
+from tests.conftest import LEASE_TTL
 from tests.integration.ingress_fixtures import FAST_DERIVER
 
 store = deriver_module.publish_observation
@@ -44,14 +47,18 @@ def stalling(after: int, marker: Path):  # type: ignore[no-untyped-def]
     return store_then_stall
 
 
-async def main(nats_url: str, marker: str) -> None:
+async def main(nats_url: str, marker: str, holder: str | None = None) -> None:
     after = int(os.environ.get("JULIA_TEST_STALL_AFTER", "0"))
     if after:
         deriver_module.publish_observation = stalling(after, Path(marker))  # type: ignore[assignment]
     nc = await nats.connect(nats_url)
-    await ObservationDeriver(nc, FAST_DERIVER).run()
+    if holder is None:
+        await ObservationDeriver(nc, FAST_DERIVER).run()
+        return
+    logging.getLogger(__name__).info("%s connected", holder)
+    await run_observation_deriver(nc, asyncio.Event(), LEASE_TTL, FAST_DERIVER, holder)
 
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    asyncio.run(main(*sys.argv[1:3]))
+    asyncio.run(main(*sys.argv[1:4]))

@@ -55,7 +55,8 @@ def random_commands(rng: random.Random, n: int) -> Iterator[cmd.AnyChipCommand]:
         if roll < 0.35:
             sent = rng.randrange(0, 30)
             yield cmd.ObserveTraffic(command_id=c, sent=sent, delivered=sent,
-                                     replied=sent // rng.choice((2, 30)), received=sent // 3)
+                                     replied=sent // rng.choice((2, 30)), received=sent // 3,
+                                     health_score=rng.choice((None, round(rng.random(), 4))))
         elif roll < 0.6:
             yield cmd.CloseWarmDay(command_id=c, day_number=day)
             day += 1

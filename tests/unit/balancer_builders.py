@@ -10,6 +10,7 @@ from julia_chips.actors import chip_lifecycle
 from julia_chips.actors.balancer import Event, decide
 from julia_chips.actors.balancer_state import BalancerState, apply_chip_event, evolve
 from julia_chips.events import chip as ev
+from julia_chips.events import commands as cmd
 from julia_chips.events import route as rt
 from julia_chips.events.chip import Status
 
@@ -51,6 +52,12 @@ def chip_command(state: BalancerState, chip_id: str, command: Any,
     for event in events:
         apply_chip_event(state, event)
     return events
+
+
+def scored(state: BalancerState, chip_id: str, score: float) -> None:
+    """The health monitor's score for a chip, arriving as it does: on `TrafficObserved`."""
+    observe = cmd.ObserveTraffic(command_id=f"score-{next(_ids)}", health_score=score)
+    assert chip_command(state, chip_id, observe), f"{chip_id} refused ObserveTraffic"
 
 
 def send(doctor_id: str, kind: str = "reply", consented: bool = True, text: str = "Olá",

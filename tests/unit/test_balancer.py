@@ -13,7 +13,7 @@ from julia_chips.events import messages as msg
 from julia_chips.events import route as rt
 from julia_chips.events.chip import Status
 from julia_chips.events.fleet import FleetBrakeEngaged
-from tests.unit.balancer_builders import NOW, add_chip, apply, later, run, send
+from tests.unit.balancer_builders import NOW, add_chip, apply, later, run, scored, send
 
 
 def fleet(**chips: tuple[Status, int]) -> BalancerState:
@@ -37,8 +37,8 @@ def test_new_conversation_goes_to_the_chip_with_most_capacity_left() -> None:
 
 def test_health_breaks_a_capacity_tie() -> None:
     state = fleet(a=(Status.ACTIVE, 10), b=(Status.ACTIVE, 10))
-    state.set_health("a", 0.4)
-    state.set_health("b", 0.9)
+    scored(state, "a", 0.4)
+    scored(state, "b", 0.9)
     assert attempt_of(run(state, send("d1"))).chip_id == "b"
 
 

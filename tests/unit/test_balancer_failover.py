@@ -14,7 +14,15 @@ from julia_chips.actors.balancer_state import BalancerState, evolve
 from julia_chips.events import commands as cmd
 from julia_chips.events import route as rt
 from julia_chips.events.chip import Status
-from tests.unit.balancer_builders import NOW, add_chip, apply, chip_command, run, send
+from tests.unit.balancer_builders import (
+    NOW,
+    add_chip,
+    apply,
+    chip_command,
+    run,
+    scored,
+    send,
+)
 
 
 def fleet_with_holder(conversations: list[tuple[str, bool]], others: int = 5) -> BalancerState:
@@ -93,7 +101,7 @@ def test_pool_over_the_limit_takes_the_least_healthy_out() -> None:
     state = BalancerState()
     for n, health in enumerate((0.9, 0.2, 0.7)):
         add_chip(state, f"a{n}", Status.ACTIVE, 10)
-        state.set_health(f"a{n}", health)
+        scored(state, f"a{n}", health)
     moves = plan_pool(state, max_active=2)
     assert [(m.chip_id, m.promote) for m in moves] == [("a1", False)]
     assert plan_pool(state, max_active=2, pending={"a1"}) == []

@@ -13,7 +13,7 @@ from julia_chips.actors.recipient_protection import local_day
 from julia_chips.events import commands as cmd
 from julia_chips.events import messages as msg
 from julia_chips.events.chip import Status
-from tests.unit.balancer_builders import NOW, add_chip, chip_command
+from tests.unit.balancer_builders import NOW, add_chip, chip_command, scored
 
 CHIPS = [f"c{n}" for n in range(6)]
 chip = st.integers(0, len(CHIPS) - 1)
@@ -60,8 +60,9 @@ def test_index_agrees_with_a_full_scan(fleet: list[tuple[Status, int]],
                     kind="reply", consented=True, occurred_at=NOW + timedelta(hours=hours)))
             case ("chip", int(c), command):
                 chip_command(state, CHIPS[c], command)
-            case ("health", int(c), float(score)):
-                state.set_health(CHIPS[c], score)
+            case ("health", int(c), float(score)):  # refused by a banned or retired chip
+                chip_command(state, CHIPS[c], cmd.ObserveTraffic(command_id="s",
+                                                                 health_score=score))
             case ("pick", bool(consented), int(hours), dict(taken)):
                 now = NOW + timedelta(hours=hours)
                 assert choose_chip(state, consented, now, taken) == scan(state, consented, now,
@@ -74,10 +75,10 @@ def test_a_chip_whose_health_rises_is_ranked_up_again() -> None:
     for chip_id in ("c0", "c1"):
         add_chip(state, chip_id, Status.ACTIVE, 3)
     assert choose_chip(state, True, NOW, {}) == "c0"
-    state.set_health("c0", 0.2)
+    scored(state, "c0", 0.2)
     assert choose_chip(state, True, NOW, {}) == "c1"
-    state.set_health("c0", 0.9)
-    state.set_health("c1", 0.5)
+    scored(state, "c0", 0.9)
+    scored(state, "c1", 0.5)
     assert choose_chip(state, True, NOW, {}) == "c0"
     assert choose_chip(state, True, NOW, {"c0": 1}) == "c1"
 

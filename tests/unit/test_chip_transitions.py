@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from julia_chips.actors.chip_lifecycle import ChipRuleBroken, decide
+from julia_chips.actors.chip_lifecycle import ChipRuleBroken, decide, evolve
 from julia_chips.actors.warmup import WarmupPolicy
 from julia_chips.events import chip as ev
 from julia_chips.events import commands as cmd
@@ -104,3 +104,13 @@ def test_event_ids_derive_from_the_command_id() -> None:
                     WarmupPolicy(min_days=1))
     assert [e.event_id for e in events] == ["chip-1:close-1:0", "chip-1:close-1:1"]
     assert [type(e) for e in events] == [ev.WarmDayCompleted, ev.Ready]
+
+
+def test_the_monitors_score_rides_on_traffic_and_stays_until_the_next_one() -> None:
+    state = chip_in(S.WARMING)
+    for seen, expected in ((0.8, 0.8), (None, 0.8), (0.35, 0.35)):
+        [event] = decide(state, cmd.ObserveTraffic(command_id=f"o{seen}", sent=1,
+                                                   health_score=seen), NOW)
+        state = evolve(state, event)
+        assert isinstance(event, ev.TrafficObserved) and event.health_score == seen
+        assert state.health_score == expected

@@ -136,20 +136,21 @@ def test_banned_or_retired_chips_get_nothing() -> None:
 
 def test_traffic_batches_the_pending_counters_and_then_starts_over() -> None:
     health = fold(healthy_chip(), *conversation(1, replied=True), *conversation(2))
-    health, batch = take_traffic(health, "obs:chip-1:9")
+    health, batch = take_traffic(health, "obs:chip-1:9", NOW)
     assert batch == cmd.ObserveTraffic(command_id="obs:chip-1:9", sent=2, delivered=2, read=1,
-                                       replied=1, failed=0, received=1)
-    assert take_traffic(health, "obs:chip-1:10")[1] is None
+                                       replied=1, failed=0, received=1,
+                                       health_score=score(health, NOW).score)
+    assert take_traffic(health, "obs:chip-1:10", NOW)[1] is None
 
 
 def test_traffic_is_not_sent_to_a_chip_that_cannot_take_it() -> None:
     health = fold(healthy_chip(Status.BANNED), *conversation(1))
-    assert take_traffic(health, "x")[1] is None
+    assert take_traffic(health, "x", NOW)[1] is None
 
 
 def test_disconnects_alone_make_no_traffic_batch() -> None:
     health = fold(healthy_chip(), closed(None, "connecting"))
-    assert take_traffic(health, "x")[1] is None
+    assert take_traffic(health, "x", NOW)[1] is None
 
 
 def test_custom_policy_window() -> None:
@@ -158,3 +159,12 @@ def test_custom_policy_window() -> None:
     health = observe(healthy_chip(), receipt(1, "ERROR"), policy)
     assert score(health, NOW + timedelta(minutes=1), policy).window.failed == 1
     assert score(health, NOW + timedelta(minutes=3), policy).window.failed == 0
+
+
+def test_the_traffic_batch_carries_the_chips_score_of_the_window() -> None:
+    good = fold(healthy_chip(), *[s for n in range(30) for s in conversation(n)])
+    poor = fold(healthy_chip(), *[s for n in range(30) for s in conversation(n, n % 3 > 0)])
+    [good_score, poor_score] = [take_traffic(h, "x", NOW)[1].health_score  # type: ignore[union-attr]
+                                for h in (good, poor)]
+    assert good_score == 1.0
+    assert poor_score == score(poor, NOW).score < 0.75  # a third failed: lower, as ranked

@@ -48,7 +48,6 @@ class BalancerState:
     def __init__(self) -> None:
         self.chips: dict[str, chip_lifecycle.ChipState] = {}
         self.serving: dict[str, chip_lifecycle.ChipState] = {}  # active or warming only
-        self.health: dict[str, float] = {}  # 0..1, higher is healthier; write via set_health
         self.doctors: dict[str, Doctor] = {}
         self.holders: dict[str, set[str]] = {}  # chip_id -> doctors it holds
         self.day = 0  # local day ordinal `used` counts for
@@ -59,13 +58,6 @@ class BalancerState:
         self.waiting: dict[str, int] = {}  # doctor_id -> their requests in the backlog
         self.brake_until: datetime | None = None
         self.index = ChipIndex(self._chip_key, self.serving)
-
-    def set_health(self, chip_id: str, score: float) -> None:
-        """The health monitor's score (0..1) for a chip; re-ranks it for new conversations."""
-        self.health[chip_id] = score
-        chip = self.serving.get(chip_id)
-        if chip is not None:
-            self.index.touch(chip)
 
     def _chip_key(self, chip_id: str) -> Key | None:
         """The chip's rank for a new conversation on the index's day; None: cannot take one."""
@@ -92,10 +84,10 @@ class BalancerState:
 
 
 def health_of(state: BalancerState, chip: chip_lifecycle.ChipState) -> float:
-    """The health monitor's score when known, else the chip's own delivery record."""
-    known = state.health.get(chip.chip_id)
-    if known is not None:
-        return known
+    """The health monitor's score (it rides on `TrafficObserved`) when known, else the chip's
+    own delivery record today."""
+    if chip.health_score is not None:
+        return chip.health_score
     day = chip.day
     if day.sent == 0:
         return 1.0

@@ -65,6 +65,7 @@ class ChipState(msgspec.Struct, frozen=True, kw_only=True):
     activated_at: datetime | None = None
     ready_at: datetime | None = None
     banned_at: datetime | None = None
+    health_score: float | None = None  # the health monitor's latest, 1 healthy .. 0 unusable
     version: int = 0  # events applied
 
 
@@ -133,7 +134,8 @@ def decide(
         case cmd.ObserveTraffic() if status in OBSERVABLE:
             return [stamp(ev.TrafficObserved, sent=command.sent, delivered=command.delivered,
                                  read=command.read, replied=command.replied,
-                                 failed=command.failed, received=command.received)]
+                                 failed=command.failed, received=command.received,
+                                 health_score=command.health_score)]
         case cmd.CloseWarmDay() if status is Status.WARMING:
             return _close_warm_day(state, command, now, stamp, policy)
         case cmd.PutInService() if status is Status.READY:
@@ -207,7 +209,8 @@ def evolve(state: ChipState, event: ev.AnyChipEvent) -> ChipState:
         case ev.ActivationFailed():
             return state
         case ev.TrafficObserved():
-            return s(state, day=_add(state.day, event))
+            score = state.health_score if event.health_score is None else event.health_score
+            return s(state, day=_add(state.day, event), health_score=score)
         case ev.WarmDayCompleted():
             return s(state, warm_day=event.day_number + 1, good_days=event.good_days,
                      daily_cap=event.next_daily_cap, warmer_progress=event.warmer_progress,

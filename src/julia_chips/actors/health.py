@@ -1,7 +1,7 @@
 """A chip's health: gateway signals folded over a sliding window, and what to do about them.
 
 `observe` folds one signal, `follow` one chip event, `decide` returns the commands the chip
-should get (Cool, Resume, ReportBan) and `take_traffic` the ObserveTraffic batch. All pure:
+should get (Cool, Resume, ReportBan) and `take_traffic` the ObserveTraffic batch, scored. All pure:
 time comes in as `now` or in the signal itself. Command ids derive from the chip's version,
 so deciding again before the chip's answer arrives repeats the same id and the actor dedupes.
 """
@@ -249,9 +249,12 @@ def follow(health: ChipHealth, event: ev.AnyChipEvent, chip: ChipState) -> ChipH
     return replace(health, chip=chip)
 
 
-def take_traffic(health: ChipHealth, command_id: str
+def take_traffic(health: ChipHealth, command_id: str, now: datetime,
+                 policy: HealthPolicy = DEFAULT_HEALTH
                  ) -> tuple[ChipHealth, cmd.ObserveTraffic | None]:
-    """The pending counters as one ObserveTraffic; the remainder of a huge batch waits."""
+    """The pending counters as one ObserveTraffic, with the chip's score at `now`: the chip
+    records it, so the read model and the balancer's tie-breaks see what the monitor sees.
+    The remainder of a huge batch waits."""
     p = health.pending
     sent = {f: min(MAX_BATCH, getattr(p, f)) for f in
             ("sent", "delivered", "read", "replied", "failed", "received")}
@@ -259,4 +262,4 @@ def take_traffic(health: ChipHealth, command_id: str
         return msgspec.structs.replace(health, pending=NOTHING), None
     rest = Counters(**{f: getattr(p, f) - n for f, n in sent.items()})
     return msgspec.structs.replace(health, pending=rest), cmd.ObserveTraffic(
-        command_id=command_id, **sent)
+        command_id=command_id, health_score=score(health, now, policy).score, **sent)

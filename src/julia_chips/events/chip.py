@@ -65,6 +65,7 @@ class TrafficObserved(ChipEvent, frozen=True, kw_only=True, tag="TrafficObserved
     replied: Count = 0
     failed: Count = 0
     received: Count = 0
+    health_score: float | None = None  # the health monitor's score (0..1) when it counted these
 
 
 class WarmDayCompleted(ChipEvent, frozen=True, kw_only=True, tag="WarmDayCompleted"):

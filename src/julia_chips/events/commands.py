@@ -19,6 +19,7 @@ AreaCode = Annotated[int, msgspec.Meta(ge=11, le=99)]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 # A day's counter above this is a broken gateway, not traffic: no chip sends that much.
 Counter = Annotated[int, msgspec.Meta(ge=0, le=100_000)]
+Score = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
 DayNumber = Annotated[int, msgspec.Meta(ge=1, le=366)]
 
 
@@ -57,6 +58,7 @@ class ObserveTraffic(ChipCommand, frozen=True, kw_only=True, tag="ObserveTraffic
     replied: Counter = 0
     failed: Counter = 0
     received: Counter = 0
+    health_score: Score | None = None  # the monitor's score of the last hour, as it sent these
 
 
 class CloseWarmDay(ChipCommand, frozen=True, kw_only=True, tag="CloseWarmDay"):

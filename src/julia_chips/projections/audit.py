@@ -26,7 +26,7 @@ _COMMON = {"event_id", "chip_id", "command_id", "occurred_at", "type"}
 # Fields both folds have, with the same meaning.
 COMPARED = ("status", "phone_number", "salvy_account_id", "ddd", "instance", "host",
             "warm_day", "good_days", "daily_cap", "warmer_progress", "cooling_until",
-            "activated_at", "ready_at", "banned_at")
+            "activated_at", "ready_at", "banned_at", "health_score")
 
 
 class Difference(msgspec.Struct, frozen=True):

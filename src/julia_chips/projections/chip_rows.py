@@ -105,7 +105,9 @@ def _changed(row: ChipRow, event: ev.AnyChipEvent) -> ChipRow:
                       cooled_from=None)
         case ev.Retired():
             return _r(row, status=Status.RETIRED.value, retired_at=event.occurred_at)
-    return row  # Provisioned again, ActivationFailed, TrafficObserved: no column moves
+        case ev.TrafficObserved() if event.health_score is not None:
+            return _r(row, health_score=event.health_score)
+    return row  # Provisioned again, ActivationFailed, unscored traffic: no column moves
 
 
 def apply(row: ChipRow | None, seq: int, event: ev.AnyChipEvent) -> ChipRow | None:

@@ -3,8 +3,8 @@
 Driving is a loop of pure and impure halves: fold the saga's events, ask `next_action`,
 `perform` it, `decide` on the outcome, append the events. A restart (or SIGKILL) loses
 nothing but the step in flight, which is safe to repeat; `run` resumes every unfinished saga
-before it takes new chips. One activator process at a time is assumed; a second one would
-lose the append races (expected sequence) instead of doing steps twice.
+before it takes new chips. One activator runs at a time, by lease (`run_activator`); one that
+runs on after losing it would lose the append races (expected sequence) with the new one.
 """
 
 from __future__ import annotations
@@ -56,13 +56,15 @@ class Activator:
         self._log = ActivationLog(ports.js)
         self._running: dict[str, asyncio.Task[None]] = {}
         self._gate = asyncio.Semaphore(settings.max_concurrent)
+        self._stopping = asyncio.Event()
 
     @property
     def js(self) -> JetStreamContext:
         return self._ports.js
 
     async def run(self) -> None:
-        """Resume unfinished sagas, then follow chip events for new `Provisioned` chips."""
+        """Resume unfinished sagas, then follow chip events for new `Provisioned` chips, until
+        `stop()` (within a second: one fetch) or cancelled; the sagas in flight are cancelled."""
         for chip_id in await self._log.unfinished():
             self._spawn(chip_id)
         log.info("activator resumed %d unfinished activation(s)", len(self._running))
@@ -72,7 +74,7 @@ class Activator:
         sub = await self.js.pull_subscribe("chip.evt.>", durable=DURABLE,
                                            stream=Stream.CHIP_EVENTS, config=config)
         try:
-            while True:
+            while not self._stopping.is_set():
                 try:
                     batch = await sub.fetch(64, timeout=1.0)
                 except TimeoutError:
@@ -82,6 +84,9 @@ class Activator:
                     await msg.ack()
         finally:
             await self._stop_sagas()
+
+    def stop(self) -> None:
+        self._stopping.set()
 
     async def _on_chip_event(self, data: bytes, headers: dict[str, str] | None) -> None:
         try:

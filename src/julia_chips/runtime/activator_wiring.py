@@ -1,7 +1,8 @@
-"""Wire the activator to real endpoints or to the sandbox, and run it until cancelled."""
+"""Wire the activator to real endpoints or to the sandbox, and run it under its lease."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -24,7 +25,9 @@ from julia_chips.gateways.vps import VpsClient
 from julia_chips.gateways.vps_hosts import HostRegistry, VpsHost
 from julia_chips.runtime.activation_effects import ActivationPorts
 from julia_chips.runtime.activator import DEFAULT_SETTINGS, Activator, ActivatorSettings
+from julia_chips.runtime.part_lease import part_lease, run_while_holding
 from julia_chips.sandbox.world import Sandbox
+from julia_chips.subjects import ACTIVATOR_LEASE
 
 log = logging.getLogger(__name__)
 
@@ -120,11 +123,14 @@ async def activation_ports(nc: NATS, endpoints: ActivatorEndpoints, *,
         await chips.close()
 
 
-async def run_activator(nc: NATS, clock: Clock, config: Config, *,
+async def run_activator(nc: NATS, clock: Clock, config: Config, stop: asyncio.Event, *,
                         endpoints: ActivatorEndpoints,
-                        settings: ActivatorSettings = DEFAULT_SETTINGS) -> None:
-    """Run the activator until cancelled. `config` is kept for what it will grow to carry
-    (step timeouts, concurrency); today the endpoints say everything."""
-    del config
+                        settings: ActivatorSettings = DEFAULT_SETTINGS,
+                        holder: str | None = None) -> None:
+    """Run the activator while holding its lease (TTL `config.lease_ttl`), stand by while
+    another process does, until `stop` is set. The clients stay open across tenures, so a
+    standby takes over without connecting anew."""
+    lease = await part_lease(nc, ACTIVATOR_LEASE, holder)
     async with activation_ports(nc, endpoints) as ports:
-        await Activator(ports, clock, settings).run()
+        await run_while_holding(lease, config.lease_ttl,
+                                lambda: Activator(ports, clock, settings), stop)

@@ -25,10 +25,10 @@ from julia_chips.config import Config
 from julia_chips.infrastructure import connect_nats
 from julia_chips.runtime.balancer_dispatch import FakeSender, WhatsAppSender
 from julia_chips.runtime.balancer_leader import BalancerSettings, FailoverTiming, Leader
-from julia_chips.runtime.balancer_lease import LeaderLease
 from julia_chips.runtime.balancer_metrics import IS_LEADER
 from julia_chips.runtime.balancer_requests import RequestConsumer
-from julia_chips.subjects import Bucket
+from julia_chips.runtime.part_lease import LeaderLease
+from julia_chips.subjects import BALANCER_LEASE, Bucket
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ class BalancerRunner:
 
     async def run(self) -> None:
         lease = LeaderLease(await self._nc.jetstream().key_value(Bucket.SHARD_LEASES),
-                            self.holder)
+                            BALANCER_LEASE, self.holder)
         while not self._stopping.is_set():
             if await lease.acquire():
                 log.info("%s leads the balancer", self.holder)

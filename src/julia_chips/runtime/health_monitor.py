@@ -14,7 +14,6 @@ refolded batch differ).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from datetime import timedelta
@@ -47,8 +46,15 @@ from julia_chips.events.observations import HealthSignal, SmsReceived
 from julia_chips.runtime.brake_log import BrakeLog
 from julia_chips.runtime.chip_feed import ChipEventFeed
 from julia_chips.runtime.dead_letters import send_to_dead_letters
+from julia_chips.runtime.part_lease import part_lease, run_while_holding
 from julia_chips.store.observation_log import ObservationUnreadable, decode_observation
-from julia_chips.subjects import FLEET_BRAKE_RELEASE, GATEWAY_SIGNALS, Stream, chip_command
+from julia_chips.subjects import (
+    FLEET_BRAKE_RELEASE,
+    GATEWAY_SIGNALS,
+    HEALTH_MONITOR_LEASE,
+    Stream,
+    chip_command,
+)
 
 log = logging.getLogger(__name__)
 SIGNALS = Counter("julia_health_signals_total", "Gateway signals folded or rejected", ["result"])
@@ -214,10 +220,12 @@ class HealthMonitor:
         """Hand the pending counters to the chips, then ack the signals they came from."""
         self._batches += 1
         batch: list[tuple[str, AnyChipCommand]] = []
+        now = self._clock.now()
         for chip_id, health in self.chips.items():
             if health.pending:
                 health, traffic = take_traffic(
-                    health, f"obs:{chip_id}:{self._clock.now().timestamp():.6f}:{self._batches}")
+                    health, f"obs:{chip_id}:{now.timestamp():.6f}:{self._batches}", now,
+                    self._settings.policy)
                 self.chips[chip_id] = health
                 if traffic is not None:
                     batch.append((chip_id, traffic))
@@ -257,12 +265,11 @@ class HealthMonitor:
                                                               "engaged": self.brake.engaged}))
 
 
-async def run_health_monitor(nc: NATS, clock: Clock, stop: asyncio.Event,
-                             settings: HealthMonitorSettings = DEFAULT_MONITOR) -> None:
-    """Entry point for `julia-chips run`: monitor until `stop` is set."""
-    monitor = HealthMonitor(nc, clock, settings)
-    task = asyncio.create_task(monitor.run())
-    with contextlib.suppress(asyncio.CancelledError):
-        await stop.wait()
-    monitor.stop()
-    await task
+async def run_health_monitor(nc: NATS, clock: Clock, stop: asyncio.Event, lease_ttl: float,
+                             settings: HealthMonitorSettings = DEFAULT_MONITOR,
+                             holder: str | None = None) -> None:
+    """Entry point for `julia-chips run`: monitor while holding the monitor's lease, stand by
+    while another process does, until `stop` is set. One monitor at a time: two would share
+    the signals out between them and judge each chip on part of its evidence."""
+    lease = await part_lease(nc, HEALTH_MONITOR_LEASE, holder)
+    await run_while_holding(lease, lease_ttl, lambda: HealthMonitor(nc, clock, settings), stop)

@@ -38,11 +38,12 @@ from julia_chips.gateways.evolution_webhook import decode_evolution
 from julia_chips.gateways.observations import Ignored, WebhookRejected
 from julia_chips.gateways.salvy_webhook import decode_salvy
 from julia_chips.runtime.dead_letters import send_to_dead_letters
+from julia_chips.runtime.part_lease import part_lease, run_while_holding
 from julia_chips.store.acked_publish import AckedPublisher
 from julia_chips.store.consumer_reset import reset_to_ack_floor
 from julia_chips.store.observation_log import observation_subject, publish_observation
 from julia_chips.store.pull_feed import PullFeed
-from julia_chips.subjects import JuliaHeader, Stream, SubjectTokenInvalid
+from julia_chips.subjects import DERIVER_LEASE, JuliaHeader, Stream, SubjectTokenInvalid
 
 log = logging.getLogger(__name__)
 DERIVED = Counter("julia_observations_derived_total", "Raw webhooks the deriver handled",
@@ -264,10 +265,11 @@ class ObservationDeriver:
         self._settle(delivery)
 
 
-async def run_observation_deriver(deriver: ObservationDeriver, stop: asyncio.Event) -> None:
-    """Entry point for `julia-chips run`: derive until `stop` is set (call `prepare` first)."""
-    task = asyncio.create_task(deriver.run())
-    with contextlib.suppress(asyncio.CancelledError):
-        await stop.wait()
-    deriver.stop()
-    await task
+async def run_observation_deriver(nc: NATS, stop: asyncio.Event, lease_ttl: float,
+                                  settings: DeriverSettings = DEFAULT_DERIVER,
+                                  holder: str | None = None) -> None:
+    """Entry point for `julia-chips run`: derive while holding the deriver's lease, stand by
+    while another process does, until `stop` is set (call `prepare` first). Two derivers at
+    once would rewind each other's durable, hence the lease."""
+    lease = await part_lease(nc, DERIVER_LEASE, holder)
+    await run_while_holding(lease, lease_ttl, lambda: ObservationDeriver(nc, settings), stop)
