@@ -3,18 +3,35 @@
 `js.publish` sets up a request, a `wait_for` and a JSON parse per message; chip events are
 appended once per command, so this publisher shares one inbox subscription, matches acks by
 token and decodes them with msgspec. Errors are nats-py's typed `APIError`s all the same.
+
+It also writes the HPUB itself: nats-py checks every header key against a regex and passes
+every value through three string operations, which with our four headers is two thirds of
+a publish (10.8 µs against 3.6 µs bare, measured). Our keys are constants; values are made
+single-line as nats-py does. This leans on `Client._send_command` / `_flush_pending`
+(nats-py < 3, pinned); `test_acked_publish` checks the stored bytes and headers against
+`nc.publish`'s.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import re
+from enum import Enum
 
 import msgspec
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
+from nats.errors import (
+    BadSubjectError,
+    ConnectionClosedError,
+    ConnectionDrainingError,
+    MaxPayloadError,
+    OutboundBufferLimitError,
+)
 from nats.js.errors import APIError, NoStreamResponseError
+from nats.protocol.command import hpub_cmd
 
 ACK_TIMEOUT = 5.0  # seconds for the server's ack before the append counts as failed
 
@@ -64,7 +81,7 @@ class AckedPublisher:
         # A plain timer: `asyncio.timeout` costs a tenth of a worker's CPU on this path.
         timer = loop.call_later(timeout, _expire, future, timeout)
         try:
-            await self._nc.publish(subject, payload, reply=inbox, headers=headers)
+            await self._send(subject, inbox, payload, header_block(headers))
             ack = await future
         finally:
             timer.cancel()
@@ -72,6 +89,44 @@ class AckedPublisher:
         if ack.error is not None:
             raise APIError.from_error(ack.error)
         return ack
+
+
+    async def _send(self, subject: str, reply: str, payload: bytes, headers: bytes) -> None:
+        """What `Client.publish` does for one message, minus its per-header work."""
+        nc = self._nc
+        if nc.is_closed:
+            raise ConnectionClosedError
+        if nc.is_draining_pubs:
+            raise ConnectionDrainingError
+        if not nc.is_connected and (  # reconnecting: buffered, up to nats-py's limit
+                nc._max_pending_size <= 0
+                or len(payload) + nc._pending_data_size > nc._max_pending_size):
+            raise OutboundBufferLimitError
+        if len(payload) > nc.max_payload:
+            raise MaxPayloadError
+        if not subject or _NOT_IN_SUBJECT.search(subject):
+            raise BadSubjectError
+        nc.stats["out_msgs"] += 1
+        nc.stats["out_bytes"] += len(payload)
+        await nc._send_command(hpub_cmd(subject, reply, headers, payload))
+        if nc._flush_queue is not None and nc._flush_queue.empty():
+            await nc._flush_pending()
+
+
+def header_block(headers: dict[str, str]) -> bytes:
+    """The `NATS/1.0` header block; a value's line breaks become spaces, as in nats-py."""
+    lines = "".join(f"{_text(key)}: {value.strip().translate(_ONE_LINE)}\r\n"
+                    for key, value in headers.items())
+    return f"NATS/1.0\r\n{lines}\r\n".encode()
+
+
+def _text(key: str) -> str:
+    """nats-py's `Header` members are `(str, Enum)`: formatted, they give their name."""
+    return str(key.value) if isinstance(key, Enum) else key
+
+
+_ONE_LINE = str.maketrans({"\r": " ", "\n": " "})
+_NOT_IN_SUBJECT = re.compile(r"[ \t\r\n]")
 
 
 def _expire(future: asyncio.Future[PubAck], timeout: float) -> None:

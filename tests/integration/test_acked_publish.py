@@ -1,0 +1,43 @@
+"""`AckedPublisher` writes its HPUB itself: JetStream must store exactly what nats-py's own
+`publish` would have stored, headers included, and refuse what it would refuse."""
+
+from __future__ import annotations
+
+import pytest
+from nats.aio.client import Client as NATS
+from nats.errors import BadSubjectError, MaxPayloadError
+from nats.js.api import Header, StreamConfig
+from nats.js.client import JetStreamContext
+from nats.js.errors import APIError
+
+from julia_chips.store.acked_publish import AckedPublisher
+
+HEADERS = {"Julia-Event-Type": "SendAttempted", "Julia-Event-Version": "1",
+           Header.MSG_ID: "req-1:0", "Julia-Note": " two\r\nlines "}
+
+
+async def test_stored_message_equals_what_nats_py_publish_stores(
+        nc: NATS, js: JetStreamContext) -> None:
+    await js.add_stream(StreamConfig(name="ACKED", subjects=["acked.>"]))
+    body = '{"doctor":"d1","text":"olá"}'.encode()
+    ours = await AckedPublisher(nc).publish("acked.ours", body, HEADERS)
+    theirs = await js.publish("acked.theirs", body, headers=HEADERS)
+    a, b = (await js.get_msg("ACKED", ours.seq), await js.get_msg("ACKED", theirs.seq))
+    assert (a.data, a.headers) == (b.data, b.headers)
+    assert a.headers is not None and a.headers["Julia-Note"] == "two  lines"
+
+
+async def test_it_refuses_what_nats_py_refuses(nc: NATS, js: JetStreamContext) -> None:
+    await js.add_stream(StreamConfig(name="ACKED", subjects=["acked.>"]))
+    publisher = AckedPublisher(nc)
+    with pytest.raises(BadSubjectError):
+        await publisher.publish("acked.two words", b"x", HEADERS)
+    with pytest.raises(MaxPayloadError):
+        await publisher.publish("acked.big", b"x" * (nc.max_payload + 1), HEADERS)
+    await publisher.publish("acked.once", b"x", {Header.MSG_ID: "m"})
+    dup = await publisher.publish("acked.once", b"x", {Header.MSG_ID: "m"})
+    assert dup.duplicate
+    with pytest.raises(APIError) as wrong:
+        await publisher.publish("acked.once", b"y",
+                                {Header.EXPECTED_LAST_SUBJECT_SEQUENCE: "99"})
+    assert wrong.value.err_code == 10071
