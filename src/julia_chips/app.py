@@ -23,7 +23,7 @@ from julia_chips.http.webhooks import WEBHOOK_INGRESS, WebhookIngress, webhook_r
 from julia_chips.infrastructure import Endpoints, connect_nats, infrastructure
 from julia_chips.outside_world import OutsideWorld, outside_world, whatsapp_sender
 from julia_chips.projections.migrations import migrate_url
-from julia_chips.projections.service import Projections
+from julia_chips.projections.service import run_projections
 from julia_chips.runtime.activator_wiring import run_activator
 from julia_chips.runtime.balancer_dispatch import EvolutionSender
 from julia_chips.runtime.balancer_runner import run_balancer
@@ -163,11 +163,11 @@ async def _serve(config: Config, clock: Clock, nc: NATS, world: OutsideWorld,
     world.listen_at(http_url)
     log.info("HTTP read API and webhooks on %s", http_url)
     worker = Worker(nc, clock, config.partitions, config.lease_ttl, partition_settings(config))
-    projections = Projections(nc, config.database_url)
-    projections.start()
     ttl = config.lease_ttl
     tasks = [
         asyncio.create_task(worker.run(), name="workers"),
+        asyncio.create_task(run_projections(nc, config.database_url, stop, ttl),
+                            name="projections"),
         asyncio.create_task(run_warmer_scheduler(nc, clock, stop), name="warmer scheduler"),
         asyncio.create_task(run_health_monitor(nc, clock, stop, ttl), name="health monitor"),
         asyncio.create_task(run_observation_deriver(nc, stop, ttl), name="observation deriver"),
@@ -180,13 +180,13 @@ async def _serve(config: Config, clock: Clock, nc: NATS, world: OutsideWorld,
     await stop.wait()
     log.info("stopping")
     # Those that send commands stop before the workers that answer them. The activator,
-    # monitor and deriver end on `stop`, not by cancellation: they release their leases.
+    # monitor, deriver and projections end on `stop`, not by cancellation: they release
+    # their leases.
     await asyncio.gather(_stop_within([balancer], cancel=True),
                          _stop_within([activator], cancel=False))
     worker.stop()
     await _stop_within(tasks, cancel=False)
     await http.cleanup()
-    await projections.stop()
 
 
 async def _stop_within(tasks: list[asyncio.Task[None]], cancel: bool) -> None:

@@ -52,7 +52,7 @@ async def _operator_command(config: Config, args: argparse.Namespace) -> int:
             return await commands.audit(endpoints, args.chip_id)
         if args.projections == "rebuild":
             return await commands.projections_rebuild(endpoints, args.name)
-        return await commands.projections_run(endpoints, args.batch)
+        return await commands.projections_run(endpoints, args.batch, config)
 
 
 async def _sandbox(args: argparse.Namespace) -> int:

@@ -115,3 +115,4 @@ BALANCER_LEASE = "balancer"  # key in `shard_leases`: whoever holds it leads the
 DERIVER_LEASE = "observation-deriver"
 HEALTH_MONITOR_LEASE = "health-monitor"
 ACTIVATOR_LEASE = "activator"
+PROJECTIONS_LEASE = "projections"

@@ -23,6 +23,7 @@ from julia_chips.projections.migrations import migrate_url
 from julia_chips.projections.rebuild import rebuild
 from julia_chips.projections.service import Projections
 from julia_chips.subjects import Stream
+from tests.conftest import LEASE_TTL
 from tests.integration.test_projections_lifecycles import (
     caught_up,
     checksums,
@@ -32,7 +33,8 @@ from tests.integration.test_projections_lifecycles import (
 
 
 def _start_projector(nats_url: str, database_url: str, log: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "NATS_URL": nats_url, "DATABASE_URL": database_url}
+    env = {**os.environ, "NATS_URL": nats_url, "DATABASE_URL": database_url,
+           "JULIA_LEASE_TTL": str(LEASE_TTL)}  # the bucket's: a killed holder's lease expires
     with log.open("ab") as out:
         return subprocess.Popen(
             [sys.executable, "-m", "julia_chips", "projections", "run", "--batch", "40"],
@@ -81,8 +83,9 @@ async def test_sigkill_mid_batch_loses_and_duplicates_nothing(
     for _ in range(4):
         proc = _start_projector(nats_url, database_url, log)
         before = await _checkpoint(database_url)
-        # Kill once it has committed something past where it started: mid-stream.
-        for _ in range(400):
+        # Kill once it has committed something past where it started: mid-stream (it first
+        # waits out the killed one's lease).
+        for _ in range(1000):
             if await _checkpoint(database_url) > before:
                 break
             await asyncio.sleep(0.01)

@@ -1,5 +1,6 @@
-"""A second health monitor or activator, as a second `julia-chips run` starts them, stands by
-while the first holds the part's lease and takes over when the first stops."""
+"""A second health monitor, activator or set of projections, as a second `julia-chips run`
+starts them, stands by while the first holds the part's lease and takes over when the first
+stops."""
 
 from __future__ import annotations
 
@@ -12,14 +13,28 @@ from nats.js.client import JetStreamContext
 from julia_chips.clock import FixedClock
 from julia_chips.config import Config
 from julia_chips.events import chip as chip_ev
+from julia_chips.projections.migrations import migrate_url
+from julia_chips.projections.rebuild import rebuild
+from julia_chips.projections.service import run_projections
 from julia_chips.runtime.activator_wiring import run_activator
 from julia_chips.runtime.health_monitor import run_health_monitor
-from julia_chips.subjects import ACTIVATOR_LEASE, FLEET_BRAKE_RELEASE, HEALTH_MONITOR_LEASE
+from julia_chips.subjects import (
+    ACTIVATOR_LEASE,
+    FLEET_BRAKE_RELEASE,
+    HEALTH_MONITOR_LEASE,
+    PROJECTIONS_LEASE,
+)
 from tests.conftest import LEASE_TTL
 from tests.integration.activation_fixtures import FAST, activation_world
 from tests.integration.health_rig import FAST as FAST_MONITOR
 from tests.integration.health_rig import until
 from tests.integration.lease_probe import holder_of, until_holder
+from tests.integration.test_projections_lifecycles import (
+    caught_up,
+    checksums,
+    publish_events,
+    synthetic_history,
+)
 
 CLOCK = FixedClock(datetime(2026, 11, 27, 12, tzinfo=UTC))
 
@@ -92,3 +107,33 @@ async def test_a_second_activator_stands_by_then_activates_once_the_first_stops(
             stop_b.set()
             await asyncio.wait_for(asyncio.gather(first, second), 10)
     assert await holder_of(js, ACTIVATOR_LEASE) is None
+
+
+async def test_projections_run_in_one_process_at_a_time_and_hand_over_on_stop(
+        nc: NATS, js: JetStreamContext, database_url: str) -> None:
+    await migrate_url(database_url)
+    events = synthetic_history(chips=60, steps=20, seed=31)
+    half = len(events) // 2
+    await publish_events(js, events[:half])
+    stop_a, stop_b = asyncio.Event(), asyncio.Event()
+    first = asyncio.create_task(run_projections(nc, database_url, stop_a, LEASE_TTL,
+                                                batch=25, holder="proj-a"))
+    await until_holder(js, PROJECTIONS_LEASE, "proj-a", timeout=10)
+    second = asyncio.create_task(run_projections(nc, database_url, stop_b, LEASE_TTL,
+                                                 batch=25, holder="proj-b"))
+    try:
+        await caught_up(js, database_url, timeout=30)
+        assert await holder_of(js, PROJECTIONS_LEASE) == "proj-a"
+        stop_a.set()
+        await asyncio.wait_for(first, 10)
+        await until_holder(js, PROJECTIONS_LEASE, "proj-b", timeout=LEASE_TTL)
+        await publish_events(js, events[half:])
+        await caught_up(js, database_url, timeout=30)  # the standby projects now
+    finally:
+        stop_a.set()
+        stop_b.set()
+        await asyncio.wait_for(asyncio.gather(first, second), 10)
+    projected = await checksums(database_url)
+    assert projected["julia_chips"][0] == len({e.chip_id for e in events})
+    await rebuild(nc, database_url, show_progress=False)
+    assert await checksums(database_url) == projected  # nothing lost or doubled on the way

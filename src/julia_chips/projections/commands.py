@@ -11,12 +11,13 @@ import asyncpg
 import nats
 from rich.console import Console
 
+from julia_chips.config import Config
 from julia_chips.infrastructure import Endpoints, connect_nats
 from julia_chips.projections.audit import print_audit, read_row
 from julia_chips.projections.catalog import PROJECTIONS
 from julia_chips.projections.migrations import migrate_url
 from julia_chips.projections.rebuild import rebuild
-from julia_chips.projections.service import Projections
+from julia_chips.projections.service import run_projections
 from julia_chips.store.event_log import JetStreamChipEventLog
 from julia_chips.store.streams import ensure_streams
 
@@ -44,19 +45,17 @@ async def projections_rebuild(endpoints: Endpoints, name: str | None) -> int:
     return 0
 
 
-async def projections_run(endpoints: Endpoints, batch: int) -> int:
-    """Only the projections, until SIGINT/SIGTERM (scaling out, and the crash tests)."""
+async def projections_run(endpoints: Endpoints, batch: int, config: Config) -> int:
+    """Only the projections, until SIGINT/SIGTERM (apart from the rest, and the crash tests);
+    they run while this process holds the `projections` lease."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await migrate_url(endpoints.database_url)
     nc = await connect_nats(endpoints.nats_url)
-    await ensure_streams(nc.jetstream())
-    projections = Projections(nc, endpoints.database_url, batch)
-    projections.start()
-    await stop.wait()
-    await projections.stop()
+    await ensure_streams(nc.jetstream(), config.replicas, config.lease_ttl)
+    await run_projections(nc, endpoints.database_url, stop, config.lease_ttl, batch)
     await nc.drain()
     return 0
 

@@ -1,4 +1,8 @@
-"""Run every projection as a task; what `julia-chips run` and `projections run` start."""
+"""Run every projection as a task; what `julia-chips run` and `projections run` start.
+
+They run in one process at a time, under the `projections` lease: runners in two processes
+would share each projection's durable, and each would keep rewinding it at its checkpoint.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,8 @@ from nats.aio.client import Client as NATS
 
 from julia_chips.projections.catalog import PROJECTIONS
 from julia_chips.projections.runner import BATCH, ProjectionRunner
+from julia_chips.runtime.part_lease import part_lease, run_while_holding
+from julia_chips.subjects import PROJECTIONS_LEASE
 
 log = logging.getLogger(__name__)
 
@@ -30,3 +36,28 @@ class Projections:
         for runner in self.runners:
             runner.stop()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+class _Tenure:
+    """Every projection, as a lease-held part: `run` until `stop`."""
+
+    def __init__(self, projections: Projections) -> None:
+        self._projections = projections
+        self._stopping = asyncio.Event()
+
+    async def run(self) -> None:
+        self._projections.start()
+        await self._stopping.wait()
+        await self._projections.stop()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+
+async def run_projections(nc: NATS, database_url: str, stop: asyncio.Event, lease_ttl: float,
+                          batch: int = BATCH, holder: str | None = None) -> None:
+    """Project while holding the `projections` lease, stand by while another process does,
+    until `stop` is set."""
+    lease = await part_lease(nc, PROJECTIONS_LEASE, holder)
+    await run_while_holding(lease, lease_ttl,
+                            lambda: _Tenure(Projections(nc, database_url, batch)), stop)
