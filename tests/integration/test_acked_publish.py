@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from nats.aio.client import Client as NATS
 from nats.errors import BadSubjectError, MaxPayloadError
@@ -10,7 +12,7 @@ from nats.js.api import Header, StreamConfig
 from nats.js.client import JetStreamContext
 from nats.js.errors import APIError
 
-from julia_chips.store.acked_publish import AckedPublisher
+from julia_chips.store.acked_publish import SWEEP_EVERY, AckedPublisher
 
 HEADERS = {"Julia-Event-Type": "SendAttempted", "Julia-Event-Version": "1",
            Header.MSG_ID: "req-1:0", "Julia-Note": " two\r\nlines "}
@@ -41,3 +43,14 @@ async def test_it_refuses_what_nats_py_refuses(nc: NATS, js: JetStreamContext) -
         await publisher.publish("acked.once", b"y",
                                 {Header.EXPECTED_LAST_SUBJECT_SEQUENCE: "99"})
     assert wrong.value.err_code == 10071
+
+
+async def test_an_ack_that_never_comes_fails_the_publish_after_its_timeout(nc: NATS) -> None:
+    silent = await nc.subscribe("acked.silent")  # takes the message, never answers
+    publisher = AckedPublisher(nc)
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(TimeoutError):
+        await publisher.publish("acked.silent", b"x", {Header.MSG_ID: "m"}, timeout=0.3)
+    waited = asyncio.get_running_loop().time() - started
+    assert 0.3 <= waited < 0.3 + SWEEP_EVERY + 0.2
+    await silent.unsubscribe()

@@ -154,7 +154,7 @@ class Leader:
         done: list[asyncio.Future[None]] = []
         for event in events:
             evolve(self.state, event)
-            done.append(self.post(event.doctor_id, self._appender([event])))
+            done.append(self.post_tracked(event.doctor_id, self._appender([event])))
         status = self.state.chips[chip_id].status
         timing = {"chip_id": chip_id, "status": status.value if status else "unknown",
                   "reassigned": sum(isinstance(e, rt.ConversationReassigned) for e in events),
@@ -244,7 +244,12 @@ class Leader:
         log.info("%s chip %s (%s): %s", "promoted" if promote else "took out", chip_id, reason,
                  "ok" if reply.ok else reply.error)
 
-    def post(self, doctor_id: str, job: Job) -> asyncio.Future[None]:
+    def post(self, doctor_id: str, job: Job) -> None:
+        """Run `job` in the doctor's mailbox, after the jobs posted there before it."""
+        self.mailboxes.post(doctor_id, job)
+
+    def post_tracked(self, doctor_id: str, job: Job) -> asyncio.Future[None]:
+        """`post`, with a future that is done once the job ended (failover timing)."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
         async def tracked() -> None:

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 
 from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
+from prometheus_client import Counter
 
 from julia_chips.actors.balancer import Event, RouteRefused, decide
 from julia_chips.actors.balancer_state import evolve
@@ -155,7 +157,7 @@ class RequestConsumer:
             if reply_to:
                 await self._leader.nc.publish(reply_to, ENCODER.encode(reply))
             await m.ack()
-            REQUESTS.labels(status=reply.status or reply.reason or "refused").inc()
+            _answered(reply.status or reply.reason or "refused").inc()
         finally:
             self._in_flight.release()
 
@@ -172,3 +174,9 @@ class RequestConsumer:
             await m.term()
         finally:
             self._in_flight.release()
+
+
+@functools.cache
+def _answered(status: str) -> Counter:
+    """The counter of one answer status (`labels` takes a lock and builds a key each call)."""
+    return REQUESTS.labels(status=status)

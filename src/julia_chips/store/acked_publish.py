@@ -15,6 +15,7 @@ single-line as nats-py does. This leans on `Client._send_command` / `_flush_pend
 from __future__ import annotations
 
 import asyncio
+import heapq
 import itertools
 import re
 from enum import Enum
@@ -34,6 +35,7 @@ from nats.js.errors import APIError, NoStreamResponseError
 from nats.protocol.command import hpub_cmd
 
 ACK_TIMEOUT = 5.0  # seconds for the server's ack before the append counts as failed
+SWEEP_EVERY = 0.1  # seconds between checks for overdue acks: a timeout fires this late at most
 
 
 class PubAck(msgspec.Struct, frozen=True):
@@ -52,6 +54,10 @@ class AckedPublisher:
         self._prefix = nc.new_inbox()
         self._tokens = itertools.count()
         self._waiting: dict[str, asyncio.Future[PubAck]] = {}
+        # (deadline, token, inbox, timeout): one sweep a tenth of a second expires the late
+        # ones; a timer per publish (create, then cancel) cost more than the rest of it.
+        self._deadlines: list[tuple[float, int, str, float]] = []
+        self._sweeping: asyncio.TimerHandle | None = None
         self._sub: Subscription | None = None
         self._subscribing = asyncio.Lock()
 
@@ -74,22 +80,35 @@ class AckedPublisher:
             async with self._subscribing:  # concurrent first publishes share one inbox
                 if self._sub is None:
                     self._sub = await self._nc.subscribe(f"{self._prefix}.*", cb=self._on_ack)
-        inbox = f"{self._prefix}.{next(self._tokens)}"
+        token = next(self._tokens)
+        inbox = f"{self._prefix}.{token}"
         loop = asyncio.get_running_loop()
         future: asyncio.Future[PubAck] = loop.create_future()
         self._waiting[inbox] = future
-        # A plain timer: `asyncio.timeout` costs a tenth of a worker's CPU on this path.
-        timer = loop.call_later(timeout, _expire, future, timeout)
+        heapq.heappush(self._deadlines, (loop.time() + timeout, token, inbox, timeout))
+        if self._sweeping is None:
+            self._sweeping = loop.call_later(SWEEP_EVERY, self._expire_overdue)
         try:
             await self._send(subject, inbox, payload, header_block(headers))
             ack = await future
         finally:
-            timer.cancel()
             self._waiting.pop(inbox, None)
         if ack.error is not None:
             raise APIError.from_error(ack.error)
         return ack
 
+
+    def _expire_overdue(self) -> None:
+        """Fail the publishes whose ack is overdue; sweep again while any is outstanding."""
+        loop = asyncio.get_running_loop()
+        now, deadlines = loop.time(), self._deadlines
+        while deadlines and deadlines[0][0] <= now:
+            _, _, inbox, timeout = heapq.heappop(deadlines)
+            future = self._waiting.pop(inbox, None)
+            if future is not None and not future.done():
+                future.set_exception(TimeoutError(f"no JetStream ack within {timeout}s"))
+        self._sweeping = loop.call_later(SWEEP_EVERY, self._expire_overdue) \
+            if deadlines else None
 
     async def _send(self, subject: str, reply: str, payload: bytes, headers: bytes) -> None:
         """What `Client.publish` does for one message, minus its per-header work."""
@@ -129,6 +148,3 @@ _ONE_LINE = str.maketrans({"\r": " ", "\n": " "})
 _NOT_IN_SUBJECT = re.compile(r"[ \t\r\n]")
 
 
-def _expire(future: asyncio.Future[PubAck], timeout: float) -> None:
-    if not future.done():
-        future.set_exception(TimeoutError(f"no JetStream ack within {timeout}s"))
