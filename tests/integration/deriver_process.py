@@ -33,12 +33,14 @@ def stalling(after: int, marker: Path):  # type: ignore[no-untyped-def]
     stored = 0
 
     async def store_then_stall(publisher: AckedPublisher, observation: Observation, *,
-                               msg_id: str | None = None, timeout: float = 5.0) -> PubAck:
+                               msg_id: str | None = None, raw_seq: int | None = None,
+                               timeout: float = 5.0) -> PubAck:
         nonlocal stored
         stored += 1
         if stored > 2 * after:  # delivered and never stored: these must come again
             await asyncio.Event().wait()
-        ack = await store(publisher, observation, msg_id=msg_id, timeout=timeout)
+        ack = await store(publisher, observation, msg_id=msg_id, raw_seq=raw_seq,
+                          timeout=timeout)
         if stored > after:
             if not marker.exists():  # noqa: ASYNC240 (a tiny stat, test only)
                 marker.write_text(str(stored))  # noqa: ASYNC240 (once)

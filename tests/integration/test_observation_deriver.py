@@ -14,6 +14,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from nats.aio.client import Client as NATS
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, DiscardPolicy
 from nats.js.client import JetStreamContext
@@ -73,9 +74,10 @@ async def observed_ids(js: JetStreamContext) -> Counter[str]:
     return ids
 
 
+@pytest.mark.parametrize("down_past_the_dedupe_window", [False, True])
 async def test_a_killed_deriver_restarted_stores_one_observation_per_payload(
         ingress_only: Ingress, nc: NATS, js: JetStreamContext, nats_url: str,
-        tmp_path: Path) -> None:
+        tmp_path: Path, down_past_the_dedupe_window: bool) -> None:
     await ObservationDeriver(nc, FAST_DERIVER).prepare()  # before the first webhook
     proc = start_deriver(nats_url, tmp_path)
     try:
@@ -99,6 +101,10 @@ async def test_a_killed_deriver_restarted_stores_one_observation_per_payload(
     # between the stores and the acks, and before some stores
     for n in range(UPSERTS, UPSERTS + LATE):  # JetStream would hand these out first
         assert (await ingress_only.evolution(upsert(n)))[0] == 200
+    if down_past_the_dedupe_window:  # JetStream forgets the stored ids: no dedupe to lean on
+        config = (await js.stream_info(Stream.GATEWAY_OBS)).config
+        await js.update_stream(dataclasses.replace(config, duplicate_window=0.5))
+        await asyncio.sleep(1.0)
 
     async with deriving(nc):
         await until_derived(js, timeout=15)

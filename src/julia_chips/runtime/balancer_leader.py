@@ -49,10 +49,10 @@ from julia_chips.runtime.balancer_store import (
     RouteLog,
     append_message_event,
     replay,
-    stream_seq,
 )
 from julia_chips.runtime.mailbox import Mailboxes
 from julia_chips.store.acked_publish import AckedPublisher
+from julia_chips.store.pull_feed import stream_seq
 from julia_chips.subjects import Stream
 
 log = logging.getLogger(__name__)

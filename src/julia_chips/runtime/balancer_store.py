@@ -102,6 +102,3 @@ async def replay(js: JetStreamContext, stream: Stream, subject: str,
 def decode_route(m: Msg) -> rt.AnyRouteEvent:
     return rt.decode_route_event(m.data)
 
-
-def stream_seq(m: Msg) -> int:
-    return int(m.metadata.sequence.stream)

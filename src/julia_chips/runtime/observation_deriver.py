@@ -8,7 +8,9 @@ whose observation, and every one's before it, JetStream has acked, so a crash lo
 Each pass starts by resetting the durable to its ack floor (and a failed store ends the pass):
 the bodies after it come again in stream order, so observations keep their bodies' order even
 across a crash, and are not stored twice: the observation's `Nats-Msg-Id` is the raw
-message's plus `:obs` (within GATEWAY_OBS's duplicate window, 2 minutes).
+message's plus `:obs` (within GATEWAY_OBS's duplicate window, 2 minutes), and a new tenure
+first skips the bodies up to the one named by the newest observation's `Julia-Raw-Seq`
+(however long the deriver was down).
 
 The durable starts at the messages stored after it was first created: bodies stored before it
 existed came through an ingress that stored their observations itself. Create it (`prepare`)
@@ -42,7 +44,7 @@ from julia_chips.runtime.part_lease import part_lease, run_while_holding
 from julia_chips.store.acked_publish import AckedPublisher
 from julia_chips.store.consumer_reset import reset_to_ack_floor
 from julia_chips.store.observation_log import observation_subject, publish_observation
-from julia_chips.store.pull_feed import PullFeed
+from julia_chips.store.pull_feed import PullFeed, stream_seq
 from julia_chips.subjects import DERIVER_LEASE, JuliaHeader, Stream, SubjectTokenInvalid
 
 log = logging.getLogger(__name__)
@@ -118,6 +120,8 @@ class ObservationDeriver:
         self._ack_upto: Msg | None = None  # the newest body all before which are settled
         self._ack_due = asyncio.Event()
         self._rewind = asyncio.Event()  # a store failed: derive again from the ack floor
+        self._resumed = False  # the first pass has looked for what a crashed holder stored
+        self._stored_through = 0  # GATEWAY_IN sequence whose observation is known stored
         self.derived = self.ignored = self.rejected = 0
 
     async def prepare(self) -> None:
@@ -153,6 +157,9 @@ class ObservationDeriver:
     async def _derive_from_ack_floor(self) -> None:
         """One pass: rewind, then derive in stream order until stopped or a store fails."""
         await reset_to_ack_floor(self._nc, Stream.GATEWAY_IN, self._settings.durable)
+        if not self._resumed:
+            self._stored_through = await self._last_stored_raw_seq()
+            self._resumed = True
         self._rewind.clear()
         feed = PullFeed(self._nc, Stream.GATEWAY_IN, self._settings.durable, self._receive,
                         window=self._settings.window)
@@ -174,6 +181,17 @@ class ObservationDeriver:
             await self._ack_newest()
             self._unacked.clear()
 
+    async def _last_stored_raw_seq(self) -> int:
+        """The body behind the newest observation: a holder that crashed may have stored the
+        observations of bodies it never acked, longer ago than GATEWAY_OBS's duplicate window
+        remembers. Read once per tenure, never after a failed store of ours: a failed store
+        can leave a gap before a later one that landed, and that gap must be derived again."""
+        last = (await self._js.stream_info(Stream.GATEWAY_OBS)).state.last_seq
+        if not last:
+            return 0
+        newest = await self._js.get_msg(Stream.GATEWAY_OBS, last, direct=True)
+        return int((newest.headers or {}).get(JuliaHeader.RAW_SEQ, 0))
+
     async def _prepared(self) -> bool:
         """`prepare`, retried while NATS is away; False when stopped first."""
         while not self._stopping.is_set():
@@ -194,6 +212,9 @@ class ObservationDeriver:
             return  # unacked: it comes again after the rewind
         delivery = _Delivery(msg)
         self._unacked.append(delivery)
+        if self._stored_through and stream_seq(msg) <= self._stored_through:
+            self._settle(delivery)  # derived and stored before the crash: ack, do not repeat
+            return
         try:
             observation = derive(msg.subject, msg.data, receipt_time(msg))
         except RawUnreadable as exc:
@@ -213,13 +234,18 @@ class ObservationDeriver:
 
     async def _store(self, delivery: _Delivery, observation: Observation) -> None:
         msg = delivery.msg
-        raw_id = (msg.headers or {}).get(Header.MSG_ID) or f"gw.in:{msg.metadata.sequence.stream}"
+        raw_seq = stream_seq(msg)
+        raw_id = (msg.headers or {}).get(Header.MSG_ID) or f"gw.in:{raw_seq}"
         try:
             await publish_observation(self._publisher, observation, msg_id=raw_id + ":obs",
-                                      timeout=self._settings.publish_timeout)
+                                      raw_seq=raw_seq, timeout=self._settings.publish_timeout)
         except (NatsError, TimeoutError, OSError) as exc:  # JetStream away: derive it again
             log.warning("observation from %s not stored (%s); rewinding", msg.subject,
                         type(exc).__name__)
+            self._rewind.set()
+            return
+        except Exception:  # a bug: loud, and the body stays unacked rather than stuck
+            log.exception("observation from %s not stored; rewinding", msg.subject)
             self._rewind.set()
             return
         finally:

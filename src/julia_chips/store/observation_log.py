@@ -30,7 +30,7 @@ from julia_chips.events.observations import (
     TrafficCounted,
 )
 from julia_chips.store.acked_publish import ACK_TIMEOUT, AckedPublisher, PubAck
-from julia_chips.subjects import gateway_observation, sms_observation
+from julia_chips.subjects import JuliaHeader, gateway_observation, sms_observation
 
 OBSERVATION_HEADER = "Julia-Observation-Kind"
 
@@ -135,16 +135,21 @@ def dedupe_id(observation: Observation) -> str | None:
 
 
 async def publish_observation(publisher: AckedPublisher, observation: Observation, *,
-                              msg_id: str | None = None, timeout: float = ACK_TIMEOUT) -> PubAck:
+                              msg_id: str | None = None, raw_seq: int | None = None,
+                              timeout: float = ACK_TIMEOUT) -> PubAck:
     """Store one observation and wait for JetStream's ack.
 
     :param msg_id: `Nats-Msg-Id`; by default derived from the fact, so a report repeated
         within the duplicate window is stored once (the webhook edge passes the delivery's).
+    :param raw_seq: the GATEWAY_IN sequence of the body it came from (the deriver's own
+        position, read back after a crash).
     :param timeout: seconds to wait for the ack.
     :raises SubjectTokenInvalid: an instance or account name that cannot be one token.
     """
     headers = {OBSERVATION_HEADER: observation_kind(observation)}
     if (msg_id := msg_id or dedupe_id(observation)) is not None:
         headers[Header.MSG_ID] = msg_id
+    if raw_seq is not None:
+        headers[JuliaHeader.RAW_SEQ] = str(raw_seq)
     return await publisher.publish(observation_subject(observation),
                                    encode_observation(observation), headers, timeout=timeout)

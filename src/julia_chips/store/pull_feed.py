@@ -88,12 +88,21 @@ class PullFeed:
 
 def deliveries(msg: Msg) -> int:
     """How many times JetStream delivered `msg`, read straight from its ack subject
-    (`msg.metadata` also parses timestamps into datetimes: a twentieth of the CPU here).
-    v1: `$JS.ACK.<stream>.<consumer>.<delivered>...` (9 tokens); v2 adds a domain and an
-    account hash after `ACK` (12 tokens)."""
+    (`msg.metadata` also parses timestamps into datetimes: a twentieth of the CPU here)."""
+    return _ack_token(msg, 0) or msg.metadata.num_delivered
+
+
+def stream_seq(msg: Msg) -> int:
+    """The stream sequence of a JetStream delivery, from its ack subject like `deliveries`."""
+    return _ack_token(msg, 1) or msg.metadata.sequence.stream
+
+
+def _ack_token(msg: Msg, after_delivered: int) -> int | None:
+    """v1: `$JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>...` (9 tokens); v2 adds a
+    domain and an account hash after `ACK` (12 tokens). None: not an ack subject."""
     tokens = (msg.reply or "").split(".")
     if len(tokens) == 9:
-        return int(tokens[4])
+        return int(tokens[4 + after_delivered])
     if len(tokens) >= 12:
-        return int(tokens[6])
-    return msg.metadata.num_delivered
+        return int(tokens[6 + after_delivered])
+    return None
