@@ -18,7 +18,7 @@ from julia_chips.store.acked_publish import AckedPublisher
 from julia_chips.store.observation_log import publish_observation
 from julia_chips.subjects import FLEET_BRAKE, FLEET_BRAKE_RELEASE, JuliaHeader, Stream
 from tests.conftest import new_chip_id
-from tests.integration.health_rig import connection, monitoring, until
+from tests.integration.health_rig import FAST, connection, monitoring, until
 from tests.integration.warm_fleet import MORNING, events_of, warming_chips
 from tests.integration.workers import running_worker
 
@@ -186,3 +186,30 @@ async def _count(js: JetStreamContext, chip: str, kind: type, n: int) -> bool:
 
 async def _brake_is(js: JetStreamContext, kinds: list[type]) -> bool:
     return [type(e) for e in await brake_events(js)] == kinds
+
+
+async def test_signals_a_crashed_monitor_took_come_again_first_and_in_order(
+        nc: NATS, js: JetStreamContext) -> None:
+    """A close, then a reopen: the monitor before crashed holding the close unacked. The next
+    one must fold the close before the reopen, now, not after `ack_wait` behind it."""
+    clock = FixedClock(MORNING)
+    gateway = AckedPublisher(nc)
+    chip = new_chip_id()
+    instance = f"inst-{chip}"
+    async with running_worker(nc, clock):
+        await warming_chips(ChipClient(nc), [chip])
+        async with monitoring(nc, clock) as first:  # creates its durable, folds nothing yet
+            await until(lambda: _known(first, [chip]))
+        crashed = await js.pull_subscribe_bind(FAST.durable, Stream.GATEWAY_OBS)
+        await publish_observation(gateway, connection(instance, "close", 428, clock))
+        [taken] = await crashed.fetch(1, timeout=2)  # delivered to a monitor that then died
+        assert taken.metadata.num_delivered == 1
+        await crashed.unsubscribe()
+        await publish_observation(gateway, connection(instance, "open", 200, clock))
+        async with monitoring(nc, clock) as second:
+
+            async def close_then_open() -> bool:
+                health = second.chips.get(chip)
+                drops = sum(counts.disconnects for _, counts in health.window) if health else 0
+                return health is not None and drops == 1 and health.connection == "open"
+            await until(close_then_open)

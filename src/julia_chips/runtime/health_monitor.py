@@ -47,6 +47,7 @@ from julia_chips.runtime.brake_log import BrakeLog
 from julia_chips.runtime.chip_feed import ChipEventFeed
 from julia_chips.runtime.dead_letters import send_to_dead_letters
 from julia_chips.runtime.part_lease import part_lease, run_while_holding
+from julia_chips.store.consumer_reset import reset_to_ack_floor
 from julia_chips.store.observation_log import ObservationUnreadable, decode_observation
 from julia_chips.subjects import (
     FLEET_BRAKE_RELEASE,
@@ -133,6 +134,9 @@ class HealthMonitor:
             config=ConsumerConfig(ack_policy=AckPolicy.ALL, deliver_policy=DeliverPolicy.ALL,
                                   ack_wait=max(30.0, 5 * self._settings.flush_interval),
                                   max_ack_pending=4 * self._settings.flush_signals))
+        # Signals a stopped or crashed monitor took but did not hand on come again first, in
+        # order, rather than after `ack_wait` behind newer ones (a close after the reopen).
+        await reset_to_ack_floor(self._nc, Stream.GATEWAY_OBS, self._settings.durable)
         last_tick = 0.0
         try:
             while not self._stopping.is_set():
