@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -98,3 +99,39 @@ async def test_deliveries_read_from_the_ack_subject_match_nats_py_metadata(
     assert deliveries(again) == again.metadata.num_delivered
     assert stream_seq(again) == again.metadata.sequence.stream
     await again.ack()
+
+
+async def test_a_new_owner_takes_the_commands_its_predecessor_held_first_and_in_order(
+        nc: NATS, js: JetStreamContext) -> None:
+    """Provision was delivered to an owner that died before acking it; StartActivation came
+    after. The next owner must handle Provision first, not StartActivation on a chip that
+    does not exist yet (and Provision only after `ack_wait`)."""
+    settings = PartitionSettings(ack_wait=30)
+    consumers = await _consume_all_partitions(nc, js, settings, JetStreamChipEventLog(js))
+    tasks = [asyncio.create_task(c.run()) for c in consumers]
+    for c in consumers:  # they only create their durables here
+        c.stop()
+    await asyncio.gather(*tasks)
+    chip, client = new_chip_id(), ChipClient(nc)
+    provision = asyncio.create_task(client.send(chip, cmd.Provision(command_id="p"), timeout=20))
+    held = None
+    while held is None:  # the dead owner: whichever partition the chip maps to
+        for p in range(4):
+            sub = await js.pull_subscribe_bind(f"chip-cmds-p{p}", "CHIP_CMDS")
+            with contextlib.suppress(TimeoutError):
+                [held] = await sub.fetch(1, timeout=0.1)
+            await sub.unsubscribe()
+            if held is not None:
+                break
+    start = asyncio.create_task(client.send(chip, cmd.StartActivation(command_id="s"),
+                                            timeout=20))
+    await asyncio.sleep(0.2)  # stored behind the held Provision
+    consumers = await _consume_all_partitions(nc, js, settings, JetStreamChipEventLog(js))
+    tasks = [asyncio.create_task(c.run()) for c in consumers]
+    try:
+        replies = await asyncio.gather(provision, start)
+    finally:
+        for c in consumers:
+            c.stop()
+        await asyncio.gather(*tasks)
+    assert [(r.ok, r.state) for r in replies] == [(True, "provisioning"), (True, "activating")]

@@ -26,6 +26,7 @@ from julia_chips.events.codec import ENCODER
 from julia_chips.runtime.balancer_leader import Job, Leader
 from julia_chips.runtime.balancer_metrics import REQUESTS
 from julia_chips.runtime.dead_letters import reply_to_in, send_to_dead_letters
+from julia_chips.store.consumer_reset import reset_to_ack_floor
 from julia_chips.store.pull_feed import PullFeed, deliveries
 from julia_chips.subjects import JuliaHeader, Stream
 
@@ -66,6 +67,9 @@ class RequestConsumer:
                 durable_name=CONSUMER, filter_subject="route.cmd.>",
                 ack_policy=AckPolicy.EXPLICIT, ack_wait=leader.settings.ack_wait,
                 deliver_policy=DeliverPolicy.ALL, max_ack_pending=MAX_IN_FLIGHT))
+        # A deposed leader's unanswered requests come again first and in order, so a
+        # doctor's messages keep their order across a failover (acked ones left the queue).
+        await reset_to_ack_floor(leader.nc, Stream.ROUTE_CMDS, CONSUMER)
 
     async def _receive(self, m: Msg) -> None:
         if self._leader.deposed.is_set():  # still arriving while the feed stops: not ours

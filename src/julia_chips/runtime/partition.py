@@ -26,6 +26,7 @@ from julia_chips.runtime.chip_actor import ChipActor
 from julia_chips.runtime.dead_letters import reply_to_in, send_to_dead_letters
 from julia_chips.runtime.mailbox import Mailboxes
 from julia_chips.runtime.metrics import COMMANDS_OK, COMMANDS_REFUSED, DEAD_LETTERS
+from julia_chips.store.consumer_reset import reset_to_ack_floor
 from julia_chips.store.event_log import ChipEventLog
 from julia_chips.store.pull_feed import PullFeed, deliveries
 from julia_chips.store.snapshots import SnapshotStore
@@ -70,6 +71,9 @@ class PartitionConsumer:
             durable_name=durable, filter_subject=partition_commands(self.partition),
             ack_policy=AckPolicy.EXPLICIT, ack_wait=self._settings.ack_wait,
             deliver_policy=DeliverPolicy.ALL, max_ack_pending=MAX_IN_FLIGHT))
+        # A previous owner's unacked commands come again first and in order, not after
+        # `ack_wait` behind newer ones (the work queue dropped every acked one already).
+        await reset_to_ack_floor(self._nc, Stream.CHIP_CMDS, durable)
         feed = PullFeed(self._nc, Stream.CHIP_CMDS, durable, self._receive, window=FETCH_BATCH)
         await feed.start()
         try:
