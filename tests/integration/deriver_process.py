@@ -19,40 +19,39 @@ from pathlib import Path
 
 import nats
 
-from julia_chips.events.observations import Observation
-from julia_chips.runtime import observation_deriver as deriver_module
 from julia_chips.runtime.observation_deriver import ObservationDeriver, run_observation_deriver
 from julia_chips.store.acked_publish import AckedPublisher, PubAck
 from tests.conftest import LEASE_TTL
 from tests.integration.ingress_fixtures import FAST_DERIVER
 
-store = deriver_module.publish_observation
+submit = AckedPublisher.submit
 
 
 def stalling(after: int, marker: Path):  # type: ignore[no-untyped-def]
-    stored = 0
+    sent = 0
 
-    async def store_then_stall(publisher: AckedPublisher, observation: Observation, *,
-                               msg_id: str | None = None, raw_seq: int | None = None,
-                               timeout: float = 5.0) -> PubAck:
-        nonlocal stored
-        stored += 1
-        if stored > 2 * after:  # delivered and never stored: these must come again
-            await asyncio.Event().wait()
-        ack = await store(publisher, observation, msg_id=msg_id, raw_seq=raw_seq,
-                          timeout=timeout)
-        if stored > after:
-            if not marker.exists():  # noqa: ASYNC240 (a tiny stat, test only)
-                marker.write_text(str(stored))  # noqa: ASYNC240 (once)
-            await asyncio.Event().wait()  # hang before the ack, until SIGKILL
-        return ack
-    return store_then_stall
+    async def submit_then_stall(self: AckedPublisher, subject: str, payload: bytes,
+                                headers: dict[str, str], *, timeout: float = 5.0
+                                ) -> asyncio.Future[PubAck]:
+        nonlocal sent
+        sent += 1
+        never: asyncio.Future[PubAck] = asyncio.get_running_loop().create_future()
+        if sent > 2 * after:  # delivered and never stored: these must come again
+            return never
+        stored = await submit(self, subject, payload, headers, timeout=timeout)
+        if sent <= after:
+            return stored
+        await stored  # stored for sure; its ack never reaches the deriver
+        if not marker.exists():  # noqa: ASYNC240 (a tiny stat, test only)
+            marker.write_text(str(sent))  # noqa: ASYNC240 (once)
+        return never
+    return submit_then_stall
 
 
 async def main(nats_url: str, marker: str, holder: str | None = None) -> None:
     after = int(os.environ.get("JULIA_TEST_STALL_AFTER", "0"))
     if after:
-        deriver_module.publish_observation = stalling(after, Path(marker))  # type: ignore[assignment]
+        AckedPublisher.submit = stalling(after, Path(marker))  # type: ignore[method-assign]
     nc = await nats.connect(nats_url)
     if holder is None:
         await ObservationDeriver(nc, FAST_DERIVER).run()

@@ -22,7 +22,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
+from asyncio import CancelledError
 from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -41,9 +43,9 @@ from julia_chips.gateways.observations import Ignored, WebhookRejected
 from julia_chips.gateways.salvy_webhook import decode_salvy
 from julia_chips.runtime.dead_letters import send_to_dead_letters
 from julia_chips.runtime.part_lease import part_lease, run_while_holding
-from julia_chips.store.acked_publish import AckedPublisher
+from julia_chips.store.acked_publish import AckedPublisher, PubAck
 from julia_chips.store.consumer_reset import reset_to_ack_floor
-from julia_chips.store.observation_log import observation_subject, publish_observation
+from julia_chips.store.observation_log import observation_message, observation_subject
 from julia_chips.store.pull_feed import PullFeed, stream_seq
 from julia_chips.subjects import DERIVER_LEASE, JuliaHeader, Stream, SubjectTokenInvalid
 
@@ -114,7 +116,7 @@ class ObservationDeriver:
         self._settings = settings
         self._publisher = AckedPublisher(nc)
         self._in_flight = asyncio.Semaphore(settings.window)
-        self._stores: set[asyncio.Task[None]] = set()
+        self._stores: set[asyncio.Future[PubAck]] = set()  # observations sent, ack to come
         self._stopping = asyncio.Event()
         self._unacked: deque[_Delivery] = deque()  # delivered, in stream order
         self._ack_upto: Msg | None = None  # the newest body all before which are settled
@@ -226,33 +228,40 @@ class ObservationDeriver:
             self._settle(delivery)
             return
         await self._in_flight.acquire()  # back-pressure: the feed waits while we are full
-        # Tasks start in creation order and each hands its PUB to the connection before its
-        # first wait, so observations are stored in the order of their raw bodies.
-        task = asyncio.create_task(self._store(delivery, observation))
-        self._stores.add(task)
-        task.add_done_callback(self._stores.discard)
-
-    async def _store(self, delivery: _Delivery, observation: Observation) -> None:
-        msg = delivery.msg
         raw_seq = stream_seq(msg)
         raw_id = (msg.headers or {}).get(Header.MSG_ID) or f"gw.in:{raw_seq}"
         try:
-            await publish_observation(self._publisher, observation, msg_id=raw_id + ":obs",
-                                      raw_seq=raw_seq, timeout=self._settings.publish_timeout)
-        except (NatsError, TimeoutError, OSError) as exc:  # JetStream away: derive it again
-            log.warning("observation from %s not stored (%s); rewinding", msg.subject,
-                        type(exc).__name__)
-            self._rewind.set()
-            return
-        except Exception:  # a bug: loud, and the body stays unacked rather than stuck
-            log.exception("observation from %s not stored; rewinding", msg.subject)
-            self._rewind.set()
-            return
-        finally:
+            # Sent in the order of their bodies, each ack awaited by a callback, not a task.
+            stored = await self._publisher.submit(
+                *observation_message(observation, msg_id=raw_id + ":obs", raw_seq=raw_seq),
+                timeout=self._settings.publish_timeout)
+        except Exception as exc:
             self._in_flight.release()
+            self._not_stored(msg, exc)
+            return
+        self._stores.add(stored)
+        stored.add_done_callback(functools.partial(self._stored, delivery))
+
+    def _stored(self, delivery: _Delivery, stored: asyncio.Future[PubAck]) -> None:
+        self._stores.discard(stored)
+        self._in_flight.release()
+        failure = stored.exception() if not stored.cancelled() else CancelledError()
+        if failure is not None:
+            self._not_stored(delivery.msg, failure)
+            return
         self.derived += 1
         _DERIVED.inc()
         self._settle(delivery)
+
+    def _not_stored(self, msg: Msg, failure: BaseException) -> None:
+        """Derive it again: rewind to the ack floor (loudly, when it is not an outage)."""
+        if isinstance(failure, NatsError | TimeoutError | OSError):  # JetStream away
+            log.warning("observation from %s not stored (%s); rewinding", msg.subject,
+                        type(failure).__name__)
+        else:  # a bug: loud, and the body stays unacked rather than stuck
+            log.error("observation from %s not stored; rewinding", msg.subject,
+                      exc_info=failure)
+        self._rewind.set()
 
     def _settle(self, delivery: _Delivery) -> None:
         """Mark one body done; the run of settled bodies at the front becomes ackable."""

@@ -68,7 +68,14 @@ class AckedPublisher:
         if not msg.data and msg.headers and msg.headers.get("Status") == "503":
             future.set_exception(NoStreamResponseError())
             return
-        future.set_result(_DECODER.decode(msg.data))
+        ack = _DECODER.decode(msg.data)
+        if ack.error is None:
+            future.set_result(ack)
+            return
+        try:
+            APIError.from_error(ack.error)  # raises the typed error nats-py would
+        except APIError as err:
+            future.set_exception(err)
 
     async def publish(self, subject: str, payload: bytes, headers: dict[str, str], *,
                       timeout: float = ACK_TIMEOUT) -> PubAck:
@@ -76,6 +83,13 @@ class AckedPublisher:
 
         :param timeout: seconds for the server's ack; then TimeoutError.
         """
+        return await (await self.submit(subject, payload, headers, timeout=timeout))
+
+    async def submit(self, subject: str, payload: bytes, headers: dict[str, str], *,
+                     timeout: float = ACK_TIMEOUT) -> asyncio.Future[PubAck]:
+        """Send one message and return its ack to come, without waiting for it: messages
+        submitted one after another are stored in that order, and a caller keeping many in
+        flight needs no task for each. The future fails as `publish` raises."""
         if self._sub is None:
             async with self._subscribing:  # concurrent first publishes share one inbox
                 if self._sub is None:
@@ -90,12 +104,10 @@ class AckedPublisher:
             self._sweeping = loop.call_later(SWEEP_EVERY, self._expire_overdue)
         try:
             await self._send(subject, inbox, payload, header_block(headers))
-            ack = await future
-        finally:
+        except BaseException:
             self._waiting.pop(inbox, None)
-        if ack.error is not None:
-            raise APIError.from_error(ack.error)
-        return ack
+            raise
+        return future
 
 
     def _expire_overdue(self) -> None:

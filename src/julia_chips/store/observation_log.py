@@ -134,6 +134,20 @@ def dedupe_id(observation: Observation) -> str | None:
     return None
 
 
+def observation_message(observation: Observation, *, msg_id: str | None = None,
+                        raw_seq: int | None = None) -> tuple[str, bytes, dict[str, str]]:
+    """Subject, body and headers of one observation (see `publish_observation`).
+
+    :raises SubjectTokenInvalid: an instance or account name that cannot be one token.
+    """
+    headers = {OBSERVATION_HEADER: observation_kind(observation)}
+    if (msg_id := msg_id or dedupe_id(observation)) is not None:
+        headers[Header.MSG_ID] = msg_id
+    if raw_seq is not None:
+        headers[JuliaHeader.RAW_SEQ] = str(raw_seq)
+    return observation_subject(observation), encode_observation(observation), headers
+
+
 async def publish_observation(publisher: AckedPublisher, observation: Observation, *,
                               msg_id: str | None = None, raw_seq: int | None = None,
                               timeout: float = ACK_TIMEOUT) -> PubAck:
@@ -146,10 +160,5 @@ async def publish_observation(publisher: AckedPublisher, observation: Observatio
     :param timeout: seconds to wait for the ack.
     :raises SubjectTokenInvalid: an instance or account name that cannot be one token.
     """
-    headers = {OBSERVATION_HEADER: observation_kind(observation)}
-    if (msg_id := msg_id or dedupe_id(observation)) is not None:
-        headers[Header.MSG_ID] = msg_id
-    if raw_seq is not None:
-        headers[JuliaHeader.RAW_SEQ] = str(raw_seq)
-    return await publisher.publish(observation_subject(observation),
-                                   encode_observation(observation), headers, timeout=timeout)
+    subject, body, headers = observation_message(observation, msg_id=msg_id, raw_seq=raw_seq)
+    return await publisher.publish(subject, body, headers, timeout=timeout)
