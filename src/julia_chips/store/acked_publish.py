@@ -15,7 +15,6 @@ single-line as nats-py does. This leans on `Client._send_command` / `_flush_pend
 from __future__ import annotations
 
 import asyncio
-import heapq
 import itertools
 import re
 from enum import Enum
@@ -53,18 +52,18 @@ class AckedPublisher:
         self._nc = nc
         self._prefix = nc.new_inbox()
         self._tokens = itertools.count()
-        self._waiting: dict[str, asyncio.Future[PubAck]] = {}
-        # (deadline, token, inbox, timeout): one sweep a tenth of a second expires the late
-        # ones; a timer per publish (create, then cancel) cost more than the rest of it.
-        self._deadlines: list[tuple[float, int, str, float]] = []
+        # inbox -> (ack to come, deadline, timeout). One sweep a tenth of a second expires
+        # the late ones; a timer per publish (create, then cancel) cost more than the rest.
+        self._waiting: dict[str, tuple[asyncio.Future[PubAck], float, float]] = {}
         self._sweeping: asyncio.TimerHandle | None = None
         self._sub: Subscription | None = None
         self._subscribing = asyncio.Lock()
 
     async def _on_ack(self, msg: Msg) -> None:
-        future = self._waiting.pop(msg.subject, None)
-        if future is None or future.done():
+        waiting = self._waiting.pop(msg.subject, None)
+        if waiting is None or waiting[0].done():
             return
+        future = waiting[0]
         if not msg.data and msg.headers and msg.headers.get("Status") == "503":
             future.set_exception(NoStreamResponseError())
             return
@@ -94,12 +93,10 @@ class AckedPublisher:
             async with self._subscribing:  # concurrent first publishes share one inbox
                 if self._sub is None:
                     self._sub = await self._nc.subscribe(f"{self._prefix}.*", cb=self._on_ack)
-        token = next(self._tokens)
-        inbox = f"{self._prefix}.{token}"
+        inbox = f"{self._prefix}.{next(self._tokens)}"
         loop = asyncio.get_running_loop()
         future: asyncio.Future[PubAck] = loop.create_future()
-        self._waiting[inbox] = future
-        heapq.heappush(self._deadlines, (loop.time() + timeout, token, inbox, timeout))
+        self._waiting[inbox] = (future, loop.time() + timeout, timeout)
         if self._sweeping is None:
             self._sweeping = loop.call_later(SWEEP_EVERY, self._expire_overdue)
         try:
@@ -113,14 +110,14 @@ class AckedPublisher:
     def _expire_overdue(self) -> None:
         """Fail the publishes whose ack is overdue; sweep again while any is outstanding."""
         loop = asyncio.get_running_loop()
-        now, deadlines = loop.time(), self._deadlines
-        while deadlines and deadlines[0][0] <= now:
-            _, _, inbox, timeout = heapq.heappop(deadlines)
-            future = self._waiting.pop(inbox, None)
-            if future is not None and not future.done():
+        now = loop.time()
+        overdue = [inbox for inbox, (_, deadline, _) in self._waiting.items() if deadline <= now]
+        for inbox in overdue:
+            future, _, timeout = self._waiting.pop(inbox)
+            if not future.done():
                 future.set_exception(TimeoutError(f"no JetStream ack within {timeout}s"))
         self._sweeping = loop.call_later(SWEEP_EVERY, self._expire_overdue) \
-            if deadlines else None
+            if self._waiting else None
 
     async def _send(self, subject: str, reply: str, payload: bytes, headers: bytes) -> None:
         """What `Client.publish` does for one message, minus its per-header work."""
