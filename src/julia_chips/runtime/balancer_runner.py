@@ -2,7 +2,8 @@
 
 A standby polls the lease every `ttl / 4`; when the leader dies its key expires after
 `lease_ttl` and the standby takes over, rebuilds from the streams and consumes the requests
-the dead leader left unacked. The leader renews every `ttl / 3` and steps down the moment a
+the dead leader left unacked. The lease is held as every singleton part's is
+(`part_lease.run_while_holding`: renewed every `ttl / 3`); the leader steps down the moment a
 renewal fails or a fenced write tells it someone else leads.
 
 Run alone: `python -m julia_chips.runtime.balancer_runner [--fake-gateway-journal PATH]`.
@@ -27,8 +28,8 @@ from julia_chips.runtime.balancer_dispatch import FakeSender, WhatsAppSender
 from julia_chips.runtime.balancer_leader import BalancerSettings, FailoverTiming, Leader
 from julia_chips.runtime.balancer_metrics import IS_LEADER
 from julia_chips.runtime.balancer_requests import RequestConsumer
-from julia_chips.runtime.part_lease import LeaderLease
-from julia_chips.subjects import BALANCER_LEASE, Bucket
+from julia_chips.runtime.part_lease import part_lease, run_while_holding
+from julia_chips.subjects import BALANCER_LEASE
 
 log = logging.getLogger(__name__)
 
@@ -49,34 +50,27 @@ class BalancerRunner:
         self._stopping = asyncio.Event()
 
     async def run(self) -> None:
-        lease = LeaderLease(await self._nc.jetstream().key_value(Bucket.SHARD_LEASES),
-                            BALANCER_LEASE, self.holder)
-        while not self._stopping.is_set():
-            if await lease.acquire():
-                log.info("%s leads the balancer", self.holder)
-                try:
-                    await self._lead(lease)
-                finally:
-                    await lease.release()
-                    IS_LEADER.set(0)
-                    self.leading.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self._settings.lease_ttl / 4)
+        lease = await part_lease(self._nc, BALANCER_LEASE, self.holder)
+        await run_while_holding(lease, self._settings.lease_ttl, self._leadership,
+                                self._stopping)
 
-    async def _lead(self, lease: LeaderLease) -> None:
-        leader = Leader(self._nc, self._clock, self._settings, self._sender, self.failovers)
-        self.leader = leader
-        tasks = [asyncio.create_task(self._keep_lease(lease, leader))]
+    def _leadership(self) -> _Leadership:
+        self.leader = Leader(self._nc, self._clock, self._settings, self._sender,
+                             self.failovers)
+        return _Leadership(self, self.leader)
+
+    async def lead(self, leader: Leader) -> None:
+        """Rebuild, then route until deposed (lease lost, a fenced write, or stopping)."""
+        log.info("%s leads the balancer", self.holder)
+        tasks: list[asyncio.Task[None]] = []
         try:
             await leader.rebuild()
             self.leading.set()
             IS_LEADER.set(1)
             tasks += [asyncio.create_task(RequestConsumer(leader).run()),
                       asyncio.create_task(self._tick(leader))]
-            stop = asyncio.create_task(self._stopping.wait())
             deposed = asyncio.create_task(leader.deposed.wait())
-            await asyncio.wait([stop, deposed, *tasks], return_when=asyncio.FIRST_COMPLETED)
-            stop.cancel()
+            await asyncio.wait([deposed, *tasks], return_when=asyncio.FIRST_COMPLETED)
             deposed.cancel()
             for task in tasks:
                 if task.done() and task.exception():
@@ -86,14 +80,9 @@ class BalancerRunner:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await leader.close()
+            IS_LEADER.set(0)
+            self.leading.clear()
             log.info("%s no longer leads the balancer", self.holder)
-
-    async def _keep_lease(self, lease: LeaderLease, leader: Leader) -> None:
-        while not leader.deposed.is_set():
-            await asyncio.sleep(self._settings.lease_ttl / 3)
-            if not await lease.renew():
-                log.warning("%s lost the balancer lease: stepping down", self.holder)
-                leader.deposed.set()
 
     async def _tick(self, leader: Leader) -> None:
         """Backlog passes (capacity frees at local midnight too), pool upkeep, and the
@@ -107,6 +96,20 @@ class BalancerRunner:
 
     def stop(self) -> None:
         self._stopping.set()
+
+
+class _Leadership:
+    """One tenure of the balancer's lease, as `run_while_holding` runs a part: stopping it
+    deposes the leader, which is also how a lost lease or a fenced write ends it."""
+
+    def __init__(self, runner: BalancerRunner, leader: Leader) -> None:
+        self._runner, self._leader = runner, leader
+
+    async def run(self) -> None:
+        await self._runner.lead(self._leader)
+
+    def stop(self) -> None:
+        self._leader.deposed.set()
 
 
 async def run_balancer(nc: NATS, clock: Clock, config: Config, gateway: WhatsAppSender,

@@ -6,47 +6,42 @@ its leases when they expire, and another worker takes them over.
 
 from __future__ import annotations
 
-import contextlib
 import math
 
-from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
+
+from julia_chips.runtime.part_lease import LeaderLease
 
 
 class PartitionLeases:
+    """One `LeaderLease` per partition held (key `p<n>`), plus the liveness keys that size a
+    worker's fair share."""
+
     def __init__(self, kv: KeyValue, worker_id: str) -> None:
         self._kv = kv
         self.worker_id = worker_id
-        self._revisions: dict[int, int] = {}
-
-    @property
-    def held(self) -> set[int]:
-        return set(self._revisions)
+        self._held: dict[int, LeaderLease] = {}
 
     async def claim(self, partition: int) -> bool:
         """Take a free partition; False when someone else holds it."""
-        try:
-            self._revisions[partition] = await self._kv.create(f"p{partition}",
-                                                               self.worker_id.encode())
-        except KeyWrongLastSequenceError:
+        lease = LeaderLease(self._kv, f"p{partition}", self.worker_id)
+        if not await lease.acquire():
             return False
+        self._held[partition] = lease
         return True
 
     async def renew(self, partition: int) -> bool:
         """Extend a held lease; False (and forgotten) when it was lost meanwhile."""
-        try:
-            self._revisions[partition] = await self._kv.update(
-                f"p{partition}", self.worker_id.encode(), last=self._revisions[partition])
-        except (KeyWrongLastSequenceError, KeyNotFoundError, KeyError):
-            self._revisions.pop(partition, None)
-            return False
-        return True
+        lease = self._held.get(partition)
+        if lease is not None and await lease.renew():
+            return True
+        self._held.pop(partition, None)
+        return False
 
     async def release(self, partition: int) -> None:
-        revision = self._revisions.pop(partition, None)
-        if revision is not None:
-            with contextlib.suppress(Exception):
-                await self._kv.delete(f"p{partition}", last=revision)
+        lease = self._held.pop(partition, None)
+        if lease is not None:
+            await lease.release()
 
     async def heartbeat(self) -> None:
         """Say this worker is alive, so live workers can share the partitions fairly."""

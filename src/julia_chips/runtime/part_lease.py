@@ -1,10 +1,10 @@
 """Singleton parts by KV lease: one key in `shard_leases` per part, taken by CAS.
 
-The balancer, the observation deriver, the health monitor and the activator must each run
-in one process at a time (the deriver rewinds a shared durable, the others would double
-their work), yet `julia-chips run` may run on several hosts. Whoever holds the part's key
-runs it; the others stand by. The bucket's TTL is the lease: a holder that stops renewing
-(SIGKILL, partition) loses it when the key expires, and a standby creates it again.
+The balancer, the projections, the observation deriver, the health monitor and the activator
+must each run in one process at a time (the deriver rewinds a shared durable, the others
+would double their work), yet `julia-chips run` may run on several hosts. Whoever holds the
+part's key runs it; the others stand by. The bucket's TTL is the lease: a holder that stops
+renewing (SIGKILL, partition) loses it when the key expires, and a standby creates it again.
 Creation and renewal are compare-and-set, so two holders never both believe they took the
 same revision.
 """
