@@ -122,8 +122,9 @@ class ObservationDeriver:
         self._ack_upto: Msg | None = None  # the newest body all before which are settled
         self._ack_due = asyncio.Event()
         self._rewind = asyncio.Event()  # a store failed: derive again from the ack floor
-        self._resumed = False  # the first pass has looked for what a crashed holder stored
-        self._stored_through = 0  # GATEWAY_IN sequence whose observation is known stored
+        # GATEWAY_IN sequence up to which a crashed holder stored observations; None until
+        # the first pass has looked.
+        self._stored_through: int | None = None
         self.derived = self.ignored = self.rejected = 0
 
     async def prepare(self) -> None:
@@ -159,9 +160,8 @@ class ObservationDeriver:
     async def _derive_from_ack_floor(self) -> None:
         """One pass: rewind, then derive in stream order until stopped or a store fails."""
         await reset_to_ack_floor(self._nc, Stream.GATEWAY_IN, self._settings.durable)
-        if not self._resumed:
+        if self._stored_through is None:
             self._stored_through = await self._last_stored_raw_seq()
-            self._resumed = True
         self._rewind.clear()
         feed = PullFeed(self._nc, Stream.GATEWAY_IN, self._settings.durable, self._receive,
                         window=self._settings.window)
@@ -214,7 +214,8 @@ class ObservationDeriver:
             return  # unacked: it comes again after the rewind
         delivery = _Delivery(msg)
         self._unacked.append(delivery)
-        if self._stored_through and stream_seq(msg) <= self._stored_through:
+        raw_seq = stream_seq(msg)
+        if self._stored_through and raw_seq <= self._stored_through:
             self._settle(delivery)  # derived and stored before the crash: ack, do not repeat
             return
         try:
@@ -228,7 +229,6 @@ class ObservationDeriver:
             self._settle(delivery)
             return
         await self._in_flight.acquire()  # back-pressure: the feed waits while we are full
-        raw_seq = stream_seq(msg)
         raw_id = (msg.headers or {}).get(Header.MSG_ID) or f"gw.in:{raw_seq}"
         try:
             # Sent in the order of their bodies, each ack awaited by a callback, not a task.

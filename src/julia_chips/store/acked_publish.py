@@ -106,7 +106,6 @@ class AckedPublisher:
             raise
         return future
 
-
     def _expire_overdue(self) -> None:
         """Fail the publishes whose ack is overdue; sweep again while any is outstanding."""
         loop = asyncio.get_running_loop()
