@@ -89,32 +89,13 @@ class EvolutionClient:
     async def connect(self, instance: str, *, number: str | None = None) -> LinkCode:
         """Open the socket and get a QR, or a pairing code when `number` is given."""
         params = {"number": digits_only(number)} if number else None
-
-        async def once() -> bytes:
-            return await self._call("GET", f"/instance/connect/{segment(instance)}", params=params)
-
-        body = await retrying(
-            once,
-            policy=self._backoff,
-            retry_on=(GatewayUnavailable,),
-            what=f"connect {instance}",
-            sleep=self._sleep,
-        )
-        return _link_code(body)
+        path = f"/instance/connect/{segment(instance)}"
+        return _link_code(await self._get_retrying(path, f"connect {instance}", params=params))
 
     async def connection_state(self, instance: str) -> ConnectionState:
         """In-memory state on the gateway: `open` can hide a dead socket, so trust receipts more."""
-
-        async def once() -> bytes:
-            return await self._call("GET", f"/instance/connectionState/{segment(instance)}")
-
-        body = await retrying(
-            once,
-            policy=self._backoff,
-            retry_on=(GatewayUnavailable,),
-            what=f"state {instance}",
-            sleep=self._sleep,
-        )
+        path = f"/instance/connectionState/{segment(instance)}"
+        body = await self._get_retrying(path, f"state {instance}")
         return _decode(StateResponse, body).instance.state
 
     async def logout(self, instance: str) -> None:
@@ -151,6 +132,19 @@ class EvolutionClient:
             remote_phone=phone_from_jid(sent.key.remote_jid) or f"+{digits_only(phone)}",
             status=sent.status,
         )
+
+    async def _get_retrying(
+        self, path: str, what: str, *, params: dict[str, str] | None = None
+    ) -> bytes:
+        """A GET that is safe to repeat (state read, socket (re)open): retried when unavailable."""
+
+        async def once() -> bytes:
+            return await self._call("GET", path, params=params)
+
+        return await retrying(
+            once, policy=self._backoff, retry_on=(GatewayUnavailable,), what=what,
+            sleep=self._sleep,
+        )  # fmt: skip
 
     async def _call(
         self,

@@ -12,6 +12,7 @@ from typing import Any
 
 import msgspec
 
+from julia_chips.gateways.http_exchange import UNREADABLE
 from julia_chips.privacy import mask_phone
 
 _LONG_DIGITS = re.compile(r"\d{8,}")
@@ -123,7 +124,7 @@ def error_from_response(status: int, body: bytes, retry_after: float | None = No
 def _messages(body: bytes) -> list[Any]:
     try:
         decoded = _ERROR.decode(body)
-    except (msgspec.ValidationError, msgspec.DecodeError):
+    except UNREADABLE:
         return [body[:200].decode("utf-8", "replace")]  # a proxy's HTML page, say
     if decoded.response is None:
         return []

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import msgspec
 
+from julia_chips.gateways.http_exchange import UNREADABLE
+
 
 class SalvyError(Exception):
     """Any Salvy failure; `status` is the HTTP status and `code` Salvy's error code, when known."""
@@ -69,7 +71,7 @@ def salvy_error(status: int, body: bytes, retry_after: float | None) -> SalvyErr
     """The typed error for a non-2xx Salvy answer."""
     try:
         parsed = msgspec.json.decode(body, type=_ErrorBody)
-    except (msgspec.ValidationError, msgspec.DecodeError):
+    except UNREADABLE:
         parsed = _ErrorBody()
     code = parsed.code
     text = f"salvy HTTP {status}: {code or '-'}: {parsed.message or ''}".rstrip(": ")

@@ -12,11 +12,13 @@ from typing import Any
 
 from aiohttp import web
 
+from julia_chips.gateways.jid import digits_only, jid_from_phone
 from julia_chips.sandbox.evolution_world import EvolutionWorld, SandboxInstance
 
 WORLD = web.AppKey("evolution_world", EvolutionWorld)
 _INTEGRATIONS = frozenset({"WHATSAPP-BAILEYS", "WHATSAPP-BUSINESS", "EVOLUTION"})
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+InstanceHandler = Callable[[web.Request, SandboxInstance], Awaitable[web.Response]]
 
 
 def create_evolution_app(world: EvolutionWorld) -> web.Application:
@@ -63,6 +65,18 @@ def _guard(request: web.Request) -> SandboxInstance | web.Response:
     return instance
 
 
+def _with_instance(handler: InstanceHandler) -> Handler:
+    """Run `handler` on the named instance only once Evolution's guards let the request in."""
+
+    async def guarded(request: web.Request) -> web.StreamResponse:
+        instance = _guard(request)
+        if isinstance(instance, web.Response):
+            return instance
+        return await handler(request, instance)
+
+    return guarded
+
+
 async def _create(request: web.Request) -> web.Response:
     world = request.app[WORLD]
     body = await request.json()
@@ -106,10 +120,8 @@ def _created(instance: SandboxInstance, hook: dict[str, Any]) -> dict[str, Any]:
     }  # fmt: skip
 
 
-async def _connect(request: web.Request) -> web.Response:
-    instance = _guard(request)
-    if isinstance(instance, web.Response):
-        return instance
+@_with_instance
+async def _connect(request: web.Request, instance: SandboxInstance) -> web.Response:
     world = request.app[WORLD]
     if instance.connect_error is not None:
         message, instance.connect_error = instance.connect_error, None
@@ -136,17 +148,13 @@ def _state_body(instance: SandboxInstance) -> dict[str, Any]:
     return {"instance": {"instanceName": instance.name, "state": instance.state}}
 
 
-async def _state(request: web.Request) -> web.Response:
-    instance = _guard(request)
-    if isinstance(instance, web.Response):
-        return instance
+@_with_instance
+async def _state(request: web.Request, instance: SandboxInstance) -> web.Response:
     return web.json_response(_state_body(instance))
 
 
-async def _restart(request: web.Request) -> web.Response:
-    instance = _guard(request)
-    if isinstance(instance, web.Response):
-        return instance
+@_with_instance
+async def _restart(request: web.Request, instance: SandboxInstance) -> web.Response:
     if instance.state == "close":
         message = f'The "{instance.name}" instance is not connected'
         return web.json_response({"error": True, "message": message})
@@ -154,20 +162,16 @@ async def _restart(request: web.Request) -> web.Response:
     return web.json_response(_state_body(instance))
 
 
-async def _logout(request: web.Request) -> web.Response:
-    instance = _guard(request)
-    if isinstance(instance, web.Response):
-        return instance
+@_with_instance
+async def _logout(request: web.Request, instance: SandboxInstance) -> web.Response:
     if instance.state == "close":
         return error(400, [f'The "{instance.name}" instance is not connected'])
     request.app[WORLD].logout(instance)
     return _success("Instance logged out")
 
 
-async def _delete(request: web.Request) -> web.Response:
-    instance = _guard(request)
-    if isinstance(instance, web.Response):
-        return instance
+@_with_instance
+async def _delete(request: web.Request, instance: SandboxInstance) -> web.Response:
     world = request.app[WORLD]
     if instance.state != "close":
         world.logout(instance)
@@ -181,10 +185,8 @@ def _success(message: str) -> web.Response:
     )
 
 
-async def _send_text(request: web.Request) -> web.Response:
-    instance = _guard(request)
-    if isinstance(instance, web.Response):
-        return instance
+@_with_instance
+async def _send_text(request: web.Request, instance: SandboxInstance) -> web.Response:
     body = await request.json()
     number, text = body.get("number"), body.get("text")
     if not isinstance(number, str) or not number:
@@ -197,8 +199,8 @@ async def _send_text(request: web.Request) -> web.Response:
         instance.rate_limited_sends -= 1
         return error(400, ["Error: rate-overlimit"])
     world = request.app[WORLD]
-    phone = "+" + "".join(ch for ch in number if ch.isdigit())
+    digits = digits_only(number)
+    phone = f"+{digits}"
     if world.doctors.find(phone) is None:
-        jid = f"{phone[1:]}@s.whatsapp.net"
-        return error(400, [{"jid": jid, "exists": False, "number": phone[1:]}])
+        return error(400, [{"jid": jid_from_phone(digits), "exists": False, "number": digits}])
     return web.json_response(world.send_text(instance, phone, text), status=201)

@@ -19,6 +19,7 @@ from typing import Any
 
 import msgspec
 
+from julia_chips.gateways.jid import jid_from_phone
 from julia_chips.sandbox.doctors import DoctorPopulation
 from julia_chips.sandbox.webhook_poster import WebhookPoster
 
@@ -124,7 +125,7 @@ class EvolutionWorld:
     def send_text(self, instance: SandboxInstance, phone: str, text: str) -> dict[str, Any]:
         """Store an outgoing message and schedule the doctor's receipts and reply."""
         message_id = f"3EB0{next(self._message_ids):016X}"
-        jid = f"{phone.lstrip('+')}@s.whatsapp.net"
+        jid = jid_from_phone(phone)
         for reaction in self.doctors.react(phone):
             if reaction.kind == "reply":
                 data = self._inbound(instance, jid, reaction.text or "")

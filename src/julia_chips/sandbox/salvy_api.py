@@ -90,10 +90,11 @@ class SalvyWorld:
 
     def send_whatsapp_code(self, phone: str) -> str | None:
         """WhatsApp texts its code to `phone` (E.164); None if no account has that number."""
-        ids = [a["id"] for a in self.accounts.values() if a["phoneNumber"] == phone]
-        if not ids:
+        account_id = next(
+            (a["id"] for a in self.accounts.values() if a["phoneNumber"] == phone), None
+        )
+        if account_id is None:
             return None
-        account_id = ids[0]
         code = f"{self._rng.randrange(10**6):06d}"
         text = (
             f"Seu código do WhatsApp: {code[:3]}-{code[3:]}\n"

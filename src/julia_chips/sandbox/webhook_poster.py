@@ -40,7 +40,7 @@ class WebhookPoster:
         """Cancel pending deliveries and close the session."""
         for task in list(self._tasks):
             task.cancel()
-        await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self.drain()
         if self._session is not None:
             await self._session.close()
 
