@@ -189,8 +189,8 @@ def _failure(saga: Saga, failed: act.StepFailed, policy: act.SagaPolicy, now: da
 
 def evolve(saga: Saga, event: ev.AnyActivationEvent) -> Saga:
     """The saga after `event`; pure, so replay gives the state the runner had."""
-    saga = msgspec.structs.replace(saga, version=saga.version + 1)
     r = msgspec.structs.replace
+    saga = r(saga, version=saga.version + 1)
     match event:
         case ev.ActivationRequested():
             return r(saga, phase="running", registrar=event.registrar, ddd=event.ddd)

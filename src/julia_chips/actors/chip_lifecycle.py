@@ -156,12 +156,18 @@ def decide(
     raise _refuse(state, command)
 
 
+def next_cooling(state: ChipState, now: datetime) -> tuple[int, timedelta]:
+    """The cool streak and default rest a `Cool` without `until` gives at `now`: the streak
+    continues only if the last rest was within COOL_STREAK_WINDOW."""
+    recent = state.last_cooled_at is not None and now - state.last_cooled_at < COOL_STREAK_WINDOW
+    streak = state.cool_streak + 1 if recent else 1
+    return streak, COOLING_STEPS[min(streak, len(COOLING_STEPS)) - 1]
+
+
 def _cooled(
     state: ChipState, reason: str, until: datetime | None, now: datetime, stamp: _Stamp
 ) -> ev.Cooled:
-    recent = state.last_cooled_at is not None and now - state.last_cooled_at < COOL_STREAK_WINDOW
-    streak = state.cool_streak + 1 if recent else 1
-    rest = COOLING_STEPS[min(streak, len(COOLING_STEPS)) - 1]
+    streak, rest = next_cooling(state, now)
     assert state.status is not None
     return stamp(ev.Cooled, reason=reason, until=until or now + rest,
                      previous_status=state.status, cool_streak=streak)

@@ -12,12 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import msgspec
 
-from julia_chips.actors.chip_lifecycle import (
-    COOL_STREAK_WINDOW,
-    COOLING_STEPS,
-    OBSERVABLE,
-    ChipState,
-)
+from julia_chips.actors.chip_lifecycle import OBSERVABLE, ChipState, next_cooling
 from julia_chips.actors.evidence import Finding, Source, Verdict, classify, stronger
 from julia_chips.actors.signals import signal_time
 from julia_chips.events import chip as ev
@@ -149,14 +144,18 @@ def _connection(health: ChipHealth, update: ConnectionUpdate) -> tuple[Counters,
     return delta, None
 
 
+def _bucket(at: datetime, policy: HealthPolicy) -> int:
+    """The window bucket `at` falls in."""
+    return int((at - _EPOCH).total_seconds()) // policy.bucket_seconds
+
+
 def _add(window: tuple[tuple[int, Counters], ...], at: datetime, delta: Counters,
          policy: HealthPolicy) -> tuple[tuple[int, Counters], ...]:
-    bucket = int((at - _EPOCH).total_seconds()) // policy.bucket_seconds
+    bucket = _bucket(at, policy)
     if window and window[-1][0] == bucket:
         return (*window[:-1], (bucket, window[-1][1] + delta))
     if window and bucket < window[-1][0]:  # late signal: into its bucket if still kept
-        kept = tuple((b, c + delta if b == bucket else c) for b, c in window)
-        return kept
+        return tuple((b, c + delta if b == bucket else c) for b, c in window)
     oldest = bucket - policy.window_buckets + 1
     return (*((b, c) for b, c in window if b >= oldest), (bucket, delta))
 
@@ -173,8 +172,7 @@ def _rotate_replies(health: ChipHealth, at: datetime, policy: HealthPolicy) -> C
 def score(health: ChipHealth, now: datetime, policy: HealthPolicy = DEFAULT_HEALTH
           ) -> HealthScore:
     """The window's figures and a score in [0, 1]: delivery, failures, replies, stability."""
-    oldest = int((now - _EPOCH).total_seconds()) // policy.bucket_seconds \
-        - policy.window_buckets + 1
+    oldest = _bucket(now, policy) - policy.window_buckets + 1
     total = NOTHING
     for bucket, counts in health.window:
         if bucket >= oldest:
@@ -218,9 +216,7 @@ def decide(health: ChipHealth, now: datetime, policy: HealthPolicy = DEFAULT_HEA
 
 def escalating_rest(chip: ChipState, now: datetime) -> timedelta:
     """The rest the chip itself will pick for `Cool` without `until` (chip_lifecycle)."""
-    recent = chip.last_cooled_at is not None and now - chip.last_cooled_at < COOL_STREAK_WINDOW
-    streak = chip.cool_streak + 1 if recent else 1
-    return COOLING_STEPS[min(streak, len(COOLING_STEPS)) - 1]
+    return next_cooling(chip, now)[1]
 
 
 def _cool(health: ChipHealth, now: datetime, reason: str, min_rest: timedelta | None

@@ -12,11 +12,10 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 
+from julia_chips.actors.recipient_protection import SAO_PAULO as SAO_PAULO
 from julia_chips.events import chip as ev
 from julia_chips.events.chip import Status
 from julia_chips.events.commands import CloseWarmDay
-
-SAO_PAULO = ZoneInfo("America/Sao_Paulo")
 
 
 class WarmDay(msgspec.Struct, frozen=True, kw_only=True):
@@ -49,8 +48,7 @@ def follow(day: WarmDay | None, event: ev.AnyChipEvent) -> WarmDay | None:
 def closes_at(day: WarmDay, tz: ZoneInfo = SAO_PAULO) -> datetime:
     """The first local midnight after the day opened (UTC-aware, like every clock reading)."""
     local = day.opened_at.astimezone(tz)
-    midnight = datetime.combine(local.date() + timedelta(days=1), time(0), tzinfo=tz)
-    return midnight
+    return datetime.combine(local.date() + timedelta(days=1), time(0), tzinfo=tz)
 
 
 def is_due(day: WarmDay, now: datetime, tz: ZoneInfo = SAO_PAULO) -> bool:

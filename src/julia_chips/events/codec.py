@@ -21,7 +21,7 @@ _CURRENT_VERSION = {cls.__struct_config__.tag: cls.version for cls in CHIP_EVENT
 
 def event_headers(event: ChipEvent) -> dict[str, str]:
     return {
-        JuliaHeader.EVENT_TYPE: str(event.__struct_config__.tag),
+        JuliaHeader.EVENT_TYPE: event_type(event),
         JuliaHeader.EVENT_VERSION: str(event.version),
     }
 
@@ -32,12 +32,13 @@ def encode_event(event: ChipEvent) -> bytes:
 
 def decode_event(data: bytes, headers: Mapping[str, str] | None = None) -> AnyChipEvent:
     """Decode a stored event, upcasting it first when it was written by an older version."""
-    version = int((headers or {}).get(JuliaHeader.EVENT_VERSION, "0") or 0)
-    event_type = (headers or {}).get(JuliaHeader.EVENT_TYPE, "")
-    current = _CURRENT_VERSION.get(event_type, 0)
+    headers = headers or {}
+    version = int(headers.get(JuliaHeader.EVENT_VERSION, "0") or 0)
+    stored_type = headers.get(JuliaHeader.EVENT_TYPE, "")
+    current = _CURRENT_VERSION.get(stored_type, 0)
     if version and version < current:
         obj = msgspec.json.decode(data)
-        lifted = upcast(obj, event_type, version, current)
+        lifted = upcast(obj, stored_type, version, current)
         return cast(AnyChipEvent, msgspec.convert(lifted, AnyChipEvent))
     return cast(AnyChipEvent, _EVENT_DECODER.decode(data))
 

@@ -15,6 +15,8 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from julia_chips.events.commands import Counter
+
 ConnectionState = Literal["open", "connecting", "close", "refused"]
 
 # Baileys' numeric message status rendered as names (0 ERROR … 5 PLAYED); DELETED when absent.
@@ -73,8 +75,6 @@ class SmsReceived(msgspec.Struct, frozen=True, kw_only=True):
 
 
 Instance = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
-# Per report, like ObserveTraffic's: more than this is a broken reporter, not traffic.
-Counter = Annotated[int, msgspec.Meta(ge=0, le=100_000)]
 ErrorCode = Annotated[int, msgspec.Meta(ge=0, le=10_000_000)]
 
 
@@ -101,7 +101,10 @@ class AccountNotice(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class TrafficCounted(msgspec.Struct, frozen=True, kw_only=True):
-    """Counters a sender already summed (e.g. the dispatcher's own tally of a minute)."""
+    """Counters a sender already summed (e.g. the dispatcher's own tally of a minute).
+
+    Bounded per report like ObserveTraffic's: more than `Counter` allows is a broken reporter.
+    """
 
     instance: Instance
     sent: Counter = 0
