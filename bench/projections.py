@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import random
 import statistics
+import sys
 import tempfile
 import time
 import uuid
@@ -26,7 +27,6 @@ import asyncpg
 import nats
 from nats.aio.msg import Msg
 from nats.js.api import DeliverPolicy
-from nats.js.client import JetStreamContext
 
 from julia_chips.actors.chip_lifecycle import ChipRuleBroken, ChipState, decide, evolve
 from julia_chips.actors.warmup import WarmupPolicy
@@ -39,6 +39,9 @@ from julia_chips.projections.rebuild import rebuild
 from julia_chips.projections.service import Projections
 from julia_chips.store.streams import ensure_streams
 from julia_chips.subjects import Stream, chip_events
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' stream publisher
+from tests.integration.test_projections_lifecycles import publish_events
 
 T0 = datetime(2026, 1, 5, 9, tzinfo=UTC)
 POLICY = WarmupPolicy(min_days=7, max_days=14)
@@ -88,13 +91,6 @@ def history(total: int, chips: int, seed: int = 1) -> list[AnyChipEvent]:
     for round_ in range(max(len(p) for p in per)):  # round robin: chips interleave
         merged.extend(p[round_] for p in per if round_ < len(p))
     return merged
-
-
-async def publish(js: JetStreamContext, events: list[AnyChipEvent], chunk: int = 2000) -> None:
-    for start in range(0, len(events), chunk):
-        await asyncio.gather(*(
-            js.publish(chip_events(e.chip_id), encode_event(e), headers=event_headers(e))
-            for e in events[start:start + chunk]))
 
 
 async def raw_read_rate(nc: nats.NATS, total: int) -> float:
@@ -191,7 +187,7 @@ async def main(args: argparse.Namespace) -> None:
         print(f"generated {len(events):,} events over {args.chips:,} chips "
               f"in {time.perf_counter() - started:.1f}s")
         started = time.perf_counter()
-        await publish(nc.jetstream(), events)
+        await publish_events(nc.jetstream(), events, chunk=2000)
         print(f"published in {time.perf_counter() - started:.1f}s")
         read = await raw_read_rate(nc, len(events))
         print(f"raw ordered-consumer read: {read:,.0f} events/s")

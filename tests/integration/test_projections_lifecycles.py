@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -18,7 +18,7 @@ from nats.aio.client import Client as NATS
 from nats.js.client import JetStreamContext
 
 from julia_chips.actors.chip_lifecycle import ChipRuleBroken, ChipState, decide, evolve
-from julia_chips.actors.warmup import WarmupPolicy
+from julia_chips.actors.warmup import DEFAULT_WARMUP, WarmupPolicy
 from julia_chips.client import ChipClient
 from julia_chips.clock import FixedClock
 from julia_chips.events import commands as cmd
@@ -96,6 +96,23 @@ async def drive_chips(nc: NATS, chips: int, steps: int, seed: int = 7) -> list[s
     return ids
 
 
+def decided_history(chip_id: str, commands: Iterable[cmd.AnyChipCommand], start: datetime,
+                    gap: Callable[[], timedelta], policy: WarmupPolicy = DEFAULT_WARMUP
+                    ) -> tuple[ChipState, list[AnyChipEvent]]:
+    """What the actor decides for `commands`, each `gap()` after the last; refusals skipped."""
+    state, events, now = ChipState(chip_id=chip_id), [], start
+    for command in commands:
+        now += gap()
+        try:
+            decided = decide(state, command, now, policy)
+        except ChipRuleBroken:
+            continue
+        for event in decided:
+            state = evolve(state, event)
+        events.extend(decided)
+    return state, events
+
+
 def synthetic_history(chips: int, steps: int, seed: int = 11
                       ) -> list[AnyChipEvent]:
     """Events as the actor would decide them, interleaved across chips (no worker needed)."""
@@ -104,16 +121,8 @@ def synthetic_history(chips: int, steps: int, seed: int = 11
     per_chip: list[list[AnyChipEvent]] = []
     for _ in range(chips):
         chip_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
-        state, events, now = ChipState(chip_id=chip_id), [], T0
-        for command in random_commands(rng, steps):
-            now += timedelta(minutes=rng.randrange(1, 600))
-            try:
-                decided = decide(state, command, now, policy)
-            except ChipRuleBroken:
-                continue
-            for event in decided:
-                state = evolve(state, event)
-            events.extend(decided)
+        _, events = decided_history(chip_id, random_commands(rng, steps), T0,
+                                    lambda: timedelta(minutes=rng.randrange(1, 600)), policy)
         per_chip.append(events)
     merged: list[AnyChipEvent] = []
     while any(per_chip):

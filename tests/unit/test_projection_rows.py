@@ -8,28 +8,19 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from julia_chips.actors.chip_lifecycle import ChipRuleBroken, ChipState, decide, evolve
+from julia_chips.actors.chip_lifecycle import ChipState
 from julia_chips.events.chip import AnyChipEvent
 from julia_chips.projections.audit import compare
 from julia_chips.projections.chip_rows import ChipRow, apply
-from tests.integration.test_projections_lifecycles import random_commands
+from tests.integration.test_projections_lifecycles import decided_history, random_commands
 
 CHIP = "0b8f3c52-8c1e-4a4b-9d7e-3f1e2d4c5b6a"
 
 
 def _history(seed: int, steps: int) -> tuple[ChipState, list[AnyChipEvent]]:
     rng = random.Random(seed)
-    state, events, now = ChipState(chip_id=CHIP), [], datetime(2026, 1, 1, tzinfo=UTC)
-    for command in random_commands(rng, steps):
-        now += timedelta(hours=rng.randrange(1, 30))
-        try:
-            decided = decide(state, command, now)
-        except ChipRuleBroken:
-            continue
-        for event in decided:
-            state = evolve(state, event)
-        events.extend(decided)
-    return state, events
+    return decided_history(CHIP, random_commands(rng, steps), datetime(2026, 1, 1, tzinfo=UTC),
+                           lambda: timedelta(hours=rng.randrange(1, 30)))
 
 
 def _project(events: list[AnyChipEvent]) -> ChipRow | None:

@@ -6,7 +6,8 @@ opened here in `cleanup_ctx` from the config's URLs and closed on shutdown.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from typing import TypeVar
 
 import asyncpg
 from aiohttp import web
@@ -22,6 +23,8 @@ from julia_chips.http.routes import READ_ROUTES, Route, route_table
 from julia_chips.infrastructure import connect_nats
 
 POOL_SIZE = 10
+T = TypeVar("T")
+_CleanupCtx = Callable[[web.Application], AsyncIterator[None]]
 
 
 def create_app(
@@ -49,36 +52,39 @@ def create_app(
     return app
 
 
-def _nats_connection(given: NATS | None):  # type: ignore[no-untyped-def]
-    async def nats_connection(app: web.Application) -> AsyncIterator[None]:
-        """cleanup_ctx: a connection we opened is drained; a given one is left to its owner."""
+def _nats_connection(given: NATS | None) -> _CleanupCtx:
+    """A connection we opened is drained on shutdown; a given one is left to its owner."""
+    return _owned(NATS_CONN, given, _open_nats, lambda nc: nc.drain())
+
+
+def _postgres_pool(given: asyncpg.Pool | None) -> _CleanupCtx:
+    """min_size=0, so the API starts (and says 503) while PostgreSQL is away."""
+    return _owned(POOL, given, _open_pool, lambda pool: pool.close())
+
+
+async def _open_nats(config: Config) -> NATS:
+    if config.nats_url is None:
+        raise RuntimeError("create_app needs Config.nats_url or an open `nc`")
+    return await connect_nats(config.nats_url)
+
+
+async def _open_pool(config: Config) -> asyncpg.Pool:
+    if config.database_url is None:
+        raise RuntimeError("create_app needs Config.database_url or an open `pool`")
+    return await asyncpg.create_pool(config.database_url, min_size=0, max_size=POOL_SIZE,
+                                     command_timeout=10)
+
+
+def _owned(key: web.AppKey[T], given: T | None, open_: Callable[[Config], Awaitable[T]],
+           close: Callable[[T], Awaitable[object]]) -> _CleanupCtx:
+    """cleanup_ctx for `app[key]`: `given` as is, or opened from the config and closed after."""
+    async def resource(app: web.Application) -> AsyncIterator[None]:
         if given is not None:
-            app[NATS_CONN] = given
+            app[key] = given
             yield
             return
-        url = app[CONFIG].nats_url
-        if url is None:
-            raise RuntimeError("create_app needs Config.nats_url or an open `nc`")
-        app[NATS_CONN] = await connect_nats(url)
+        app[key] = opened = await open_(app[CONFIG])
         yield
-        await app[NATS_CONN].drain()
+        await close(opened)
 
-    return nats_connection
-
-
-def _postgres_pool(given: asyncpg.Pool | None):  # type: ignore[no-untyped-def]
-    async def postgres_pool(app: web.Application) -> AsyncIterator[None]:
-        """cleanup_ctx: min_size=0, so the API starts (and says 503) while PostgreSQL is away."""
-        if given is not None:
-            app[POOL] = given
-            yield
-            return
-        url = app[CONFIG].database_url
-        if url is None:
-            raise RuntimeError("create_app needs Config.database_url or an open `pool`")
-        app[POOL] = await asyncpg.create_pool(url, min_size=0, max_size=POOL_SIZE,
-                                              command_timeout=10)
-        yield
-        await app[POOL].close()
-
-    return postgres_pool
+    return resource

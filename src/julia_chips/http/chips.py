@@ -11,6 +11,7 @@ from julia_chips.http.errors import ApiProblem
 from julia_chips.http.keys import POOL
 from julia_chips.http.params import ChipsQuery, NoQuery, PageQuery, chip_id, query
 from julia_chips.http.responses import ChipPage, WarmerDay, WarmerMetricsPage, json
+from julia_chips.projections.audit import read_row
 from julia_chips.projections.chip_rows import COLUMNS, ChipRow, from_record
 from julia_chips.projections.warmer_rows import COLUMNS as WARMER_COLUMNS
 
@@ -40,11 +41,10 @@ async def list_chips(request: web.Request) -> web.Response:
 
 
 async def _chip_row(request: web.Request, chip: str) -> ChipRow:
-    row = await request.app[POOL].fetchrow(
-        f"SELECT {_CHIP_COLUMNS} FROM julia_chips WHERE id = $1", uuid.UUID(chip))
+    row = await read_row(request.app[POOL], chip)
     if row is None:
         raise ApiProblem(404, f"no chip {chip}", "id")
-    return from_record(row)
+    return row
 
 
 async def get_chip(request: web.Request) -> web.Response:

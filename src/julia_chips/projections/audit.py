@@ -67,7 +67,8 @@ def compare(state: ChipState, row: ChipRow | None, last_seq: int) -> list[Differ
     return found
 
 
-async def read_row(conn: asyncpg.Connection, chip_id: str) -> ChipRow | None:
+async def read_row(conn: asyncpg.Connection | asyncpg.Pool, chip_id: str
+                   ) -> ChipRow | None:
     record = await conn.fetchrow(
         f"SELECT {', '.join(COLUMNS)} FROM julia_chips WHERE id = $1", uuid.UUID(chip_id))
     return from_record(record) if record is not None else None
