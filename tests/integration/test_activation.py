@@ -51,6 +51,13 @@ async def test_twenty_chips_activate_through_the_sandbox_and_end_warming(nc: NAT
     assert await ActivationLog(nc.jetstream()).unfinished() == []
 
 
+async def settled_chip(world: World) -> str:
+    """One freshly provisioned chip, once its activation has ended either way."""
+    [chip] = await world.provision(1)
+    await world.until_settled([chip], timeout=30)
+    return chip
+
+
 async def failed(world: World, chip: str) -> chip_ev.ActivationFailed:
     events = await world.chip_events(chip)
     last = events[-1]
@@ -62,8 +69,7 @@ async def test_sms_that_never_comes_times_out_and_fails_naming_the_step(nc: NATS
     async with activation_world(nc) as world, running_activator(world, SLOW_SMS):
         assert world.sandbox.cloud_api is not None
         world.sandbox.cloud_api.silence = True
-        [chip] = await world.provision(1)
-        await world.until_settled([chip], timeout=30)
+        chip = await settled_chip(world)
         failure = await failed(world, chip)
     assert failure.step == "code" and "no SMS code" in failure.reason and failure.retryable
     saga = await world.saga_events(chip)
@@ -79,12 +85,10 @@ async def test_wrong_code_is_retried_with_a_new_code_then_fails(nc: NATS) -> Non
     async with activation_world(nc) as world, running_activator(world):
         assert world.sandbox.cloud_api is not None
         world.sandbox.cloud_api.corrupt_codes = 1
-        [ok] = await world.provision(1)
-        await world.until_settled([ok], timeout=30)
+        ok = await settled_chip(world)
         assert isinstance((await world.chip_events(ok))[-1], chip_ev.Activated)
         world.sandbox.cloud_api.corrupt_codes = 100
-        [bad] = await world.provision(1)
-        await world.until_settled([bad], timeout=30)
+        bad = await settled_chip(world)
         failure = await failed(world, bad)
     assert failure.step == "register" and "136025" in failure.reason
     saga = await world.saga_events(bad)
@@ -97,8 +101,7 @@ async def test_register_lock_133016_is_terminal_and_never_looped(nc: NATS) -> No
     async with activation_world(nc) as world, running_activator(world):
         assert world.sandbox.cloud_api is not None
         world.sandbox.cloud_api.register_limit = 0
-        [chip] = await world.provision(1)
-        await world.until_settled([chip], timeout=30)
+        chip = await settled_chip(world)
         failure = await failed(world, chip)
     assert failure.step == "register" and "133016" in failure.reason and not failure.retryable
     assert [n.register_calls for n in world.sandbox.cloud_api.numbers.values()] == [1]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import subprocess
 import sys
 from collections import Counter
@@ -21,6 +20,7 @@ from julia_chips.events import commands as cmd
 from tests.conftest import new_chip_id
 from tests.integration.activation_fixtures import World, activation_world
 from tests.integration.test_activation import STEP_EVENTS
+from tests.integration.workers import kill
 
 ACTIONS = ("MarkActivating", "ObtainNumber", "AllocateHost", "CreateInstance", "RequestCode",
            "AwaitCode", "Register", "AwaitConnection", "Complete")
@@ -57,14 +57,12 @@ async def test_sigkill_mid_step_resumes_without_repeating_steps(
                 await _provision(world, chip_id)
                 await until_marker(tmp_path / chip_id, proc)
             finally:
-                proc.send_signal(signal.SIGKILL)
-                proc.wait()
+                kill(proc)
         proc = start(world, nats_url, tmp_path, None)
         try:
             await world.until_settled(chips, timeout=60)
         finally:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
+            kill(proc)
 
     sandbox = world.sandbox
     assert sandbox.cloud_api is not None

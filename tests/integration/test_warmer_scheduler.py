@@ -16,6 +16,7 @@ from julia_chips.clock import AcceleratedClock, Clock, FixedClock
 from julia_chips.runtime.warmer_scheduler import WarmerScheduler
 from julia_chips.subjects import Stream
 from tests.conftest import new_chip_id
+from tests.integration.ingress_fixtures import until_stored
 from tests.integration.warm_fleet import (
     FIRST_MIDNIGHT,
     MORNING,
@@ -66,24 +67,18 @@ async def test_a_scheduler_restarted_in_the_middle_of_midnight_closes_once(
     clock.set(FIRST_MIDNIGHT + timedelta(seconds=1))
     first = WarmerScheduler(nc, clock, tick=0.02)
     task = asyncio.create_task(first.run())
-    await _until_stored(js, len(chips))
+    await until_stored(js, Stream.CHIP_CMDS, len(chips))
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
     async with scheduling(nc, clock) as second:
-        await _until_stored(js, 2 * len(chips))
+        await until_stored(js, Stream.CHIP_CMDS, 2 * len(chips))
         assert len(second.warming) == len(chips)
         async with running_worker(nc, clock):
             await wait_days_closed(js, chips, 1)
             await asyncio.sleep(0.2)
     for chip in chips:
         assert await closed_days(js, chip) == {1: 1}
-
-
-async def _until_stored(js: JetStreamContext, count: int) -> None:
-    async with asyncio.timeout(5):
-        while (await js.stream_info(Stream.CHIP_CMDS)).state.messages < count:  # noqa: ASYNC110
-            await asyncio.sleep(0.01)
 
 
 async def test_an_accelerated_clock_runs_warm_days_in_a_fraction_of_a_second(

@@ -130,8 +130,7 @@ async def _mark_activating(ports: ActivationPorts, chip: str) -> act.Outcome:
     reply = await ports.chips.send(chip, cmd.StartActivation(command_id="activator:start"))
     if reply.ok or reply.state == "activating":
         return act.ChipMarked()
-    return act.StepFailed(step=Step.START, reason=f"chip refused: {reply.error}",
-                          retryable=False)
+    return _chip_refused(Step.START, reply.error)
 
 
 async def _create_instance(ports: ActivationPorts, action: act.CreateInstance) -> act.Outcome:
@@ -172,8 +171,12 @@ async def _complete(ports: ActivationPorts, chip: str, action: act.Complete) -> 
     reply = await ports.chips.send(chip, command)
     if reply.ok:
         return act.ChipCompleted()
-    return act.StepFailed(step=Step.COMPLETE, reason=f"chip refused: {reply.error}",
-                          retryable=False)
+    return _chip_refused(Step.COMPLETE, reply.error)
+
+
+def _chip_refused(step: Step, error: str | None) -> act.Outcome:
+    """The chip actor said no: retrying the same command would be refused again."""
+    return act.StepFailed(step=step, reason=f"chip refused: {error}", retryable=False)
 
 
 async def _release(ports: ActivationPorts, action: act.ReleaseHost) -> act.Outcome:

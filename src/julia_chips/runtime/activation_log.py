@@ -21,9 +21,8 @@ from julia_chips.events.activation import (
     decode_activation_event,
     encode_activation_event,
 )
+from julia_chips.store.event_log import WRONG_LAST_SEQUENCE
 from julia_chips.subjects import Stream, activation_events
-
-WRONG_LAST_SEQUENCE = 10071
 
 
 class SagaWriteConflict(Exception):

@@ -103,8 +103,7 @@ class Activator:
         outcome = act.Requested(registrar=self._choose(provisioned), ddd=provisioned.ddd,
                                 phone_number=provisioned.phone_number,
                                 salvy_account_id=provisioned.salvy_account_id)
-        events, last = await self._log.load(chip_id)
-        saga = fold(chip_id, events)
+        saga, last = await self._load(chip_id)
         new = decide(saga, outcome, self._settings.policy, self._clock.now())
         if new:
             await self._log.append(chip_id, new, last)
@@ -125,15 +124,17 @@ class Activator:
                     return
                 except SagaWriteConflict:
                     log.warning("activation of %s moved under us: reloading", chip_id)
-                except asyncio.CancelledError:
-                    raise
                 except Exception:  # NATS hiccup: back off, then refold and continue
                     log.exception("activation of %s interrupted", chip_id)
                     await asyncio.sleep(1.0)
 
-    async def _drive_once(self, chip_id: str) -> None:
+    async def _load(self, chip_id: str) -> tuple[Saga, int]:
+        """The saga as stored, and the sequence its next append must expect."""
         events, last = await self._log.load(chip_id)
-        saga = fold(chip_id, events)
+        return fold(chip_id, events), last
+
+    async def _drive_once(self, chip_id: str) -> None:
+        saga, last = await self._load(chip_id)
         policy = self._settings.policy
         while not isinstance(action := next_action(saga, policy, self._clock.now()),
                              act.Finished):
@@ -153,11 +154,6 @@ class Activator:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-
-    async def wait_idle(self) -> None:
-        """Until no saga is being driven (tests and the benchmark)."""
-        while self._running:
-            await asyncio.gather(*list(self._running.values()), return_exceptions=True)
 
 
 def _log_progress(saga: Saga, event: object) -> None:

@@ -101,7 +101,7 @@ class WarmerScheduler:
 
     def _forget_answered(self) -> None:
         """Drop sent ids whose day has moved on, so the map stays the size of the fleet."""
-        live = {close_command(day).command_id for day in self._days.values() if day.open}
+        live = {close_command(day).command_id for day in self.warming.values()}
         for command_id in [c for c in self._sent if c not in live]:
             del self._sent[command_id]
 
