@@ -7,9 +7,10 @@ import json
 import logging
 import signal
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import msgspec
 from aiohttp import web
@@ -22,6 +23,7 @@ from julia_chips.http.app import create_app
 from julia_chips.http.webhooks import WEBHOOK_INGRESS, WebhookIngress, webhook_routes
 from julia_chips.infrastructure import Endpoints, connect_nats, infrastructure
 from julia_chips.outside_world import OutsideWorld, outside_world, whatsapp_sender
+from julia_chips.privacy import without_credentials
 from julia_chips.projections.migrations import migrate_url
 from julia_chips.projections.service import run_projections
 from julia_chips.runtime.activator_wiring import run_activator
@@ -70,6 +72,23 @@ async def run_worker(config: Config, worker_id: str | None = None,
     worker.stop()
     await task
     await nc.close()  # every command is acked or left for redelivery: nothing to drain
+    return 0
+
+
+async def run_deriver(config: Config) -> int:
+    """Only the observation deriver, against NATS_URL, while it holds the deriver's lease
+    (standing by otherwise): for a `run --without deriver` beside it."""
+    if config.nats_url is None:
+        log.error("julia-chips deriver needs NATS_URL")
+        return 2
+    stop = asyncio.Event()
+    _stop_on_signals(stop)
+    nc = await connect_nats(config.nats_url)
+    await ensure_streams(nc.jetstream(), config.replicas, config.lease_ttl)
+    await ObservationDeriver(nc).prepare()
+    log.info("observation deriver started (NATS %s)", without_credentials(config.nats_url))
+    await run_observation_deriver(nc, stop, config.lease_ttl)
+    await nc.close()
     return 0
 
 
@@ -127,10 +146,13 @@ def _announce(config: Config, endpoints: Endpoints) -> None:
         _endpoints_path(config).write_text(json.dumps(msgspec.to_builtins(endpoints)))
 
 
-async def run_all(config: Config) -> int:
+async def run_all(config: Config, without: frozenset[str] = frozenset()) -> int:
     """Every part, until SIGINT/SIGTERM: workers, projections, HTTP (read API + webhooks),
     warmer scheduler, health monitor, observation deriver, balancer, activator, and the
-    sandbox when no outside service is configured."""
+    sandbox when no outside service is configured.
+
+    :param without: parts run by processes of their own (cli.SEPARABLE_PARTS).
+    """
     stop = asyncio.Event()
     _stop_on_signals(stop)
     async with infrastructure(config) as endpoints:
@@ -142,14 +164,14 @@ async def run_all(config: Config) -> int:
         nc = await connect_nats(endpoints.nats_url)
         await ensure_streams(nc.jetstream(), config.replicas, config.lease_ttl)
         async with outside_world(config) as world, whatsapp_sender(world) as sender:
-            await _serve(config, SystemClock(), nc, world, sender, stop)
+            await _serve(config, SystemClock(), nc, world, sender, stop, without)
         _endpoints_path(config).unlink(missing_ok=True)
         await nc.close()  # every command is acked or left for redelivery: nothing to drain
     return 0
 
 
 async def _serve(config: Config, clock: Clock, nc: NATS, world: OutsideWorld,
-                 sender: EvolutionSender, stop: asyncio.Event) -> None:
+                 sender: EvolutionSender, stop: asyncio.Event, without: frozenset[str]) -> None:
     assert config.database_url is not None
     app = create_app(config, clock, nc=nc, routes=webhook_routes())
     app[WEBHOOK_INGRESS] = WebhookIngress(nc.jetstream(), clock,
@@ -164,19 +186,24 @@ async def _serve(config: Config, clock: Clock, nc: NATS, world: OutsideWorld,
     log.info("HTTP read API and webhooks on %s", http_url)
     worker = Worker(nc, clock, config.partitions, config.lease_ttl, partition_settings(config))
     ttl = config.lease_ttl
-    tasks = [
-        asyncio.create_task(worker.run(), name="workers"),
-        asyncio.create_task(run_projections(nc, config.database_url, stop, ttl),
-                            name="projections"),
-        asyncio.create_task(run_warmer_scheduler(nc, clock, stop), name="warmer scheduler"),
-        asyncio.create_task(run_health_monitor(nc, clock, stop, ttl), name="health monitor"),
-        asyncio.create_task(run_observation_deriver(nc, stop, ttl), name="observation deriver"),
-    ]
+    parts: dict[str, Coroutine[Any, Any, None]] = {
+        "workers": worker.run(),
+        "projections": run_projections(nc, config.database_url, stop, ttl),
+        "warmer scheduler": run_warmer_scheduler(nc, clock, stop),
+        "health monitor": run_health_monitor(nc, clock, stop, ttl),
+        "deriver": run_observation_deriver(nc, stop, ttl),
+    }
+    for name in without:
+        parts.pop(name).close()  # never started
+    if without:
+        log.info("left to their own processes: %s", ", ".join(sorted(without)))
+    tasks = [asyncio.create_task(part, name=name) for name, part in parts.items()]
     balancer = asyncio.create_task(run_balancer(nc, clock, config, sender), name="balancer")
     activator = asyncio.create_task(run_activator(
         nc, clock, config, stop, endpoints=world.activator_endpoints(config, http_url)),
         name="activator")
-    log.info("julia-chips running (NATS %s); Ctrl-C to stop", config.nats_url)
+    log.info("julia-chips running (NATS %s); Ctrl-C to stop",
+             without_credentials(config.nats_url or ""))
     await stop.wait()
     log.info("stopping")
     # Those that send commands stop before the workers that answer them. The activator,

@@ -13,14 +13,21 @@ import uvloop
 from julia_chips.config import Config, ConfigError, load_config
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+# Parts `run` can leave to processes of their own, each started by its own command (`worker`,
+# `projections run`, `deriver`): so the HTTP edge, say, can have a core to itself.
+SEPARABLE_PARTS = ("workers", "projections", "deriver")
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="julia-chips", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("run", help="run every part (embedded NATS/PostgreSQL unless URLs are set)")
+    run_all = sub.add_parser(
+        "run", help="run every part (embedded NATS/PostgreSQL unless URLs are set)")
+    run_all.add_argument("--without", action="append", default=[], choices=SEPARABLE_PARTS,
+                         help="a part that runs in a process of its own (repeatable)")
     worker = sub.add_parser("worker", help="run only chip workers against NATS_URL")
     worker.add_argument("--worker-id", default=None)
+    sub.add_parser("deriver", help="run only the observation deriver against NATS_URL")
     db = sub.add_parser("db", help="database schema").add_subparsers(dest="db", required=True)
     db.add_parser("migrate", help="apply the SQL migrations that are missing")
     proj = sub.add_parser("projections", help="read-model projections").add_subparsers(
@@ -76,9 +83,11 @@ def main(argv: list[str] | None = None) -> int:
     from julia_chips import app  # heavy imports only once the config is known good
 
     if args.command == "run":
-        return uvloop.run(app.run_all(config))
+        return uvloop.run(app.run_all(config, frozenset(args.without)))
     if args.command == "worker":
         return uvloop.run(app.run_worker(config, args.worker_id))
+    if args.command == "deriver":
+        return uvloop.run(app.run_deriver(config))
     if args.command == "sandbox":
         return uvloop.run(_sandbox(args))
     return uvloop.run(_operator_command(config, args))

@@ -1,6 +1,9 @@
-"""LGPD: phone numbers are personal data, so logs only ever see a masked form."""
+"""What logs may show: phone numbers are personal data (LGPD) and URLs may carry secrets,
+so logs only ever see a masked form."""
 
 from __future__ import annotations
+
+from urllib.parse import urlsplit, urlunsplit
 
 
 def mask_phone(phone: str) -> str:
@@ -12,3 +15,12 @@ def mask_phone(phone: str) -> str:
     if len(digits) < 6:
         return "*" * len(digits)
     return f"+{digits[:2]} {digits[2:4]} {'*' * (len(digits) - 6)}{digits[-2:]}"
+
+
+def without_credentials(url: str) -> str:
+    """`nats://user:pass@host:4222` as `nats://***@host:4222`: a NATS URL's user part may be
+    a password or a bare token, so all of it goes."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]))

@@ -15,7 +15,9 @@ import nats
 
 from julia_chips.client import ChipClient
 from julia_chips.events import commands as cmd
+from julia_chips.subjects import Stream, gateway_observation, gateway_raw
 from tests.conftest import new_chip_id
+from tests.integration.ingress_fixtures import until_stored
 
 
 def _read(log: Path) -> str:
@@ -31,11 +33,18 @@ async def _wait_for_line(log: Path, pattern: str, timeout: float = 60) -> re.Mat
     raise AssertionError(f"no {pattern!r} in {_read(log)}")
 
 
-def _start(tmp_path: Path, log: Path) -> subprocess.Popen[bytes]:
+def _start(tmp_path: Path, log: Path, *args: str) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if k not in ("NATS_URL", "DATABASE_URL")}
     env |= {"JULIA_DATA_DIR": str(tmp_path / "data"), "JULIA_HTTP_PORT": "0"}
     with log.open("wb") as out:
-        return subprocess.Popen([sys.executable, "-m", "julia_chips", "run"], env=env,
+        return subprocess.Popen([sys.executable, "-m", "julia_chips", "run", *args], env=env,
+                                stdout=out, stderr=subprocess.STDOUT)
+
+
+def _start_deriver(nats_url: str, log: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "NATS_URL": nats_url, "JULIA_LEASE_TTL": "2"}
+    with log.open("wb") as out:
+        return subprocess.Popen([sys.executable, "-m", "julia_chips", "deriver"], env=env,
                                 stdout=out, stderr=subprocess.STDOUT)
 
 
@@ -61,3 +70,33 @@ async def test_run_serves_commands_and_keeps_data_across_restarts(tmp_path: Path
             proc.send_signal(signal.SIGINT)
             assert await asyncio.to_thread(proc.wait, 30) == 0, _read(log)
     assert "Traceback" not in _read(tmp_path / "run2.log")
+
+
+async def test_run_without_the_deriver_leaves_it_to_julia_chips_deriver(tmp_path: Path) -> None:
+    """`run --without deriver` takes webhooks but derives nothing; `julia-chips deriver` beside
+    it derives what was stored meanwhile, and both stop cleanly."""
+    run_log, deriver_log = tmp_path / "run.log", tmp_path / "deriver.log"
+    proc = _start(tmp_path, run_log, "--without", "deriver")
+    deriver: subprocess.Popen[bytes] | None = None
+    try:
+        url = (await _wait_for_line(run_log, r"running \(NATS (nats://[\d.:]+)\)")).group(1)
+        assert "left to their own processes: deriver" in _read(run_log)
+        nc = await nats.connect(url)
+        js = nc.jetstream()
+        body = (b'{"event":"connection.update","instance":"chip-0001",'
+                b'"data":{"instance":"chip-0001","state":"open","statusReason":200}}')
+        await js.publish(gateway_raw("evolution", "chip-0001"), body)
+        await asyncio.sleep(1.0)  # a deriver in `run` would have stored it within milliseconds
+        assert (await js.stream_info(Stream.GATEWAY_OBS)).state.messages == 0
+
+        deriver = _start_deriver(url, deriver_log)
+        await until_stored(js, Stream.GATEWAY_OBS, 1, timeout=20)
+        stored = await js.get_msg(Stream.GATEWAY_OBS, 1)
+        assert stored.subject == gateway_observation("chip-0001")
+        await nc.close()
+    finally:
+        for part, log in ((deriver, deriver_log), (proc, run_log)):
+            if part is not None:
+                part.send_signal(signal.SIGINT)
+                assert await asyncio.to_thread(part.wait, 30) == 0, _read(log)
+    assert "Traceback" not in _read(run_log) + _read(deriver_log)
