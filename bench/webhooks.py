@@ -1,21 +1,27 @@
 """Webhook ingress throughput and latency against raw JetStream publishes, plus activation
 throughput through the sandbox. Real nats-server, real HTTP on loopback.
 
-The ingress runs in its own process with the observation deriver beside it (as in
-`julia-chips run`); this process is the load generator: a lean keep-alive HTTP/1.1 client, so
-the figure is the ingress's and not aiohttp's client's. A 200 means the raw body is stored; the
-bench also reports how far the derived observations in GATEWAY_OBS trail the last 200.
+Two edges serve the webhook routes, each in its own process: one with the observation
+deriver beside it, as a single `julia-chips run` has it, and one alone, its bodies derived in
+the first one's process, as a deployment of `julia-chips run --without deriver` beside
+`julia-chips deriver` has it. The result is the edge alone; the edge with the deriver is
+measured in the same rounds and printed beside it. This process is the load generator: a lean keep-alive HTTP/1.1 client, so the figure is the ingress's and not aiohttp's
+client's. A 200 means the raw body is stored; the bench also reports how far the derived
+observations in GATEWAY_OBS trail the last 200, so a deriver that falls behind shows.
 The peak keeps `CONCURRENCY` requests in flight; the p99 is open-loop at half the peak, timed
 from each request's due slot. The baseline is plain `js.publish` of the same bodies with the
-same concurrency, alternated with the peak runs in the same run (best of `ROUNDS` each).
+same concurrency, alternated with the peak runs in the same run; every ratio divides by the
+best baseline of the whole run (best of each figure; the median p99).
 Last line: `result: webhooks value=<x> baseline=<y> ratio=<x/y> target=0.4`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import multiprocessing
+import multiprocessing.process
 import secrets
 import socket
 import statistics
@@ -32,6 +38,7 @@ import nats
 import uvloop
 from aiohttp import web
 from nats.js.api import StreamConfig
+from nats.js.errors import NotFoundError
 
 from julia_chips.app import partition_settings
 from julia_chips.client import ChipClient
@@ -78,18 +85,48 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def ingress_process(nats_url: str, port: int, secret: str) -> None:
+def edge_process(nats_url: str, port: int, secret: str, derive_here: bool) -> None:
+    """The webhook routes on `port`, and the deriver beside them when `derive_here`."""
     async def main() -> None:
         nc = await nats.connect(nats_url)
         ingress = WebhookIngress(nc.jetstream(), SystemClock(), evolution_secret=secret,
                                  salvy_secret=None)
         deriver = ObservationDeriver(nc)
-        await deriver.prepare()
+        await deriver.prepare()  # as `run` does, whichever process derives
         runner = web.AppRunner(create_webhook_app(ingress), access_log=None)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", port).start()
-        await deriver.run()  # until the process is terminated
+        await (deriver.run() if derive_here else asyncio.Event().wait())  # until terminated
     uvloop.run(main())
+
+
+async def start_edge(nats_url: str, derive_here: bool
+                     ) -> tuple[multiprocessing.process.BaseProcess, int]:
+    port = free_port()
+    proc = multiprocessing.get_context("spawn").Process(
+        target=edge_process, args=(nats_url, port, SECRET, derive_here), daemon=True)
+    proc.start()
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.1).close()
+            break
+        except OSError:
+            await asyncio.sleep(0.1)
+    return proc, port
+
+
+async def until_deriving(nats_url: str) -> None:
+    """Until a deriver's pull requests wait on the consumer: it holds the lease."""
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
+    for _ in range(300):
+        with contextlib.suppress(NotFoundError):
+            if (await js.consumer_info(Stream.GATEWAY_IN, DEFAULT_DERIVER.durable)).num_waiting:
+                break
+        await asyncio.sleep(0.05)
+    else:
+        raise RuntimeError("no deriver is pulling")
+    await nc.close()
 
 
 async def raw_rate(nats_url: str) -> float:
@@ -318,41 +355,44 @@ async def main() -> None:
             await ensure_streams(nc.jetstream())
             await nc.jetstream().add_stream(baseline_stream())
             await nc.close()
-            port = free_port()
-            proc = multiprocessing.get_context("spawn").Process(
-                target=ingress_process, args=(url, port, SECRET), daemon=True)
-            proc.start()
-            for _ in range(100):
-                try:
-                    socket.create_connection(("127.0.0.1", port), 0.1).close()
-                    break
-                except OSError:
-                    await asyncio.sleep(0.1)
-            raws, peaks, lags = [], [], []
-            for _ in range(ROUNDS):  # alternate, so a noisy neighbour hits both alike
+            # One edge derives too (as one `run`); the other leaves deriving to the first's
+            # process (as `run --without deriver` beside `julia-chips deriver`).
+            both, both_port = await start_edge(url, derive_here=True)
+            await until_deriving(url)
+            alone, port = await start_edge(url, derive_here=False)
+            raws, peaks, together, lags = [], [], [], []
+            for _ in range(ROUNDS):  # alternate, so a noisy neighbour hits all alike
                 raws.append(await raw_rate(url))
                 peaks.append(await ingress_peak(port))
-                lags.append(await derived_lag(url))  # caught up before the next baseline
+                lags.append(await derived_lag(url))  # caught up before the next run
+                raws.append(await raw_rate(url))
+                together.append(await ingress_peak(both_port))
+                lags.append(await derived_lag(url))
             raw, peak = max(raws), max(peaks)
             p99s = []
             for _ in range(ROUNDS):
                 p99s.append(await paced_p99(port, peak / 2))
                 lags.append(await derived_lag(url))
             p99 = statistics.median(p99s)
+            alone.terminate()
+            both.terminate()
             accepted, derived = await stored(url, Stream.GATEWAY_IN), await stored(
                 url, Stream.GATEWAY_OBS)
-            proc.terminate()
             per_minute = await activations_per_minute(url)
         finally:
             server.stop()
     print(f"raw JetStream publish: {raw:,.0f} msg/s (concurrency {CONCURRENCY}; best of "
           f"{', '.join(f'{r:,.0f}' for r in raws)})")
-    print(f"webhook ingress peak: {peak:,.0f} req/s (raw body stored before each 200, the "
-          f"deriver in the same process; best of {', '.join(f'{r:,.0f}' for r in peaks)})")
+    print(f"webhook ingress peak: {peak:,.0f} req/s (raw body stored before each 200; the edge "
+          f"in its process, the deriver in another; best of "
+          f"{', '.join(f'{r:,.0f}' for r in peaks)})")
+    print(f"with the deriver in the edge's process, as one `julia-chips run`: "
+          f"{max(together):,.0f} req/s, ratio {max(together) / raw:.3f} (best of "
+          f"{', '.join(f'{r:,.0f}' for r in together)})")
     print(f"observations derived: {derived:,} of {accepted:,} bodies; GATEWAY_OBS caught up "
           f"{max(lags) * 1000:,.0f} ms after the last 200 at worst (peak runs "
-          f"{', '.join(f'{x * 1000:,.0f}' for x in lags[:ROUNDS])} ms; paced runs "
-          f"{', '.join(f'{x * 1000:,.0f}' for x in lags[ROUNDS:])} ms)")
+          f"{', '.join(f'{x * 1000:,.0f}' for x in lags[:2 * ROUNDS])} ms; paced runs "
+          f"{', '.join(f'{x * 1000:,.0f}' for x in lags[2 * ROUNDS:])} ms)")
     print(f"p99 latency at half peak ({peak / 2:,.0f} req/s): {p99:.2f} ms (target <= 20 ms; "
           f"median of {', '.join(f'{p:.1f}' for p in p99s)})")
     print(f"activations through the sandbox, 10 hosts: {per_minute:,.0f} per minute "

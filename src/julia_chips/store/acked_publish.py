@@ -2,7 +2,8 @@
 
 `js.publish` sets up a request, a `wait_for` and a JSON parse per message; chip events are
 appended once per command, so this publisher shares one inbox subscription, matches acks by
-token and decodes them with msgspec. Errors are nats-py's typed `APIError`s all the same.
+token, settles them as nats-py reads them (`deliver_inline`) and decodes them with msgspec.
+Errors are nats-py's typed `APIError`s all the same.
 
 It also writes the HPUB itself: nats-py checks every header key against a regex and passes
 every value through three string operations, which with our four headers is two thirds of
@@ -33,6 +34,8 @@ from nats.errors import (
 from nats.js.errors import APIError, NoStreamResponseError
 from nats.protocol.command import hpub_cmd
 
+from julia_chips.store.inline_delivery import deliver_inline
+
 ACK_TIMEOUT = 5.0  # seconds for the server's ack before the append counts as failed
 SWEEP_EVERY = 0.1  # seconds between checks for overdue acks: a timeout fires this late at most
 
@@ -59,7 +62,7 @@ class AckedPublisher:
         self._sub: Subscription | None = None
         self._subscribing = asyncio.Lock()
 
-    async def _on_ack(self, msg: Msg) -> None:
+    def _on_ack(self, msg: Msg) -> None:
         waiting = self._waiting.pop(msg.subject, None)
         if waiting is None or waiting[0].done():
             return
@@ -92,7 +95,9 @@ class AckedPublisher:
         if self._sub is None:
             async with self._subscribing:  # concurrent first publishes share one inbox
                 if self._sub is None:
-                    self._sub = await self._nc.subscribe(f"{self._prefix}.*", cb=self._on_ack)
+                    sub = await self._nc.subscribe(f"{self._prefix}.*", cb=_never)
+                    deliver_inline(sub, self._on_ack)  # settled as read: no task per ack
+                    self._sub = sub
         inbox = f"{self._prefix}.{next(self._tokens)}"
         loop = asyncio.get_running_loop()
         future: asyncio.Future[PubAck] = loop.create_future()
@@ -138,6 +143,10 @@ class AckedPublisher:
         await nc._send_command(hpub_cmd(subject, reply, headers, payload))
         if nc._flush_queue is not None and nc._flush_queue.empty():
             await nc._flush_pending()
+
+
+async def _never(msg: Msg) -> None:
+    raise AssertionError("acks are delivered inline")
 
 
 def header_block(headers: dict[str, str]) -> bytes:
