@@ -54,3 +54,20 @@ async def test_an_ack_that_never_comes_fails_the_publish_after_its_timeout(nc: N
     waited = asyncio.get_running_loop().time() - started
     assert 0.3 <= waited < 0.3 + SWEEP_EVERY + 0.2
     await silent.unsubscribe()
+
+
+async def test_submitted_without_awaiting_they_are_stored_in_order(
+        nc: NATS, js: JetStreamContext) -> None:
+    """`submit_nowait` is for handlers on nats-py's reader: many sent in one go, no await
+    between them, each acked in turn; before `open` it refuses rather than lose one."""
+    await js.add_stream(StreamConfig(name="ACKED", subjects=["acked.>"]))
+    publisher = AckedPublisher(nc)
+    with pytest.raises(RuntimeError):
+        publisher.submit_nowait("acked.early", b"x", {})
+    await publisher.open()
+    acks = [publisher.submit_nowait(f"acked.n{n % 3}", str(n).encode(),
+                                    {Header.MSG_ID: f"n{n}"}) for n in range(500)]
+    stored = await asyncio.gather(*acks)
+    assert [ack.seq for ack in stored] == list(range(1, 501))
+    assert [(await js.get_msg("ACKED", n + 1)).data for n in (0, 249, 499)] == [
+        b"0", b"249", b"499"]

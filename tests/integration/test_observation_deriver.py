@@ -1,6 +1,7 @@
 """The observation deriver over real JetStream: a SIGKILL between storing observations and
 acking their raw bodies, a restart, and still one observation per raw payload, in the order
-of the bodies; refused stores rewind to the ack floor; a stored body the decoders refuse goes
+of the bodies; refused stores rewind to the ack floor; a backlog past the window waits its
+turn; a stored body the decoders refuse goes
 to the dead letters with the reason; an older durable keeps its place."""
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
+import msgspec
 import pytest
 from nats.aio.client import Client as NATS
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, DiscardPolicy
@@ -21,6 +24,7 @@ from nats.js.client import JetStreamContext
 
 from julia_chips.events.observations import InboundMessage, SmsReceived
 from julia_chips.runtime.observation_deriver import ObservationDeriver
+from julia_chips.store.acked_publish import AckedPublisher, PubAck
 from julia_chips.store.observation_log import decode_observation
 from julia_chips.subjects import JuliaHeader, Stream
 from tests.integration.ingress_fixtures import (
@@ -172,3 +176,36 @@ async def test_a_durable_acked_one_by_one_moves_to_cumulative_acks_at_its_floor(
     info = await js.consumer_info(Stream.GATEWAY_IN, FAST_DERIVER.durable)
     assert info.config.ack_policy == AckPolicy.ALL
     assert list(await observed_ids(js)) == ["MSG0003", "MSG0004", "MSG0005"]
+
+
+async def test_past_its_window_it_holds_bodies_and_derives_them_in_order_once(
+        nc: NATS, js: JetStreamContext, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A backlog arrives far faster than stores are acked: at most `window` observations are
+    out at once, the bodies behind them wait their turn, and an undecodable one among them
+    does not jump the queue's order or stall it."""
+    most, out = 0, 0
+    submit_nowait = AckedPublisher.submit_nowait
+
+    def counted(self: AckedPublisher, *args: Any, **kwargs: Any) -> asyncio.Future[PubAck]:
+        nonlocal most, out
+        stored = submit_nowait(self, *args, **kwargs)
+        out += 1
+        most = max(most, out)
+
+        def back(_: asyncio.Future[PubAck]) -> None:
+            nonlocal out
+            out -= 1
+        stored.add_done_callback(back)
+        return stored
+
+    monkeypatch.setattr(AckedPublisher, "submit_nowait", counted)
+    narrow = msgspec.structs.replace(FAST_DERIVER, window=4)
+    await ObservationDeriver(nc, narrow).prepare()  # before the backlog, so it is derived
+    for n in range(300):
+        await js.publish("gw.in.evolution.chip-0001",
+                         b'{"event": "connection.update"' if n == 150 else upsert(n))
+    async with deriving(nc, narrow) as deriver:
+        await until_derived(js, timeout=15)
+    assert most == 4  # the window filled, and held
+    assert (deriver.derived, deriver.rejected) == (299, 1)
+    assert list(await observed_ids(js)) == [f"MSG{n:04d}" for n in range(300) if n != 150]

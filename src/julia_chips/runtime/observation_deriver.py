@@ -46,7 +46,7 @@ from julia_chips.runtime.part_lease import part_lease, run_while_holding
 from julia_chips.store.acked_publish import AckedPublisher, PubAck
 from julia_chips.store.consumer_reset import reset_to_ack_floor
 from julia_chips.store.observation_log import observation_message, observation_subject
-from julia_chips.store.pull_feed import PullFeed, stream_seq
+from julia_chips.store.pull_feed import InlinePullFeed, stream_seq
 from julia_chips.subjects import DERIVER_LEASE, JuliaHeader, Stream, SubjectTokenInvalid
 
 log = logging.getLogger(__name__)
@@ -115,8 +115,10 @@ class ObservationDeriver:
         self._nc, self._js = nc, nc.jetstream()
         self._settings = settings
         self._publisher = AckedPublisher(nc)
-        self._in_flight = asyncio.Semaphore(settings.window)
         self._stores: set[asyncio.Future[PubAck]] = set()  # observations sent, ack to come
+        self._rejecting: set[asyncio.Task[None]] = set()  # bodies on their way to dead letters
+        self._held: deque[_Delivery] = deque()  # delivered while `window` stores were out
+        self._feed: InlinePullFeed | None = None  # this pass's
         self._stopping = asyncio.Event()
         self._unacked: deque[_Delivery] = deque()  # delivered, in stream order
         self._ack_upto: Msg | None = None  # the newest body all before which are settled
@@ -163,8 +165,9 @@ class ObservationDeriver:
         if self._stored_through is None:
             self._stored_through = await self._last_stored_raw_seq()
         self._rewind.clear()
-        feed = PullFeed(self._nc, Stream.GATEWAY_IN, self._settings.durable, self._receive,
-                        window=self._settings.window)
+        await self._publisher.open()
+        self._feed = feed = InlinePullFeed(self._nc, Stream.GATEWAY_IN, self._settings.durable,
+                                           self._receive, window=self._settings.window)
         acker = asyncio.create_task(self._ack_settled())
         try:
             await feed.start()
@@ -178,10 +181,11 @@ class ObservationDeriver:
         finally:
             with contextlib.suppress(NatsError):  # NATS gone: its requests went with it
                 await feed.stop()
-            await asyncio.gather(*self._stores, return_exceptions=True)
+            await asyncio.gather(*self._stores, *self._rejecting, return_exceptions=True)
             acker.cancel()
             await self._ack_newest()
             self._unacked.clear()
+            self._held.clear()
 
     async def _last_stored_raw_seq(self) -> int:
         """The body behind the newest observation: a holder that crashed may have stored the
@@ -209,11 +213,21 @@ class ObservationDeriver:
     def stop(self) -> None:
         self._stopping.set()
 
-    async def _receive(self, msg: Msg) -> None:
+    def _receive(self, msg: Msg) -> None:
+        """Each body as nats-py reads it (no await here: see `InlinePullFeed`)."""
         if self._rewind.is_set():
             return  # unacked: it comes again after the rewind
         delivery = _Delivery(msg)
         self._unacked.append(delivery)
+        if self._held or len(self._stores) >= self._settings.window:
+            self._held.append(delivery)  # back-pressure: derived as stores come back
+            assert self._feed is not None
+            self._feed.pause()
+            return
+        self._derive(delivery)
+
+    def _derive(self, delivery: _Delivery) -> None:
+        msg = delivery.msg
         raw_seq = stream_seq(msg)
         if self._stored_through and raw_seq <= self._stored_through:
             self._settle(delivery)  # derived and stored before the crash: ack, do not repeat
@@ -221,22 +235,22 @@ class ObservationDeriver:
         try:
             observation = derive(msg.subject, msg.data, receipt_time(msg))
         except RawUnreadable as exc:
-            await self._reject(delivery, str(exc))
+            rejecting = asyncio.create_task(self._reject(delivery, str(exc)))
+            self._rejecting.add(rejecting)
+            rejecting.add_done_callback(self._rejecting.discard)
             return
         if observation is None:
             self.ignored += 1
             _IGNORED.inc()
             self._settle(delivery)
             return
-        await self._in_flight.acquire()  # back-pressure: the feed waits while we are full
         raw_id = (msg.headers or {}).get(Header.MSG_ID) or f"gw.in:{raw_seq}"
         try:
             # Sent in the order of their bodies, each ack awaited by a callback, not a task.
-            stored = await self._publisher.submit(
+            stored = self._publisher.submit_nowait(
                 *observation_message(observation, msg_id=raw_id + ":obs", raw_seq=raw_seq),
                 timeout=self._settings.publish_timeout)
         except Exception as exc:
-            self._in_flight.release()
             self._not_stored(msg, exc)
             return
         self._stores.add(stored)
@@ -244,7 +258,6 @@ class ObservationDeriver:
 
     def _stored(self, delivery: _Delivery, stored: asyncio.Future[PubAck]) -> None:
         self._stores.discard(stored)
-        self._in_flight.release()
         failure = stored.exception() if not stored.cancelled() else CancelledError()
         if failure is not None:
             self._not_stored(delivery.msg, failure)
@@ -252,6 +265,12 @@ class ObservationDeriver:
         self.derived += 1
         _DERIVED.inc()
         self._settle(delivery)
+        while self._held and len(self._stores) < self._settings.window:
+            if self._rewind.is_set():
+                return
+            self._derive(self._held.popleft())
+        if not self._held and self._feed is not None:
+            self._feed.resume()
 
     def _not_stored(self, msg: Msg, failure: BaseException) -> None:
         """Derive it again: rewind to the ack floor (loudly, when it is not an outage)."""

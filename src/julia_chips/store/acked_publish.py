@@ -8,9 +8,9 @@ Errors are nats-py's typed `APIError`s all the same.
 It also writes the HPUB itself: nats-py checks every header key against a regex and passes
 every value through three string operations, which with our four headers is two thirds of
 a publish (10.8 µs against 3.6 µs bare, measured). Our keys are constants; values are made
-single-line as nats-py does. This leans on `Client._send_command` / `_flush_pending`
-(nats-py < 3, pinned); `test_acked_publish` checks the stored bytes and headers against
-`nc.publish`'s.
+single-line as nats-py does. This leans on `Client._pending` and its flusher (`_flush_queue`,
+`_flush_pending`; nats-py < 3, pinned); `test_acked_publish` checks the stored bytes and
+headers against `nc.publish`'s.
 """
 
 from __future__ import annotations
@@ -61,6 +61,7 @@ class AckedPublisher:
         self._sweeping: asyncio.TimerHandle | None = None
         self._sub: Subscription | None = None
         self._subscribing = asyncio.Lock()
+        self._flushing: asyncio.Future[object] | None = None  # only when nats-py's flusher died
 
     def _on_ack(self, msg: Msg) -> None:
         waiting = self._waiting.pop(msg.subject, None)
@@ -87,28 +88,41 @@ class AckedPublisher:
         """
         return await (await self.submit(subject, payload, headers, timeout=timeout))
 
-    async def submit(self, subject: str, payload: bytes, headers: dict[str, str], *,
-                     timeout: float = ACK_TIMEOUT) -> asyncio.Future[PubAck]:
-        """Send one message and return its ack to come, without waiting for it: messages
-        submitted one after another are stored in that order, and a caller keeping many in
-        flight needs no task for each. The future fails as `publish` raises."""
+    async def open(self) -> None:
+        """Subscribe the ack inbox (idempotent; `submit` does it, `submit_nowait` needs it)."""
         if self._sub is None:
             async with self._subscribing:  # concurrent first publishes share one inbox
                 if self._sub is None:
                     sub = await self._nc.subscribe(f"{self._prefix}.*", cb=_never)
                     deliver_inline(sub, self._on_ack)  # settled as read: no task per ack
                     self._sub = sub
+
+    async def submit(self, subject: str, payload: bytes, headers: dict[str, str], *,
+                     timeout: float = ACK_TIMEOUT) -> asyncio.Future[PubAck]:
+        """Send one message and return its ack to come, without waiting for it: messages
+        submitted one after another are stored in that order, and a caller keeping many in
+        flight needs no task for each. The future fails as `publish` raises."""
+        await self.open()
+        future = self.submit_nowait(subject, payload, headers, timeout=timeout)
+        nc = self._nc
+        if 0 < nc._max_pending_size < nc._pending_data_size:  # the socket lags: as nats-py,
+            await nc._flush_pending(force_flush=True)  # wait for the flush
+        return future
+
+    def submit_nowait(self, subject: str, payload: bytes, headers: dict[str, str], *,
+                      timeout: float = ACK_TIMEOUT) -> asyncio.Future[PubAck]:
+        """`submit` for code that cannot await (a handler on nats-py's reader, see
+        `deliver_inline`): `open` must have run, and bounding what is in flight is the
+        caller's business. Raises as nats-py's `publish` does for what it refuses."""
+        if self._sub is None:
+            raise RuntimeError("AckedPublisher.open() has not run")
         inbox = f"{self._prefix}.{next(self._tokens)}"
         loop = asyncio.get_running_loop()
         future: asyncio.Future[PubAck] = loop.create_future()
+        self._send(subject, inbox, payload, header_block(headers))
         self._waiting[inbox] = (future, loop.time() + timeout, timeout)
         if self._sweeping is None:
             self._sweeping = loop.call_later(SWEEP_EVERY, self._expire_overdue)
-        try:
-            await self._send(subject, inbox, payload, header_block(headers))
-        except BaseException:
-            self._waiting.pop(inbox, None)
-            raise
         return future
 
     def _expire_overdue(self) -> None:
@@ -123,8 +137,9 @@ class AckedPublisher:
         self._sweeping = loop.call_later(SWEEP_EVERY, self._expire_overdue) \
             if self._waiting else None
 
-    async def _send(self, subject: str, reply: str, payload: bytes, headers: bytes) -> None:
-        """What `Client.publish` does for one message, minus its per-header work."""
+    def _send(self, subject: str, reply: str, payload: bytes, headers: bytes) -> None:
+        """What `Client.publish` does for one message, minus its per-header work and its
+        awaits: the command is queued and nats-py's flusher woken, as `_flush_pending` does."""
         nc = self._nc
         if nc.is_closed:
             raise ConnectionClosedError
@@ -140,9 +155,15 @@ class AckedPublisher:
             raise BadSubjectError
         nc.stats["out_msgs"] += 1
         nc.stats["out_bytes"] += len(payload)
-        await nc._send_command(hpub_cmd(subject, reply, headers, payload))
-        if nc._flush_queue is not None and nc._flush_queue.empty():
-            await nc._flush_pending()
+        command = hpub_cmd(subject, reply, headers, payload)
+        nc._pending.append(command)
+        nc._pending_data_size += len(command)
+        if not nc.is_connected or nc._flush_queue is None or not nc._flush_queue.empty():
+            return  # sent on reconnect, or by the flush already asked for
+        if nc._flusher_task is None or nc._flusher_task.done():
+            self._flushing = asyncio.ensure_future(nc._flush_pending())  # writes without it
+        else:
+            nc._flush_queue.put_nowait(asyncio.get_running_loop().create_future())
 
 
 async def _never(msg: Msg) -> None:

@@ -3,7 +3,8 @@
 nats-py's `fetch` creates a task, a uuid and a `wait_for` for every message it returns;
 on the command path that is a sixth of a worker's CPU. This feed keeps `window` messages
 requested from the server (`$JS.API.CONSUMER.MSG.NEXT`) on one inbox subscription and tops
-the window up as messages arrive, the way newer clients' `consume()` does.
+the window up as messages arrive, the way newer clients' `consume()` does. `InlinePullFeed`
+goes further for a handler that never awaits: each message is handed over as nats-py reads it.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import time
 from collections.abc import Awaitable, Callable
 
@@ -18,20 +20,21 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
+from julia_chips.store.inline_delivery import deliver_inline
+
+log = logging.getLogger(__name__)
+
 STATUS = "Status"
 PENDING_MESSAGES = "Nats-Pending-Messages"
 EXPIRES = 1.0  # seconds a pull request waits on the server; also how long a stop takes
 
 
-class PullFeed:
-    """:param on_message: awaited for each message in arrival order; it may apply back-pressure
-    by awaiting (the next message waits for it)."""
+class _PullWindow:
+    """What both feeds share: `window` messages asked for, counted off as they come."""
 
-    def __init__(self, nc: NATS, stream: str, durable: str,
-                 on_message: Callable[[Msg], Awaitable[None]], window: int = 256) -> None:
+    def __init__(self, nc: NATS, stream: str, durable: str, window: int) -> None:
         self._nc = nc
         self._next = f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{durable}"
-        self._on_message = on_message
         self._window = window
         self._requested = 0  # messages asked for and not yet delivered or expired
         self._inbox = nc.new_inbox()
@@ -39,11 +42,6 @@ class PullFeed:
         self._stopping = False
         self._drained = asyncio.Event()
         self._heard_at = time.monotonic()
-
-    async def start(self) -> None:
-        self._sub = await self._nc.subscribe(self._inbox, cb=self._on_delivery,
-                                             pending_msgs_limit=self._window * 4)
-        await self._top_up()
 
     async def _top_up(self) -> None:
         if self._stopping or self._requested > self._window // 2:
@@ -53,19 +51,23 @@ class PullFeed:
         request = {"batch": wanted, "expires": int(EXPIRES * 1e9)}
         await self._nc.publish(self._next, json.dumps(request).encode(), reply=self._inbox)
 
-    async def _on_delivery(self, msg: Msg) -> None:
+    def _arrived(self, msg: Msg) -> bool:
+        """Count one delivery off; True for a message, False for a status (an expired or
+        cut request, whose unsent rest is no longer asked for)."""
         self._heard_at = time.monotonic()
         status = msg.headers.get(STATUS) if msg.headers else None
         if status is None:
             self._requested -= 1
-            await self._on_message(msg)
-        elif status in ("408", "409", "404"):  # a request expired (or was cut): its rest is void
+            return True
+        if status in ("408", "409", "404"):
             pending = msg.headers.get(PENDING_MESSAGES) if msg.headers else None
             self._requested -= int(pending) if pending else self._requested
             self._requested = max(self._requested, 0)
+        return False
+
+    def _note_drained(self) -> None:
         if self._stopping and self._requested == 0:
             self._drained.set()
-        await self._top_up()
 
     async def keep_alive(self) -> None:
         """Call every so often: requests lost to a reconnect or a server restart never
@@ -84,6 +86,80 @@ class PullFeed:
                 await asyncio.wait_for(self._drained.wait(), EXPIRES + 0.5)
         if self._sub is not None:
             await self._sub.unsubscribe()
+
+
+class PullFeed(_PullWindow):
+    """:param on_message: awaited for each message in arrival order; it may apply back-pressure
+    by awaiting (the next message waits for it)."""
+
+    def __init__(self, nc: NATS, stream: str, durable: str,
+                 on_message: Callable[[Msg], Awaitable[None]], window: int = 256) -> None:
+        super().__init__(nc, stream, durable, window)
+        self._on_message = on_message
+
+    async def start(self) -> None:
+        self._sub = await self._nc.subscribe(self._inbox, cb=self._on_delivery,
+                                             pending_msgs_limit=self._window * 4)
+        await self._top_up()
+
+    async def _on_delivery(self, msg: Msg) -> None:
+        if self._arrived(msg):
+            await self._on_message(msg)
+        self._note_drained()
+        await self._top_up()
+
+
+class InlinePullFeed(_PullWindow):
+    """Hands each message to a plain function as nats-py reads it (`deliver_inline`): no
+    queue, task or coroutine per message. The function must not block; it applies
+    back-pressure with `pause` (ask for no more; what was asked for still comes) and
+    `resume`.
+
+    :param on_message: called for each message in arrival order.
+    """
+
+    def __init__(self, nc: NATS, stream: str, durable: str, on_message: Callable[[Msg], None],
+                 window: int = 256) -> None:
+        super().__init__(nc, stream, durable, window)
+        self._on_message = on_message
+        self._paused = False
+        self._asking: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._sub = await self._nc.subscribe(self._inbox, cb=_never)
+        deliver_inline(self._sub, self._on_delivery)
+        await self._top_up()
+
+    def pause(self) -> None:
+        self._paused = True
+
+    def resume(self) -> None:
+        self._paused = False
+        self._ask_for_more()
+
+    def _on_delivery(self, msg: Msg) -> None:
+        if self._arrived(msg):
+            self._on_message(msg)
+        self._note_drained()
+        self._ask_for_more()
+
+    def _ask_for_more(self) -> None:
+        """A top-up in a task of its own (publishing awaits), one at a time."""
+        if (self._paused or self._stopping or self._requested > self._window // 2
+                or (self._asking is not None and not self._asking.done())):
+            return
+        self._asking = asyncio.create_task(self._top_up())
+        self._asking.add_done_callback(_report_failure)
+
+
+async def _never(msg: Msg) -> None:
+    raise AssertionError("this feed's messages are delivered inline")
+
+
+def _report_failure(task: asyncio.Task[None]) -> None:
+    """A lost top-up is made good by `keep_alive`; it is worth a line in the log."""
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("pull request not sent (%r)", task.exception())
 
 
 def deliveries(msg: Msg) -> int:
