@@ -103,8 +103,10 @@ async def evolution_webhook(request: web.Request) -> web.Response:
         return _answer(413, f"body larger than {ingress.max_body} bytes")
     received_at = ingress.clock.now()
     try:
-        decode_evolution(body, received_at=received_at)  # refuse now what the deriver could not
-        instance = msgspec.json.decode(body, type=_EvolutionName).instance
+        # Refuse now what the deriver could not derive; the body names its instance.
+        observation = decode_evolution(body, received_at=received_at)
+        instance = (msgspec.json.decode(body, type=_EvolutionName).instance
+                    if isinstance(observation, Ignored) else observation.instance)
         raw_subject = gateway_raw("evolution", instance)
     except (WebhookRejected, SubjectTokenInvalid, msgspec.ValidationError) as exc:
         return _answer(400, str(exc))
