@@ -60,6 +60,7 @@ class AckedPublisher:
         self._waiting: dict[str, tuple[asyncio.Future[PubAck], float, float]] = {}
         self._sweeping: asyncio.TimerHandle | None = None
         self._sub: Subscription | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # set by `open`
         self._subscribing = asyncio.Lock()
         self._flushing: asyncio.Future[object] | None = None  # only when nats-py's flusher died
 
@@ -86,7 +87,12 @@ class AckedPublisher:
 
         :param timeout: seconds for the server's ack; then TimeoutError.
         """
-        return await (await self.submit(subject, payload, headers, timeout=timeout))
+        if self._sub is None:
+            await self.open()
+        stored = self.submit_nowait(subject, payload, headers, timeout=timeout)
+        if self._socket_lags():  # nats-py's back-pressure: wait for the flush
+            await self._nc._flush_pending(force_flush=True)
+        return await stored
 
     async def open(self) -> None:
         """Subscribe the ack inbox (idempotent; `submit` does it, `submit_nowait` needs it)."""
@@ -95,6 +101,8 @@ class AckedPublisher:
                 if self._sub is None:
                     sub = await self._nc.subscribe(f"{self._prefix}.*", cb=_never)
                     deliver_inline(sub, self._on_ack)  # settled as read: no task per ack
+                    # Kept: asking for the running loop is a getpid() each time on 3.11.
+                    self._loop = asyncio.get_running_loop()
                     self._sub = sub
 
     async def submit(self, subject: str, payload: bytes, headers: dict[str, str], *,
@@ -102,24 +110,28 @@ class AckedPublisher:
         """Send one message and return its ack to come, without waiting for it: messages
         submitted one after another are stored in that order, and a caller keeping many in
         flight needs no task for each. The future fails as `publish` raises."""
-        await self.open()
-        future = self.submit_nowait(subject, payload, headers, timeout=timeout)
-        nc = self._nc
-        if 0 < nc._max_pending_size < nc._pending_data_size:  # the socket lags: as nats-py,
-            await nc._flush_pending(force_flush=True)  # wait for the flush
-        return future
+        if self._sub is None:
+            await self.open()
+        stored = self.submit_nowait(subject, payload, headers, timeout=timeout)
+        if self._socket_lags():  # nats-py's back-pressure: wait for the flush
+            await self._nc._flush_pending(force_flush=True)
+        return stored
+
+    def _socket_lags(self) -> bool:
+        """More is waiting to be written than nats-py lets a publisher queue."""
+        return 0 < self._nc._max_pending_size < self._nc._pending_data_size
 
     def submit_nowait(self, subject: str, payload: bytes, headers: dict[str, str], *,
                       timeout: float = ACK_TIMEOUT) -> asyncio.Future[PubAck]:
         """`submit` for code that cannot await (a handler on nats-py's reader, see
         `deliver_inline`): `open` must have run, and bounding what is in flight is the
         caller's business. Raises as nats-py's `publish` does for what it refuses."""
-        if self._sub is None:
+        loop = self._loop
+        if loop is None:
             raise RuntimeError("AckedPublisher.open() has not run")
         inbox = f"{self._prefix}.{next(self._tokens)}"
-        loop = asyncio.get_running_loop()
         future: asyncio.Future[PubAck] = loop.create_future()
-        self._send(subject, inbox, payload, header_block(headers))
+        self._send(loop, subject, inbox, payload, header_block(headers))
         self._waiting[inbox] = (future, loop.time() + timeout, timeout)
         if self._sweeping is None:
             self._sweeping = loop.call_later(SWEEP_EVERY, self._expire_overdue)
@@ -137,7 +149,8 @@ class AckedPublisher:
         self._sweeping = loop.call_later(SWEEP_EVERY, self._expire_overdue) \
             if self._waiting else None
 
-    def _send(self, subject: str, reply: str, payload: bytes, headers: bytes) -> None:
+    def _send(self, loop: asyncio.AbstractEventLoop, subject: str, reply: str, payload: bytes,
+              headers: bytes) -> None:
         """What `Client.publish` does for one message, minus its per-header work and its
         awaits: the command is queued and nats-py's flusher woken, as `_flush_pending` does."""
         nc = self._nc
@@ -163,7 +176,7 @@ class AckedPublisher:
         if nc._flusher_task is None or nc._flusher_task.done():
             self._flushing = asyncio.ensure_future(nc._flush_pending())  # writes without it
         else:
-            nc._flush_queue.put_nowait(asyncio.get_running_loop().create_future())
+            nc._flush_queue.put_nowait(loop.create_future())
 
 
 async def _never(msg: Msg) -> None:
