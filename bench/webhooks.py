@@ -10,8 +10,9 @@ aiohttp's client's. A 200 means the raw body is stored; the bench also reports h
 derived observations in GATEWAY_OBS trail the last 200, so a deriver that falls behind shows.
 The peak keeps `CONCURRENCY` requests in flight; the p99 is open-loop at half the peak, timed
 from each request's due slot. The baseline is plain `js.publish` of the same bodies with the
-same concurrency, run just before each peak run: a ratio divides the best of the peak runs
-by the best of the baseline runs before them (the median p99).
+same concurrency, run just before each peak run, each edge going first in every other round:
+a ratio divides the best of an edge's peak runs by the best of the baseline runs just before
+them (and the p99 is the median of its runs).
 Last line: `result: webhooks value=<x> baseline=<y> ratio=<x/y> target=0.4`.
 """
 
@@ -360,14 +361,18 @@ async def main() -> None:
             together, together_port = await start_edge(url, derive_here=True)
             await until_deriving(url)
             alone, port = await start_edge(url, derive_here=False)
-            raws, peaks, raws_together, peaks_together, lags = [], [], [], [], []
-            for _ in range(ROUNDS):  # alternate, so a noisy neighbour hits all alike
-                raws.append(await raw_rate(url))
-                peaks.append(await ingress_peak(port))
-                lags.append(await derived_lag(url))  # caught up before the next run
-                raws_together.append(await raw_rate(url))
-                peaks_together.append(await ingress_peak(together_port))
-                lags.append(await derived_lag(url))
+            raws: list[float] = []
+            peaks: list[float] = []
+            raws_together: list[float] = []
+            peaks_together: list[float] = []
+            lags: list[float] = []
+            runs = [(port, raws, peaks), (together_port, raws_together, peaks_together)]
+            for round_ in range(ROUNDS):  # alternate, so a noisy neighbour hits all alike;
+                # and swap which goes first (a baseline run second in a round reads lower)
+                for edge_port, raw_rates, peak_rates in runs[::1 if round_ % 2 else -1]:
+                    raw_rates.append(await raw_rate(url))
+                    peak_rates.append(await ingress_peak(edge_port))
+                    lags.append(await derived_lag(url))  # caught up before the next run
             raw, peak = max(raws), max(peaks)
             p99s, p99s_together = [], []
             for _ in range(ROUNDS):
