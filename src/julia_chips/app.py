@@ -18,7 +18,7 @@ from nats.aio.client import Client as NATS
 
 from julia_chips.actors.warmup import WarmupPolicy
 from julia_chips.clock import Clock, SystemClock
-from julia_chips.config import Config
+from julia_chips.config import Config, ConfigError
 from julia_chips.http.app import create_app
 from julia_chips.http.webhooks import WEBHOOK_INGRESS, WebhookIngress, webhook_routes
 from julia_chips.infrastructure import Endpoints, connect_nats, infrastructure
@@ -54,42 +54,43 @@ def _stop_on_signals(stop: asyncio.Event) -> None:
         loop.add_signal_handler(sig, stop.set)
 
 
-async def run_worker(config: Config, worker_id: str | None = None,
-                     clock: Clock | None = None) -> int:
-    """Only chip workers, against NATS_URL (scaling out, and the crash tests)."""
+@asynccontextmanager
+async def _one_part(config: Config, command: str) -> AsyncIterator[tuple[NATS, asyncio.Event]]:
+    """NATS and a stop event (SIGINT/SIGTERM) for a command that runs one part against
+    NATS_URL; the connection closes after the block (every message is acked or left for
+    redelivery: nothing to drain)."""
     if config.nats_url is None:
-        log.error("julia-chips worker needs NATS_URL")
-        return 2
+        raise ConfigError(f"julia-chips {command} needs NATS_URL")
+    nc = await connect_nats(config.nats_url)  # a signal meanwhile ends the process at once
     stop = asyncio.Event()
     _stop_on_signals(stop)
-    nc = await connect_nats(config.nats_url)
-    await ensure_streams(nc.jetstream(), config.replicas, config.lease_ttl)
-    worker = Worker(nc, clock or SystemClock(), config.partitions, config.lease_ttl,
-                    partition_settings(config), worker_id)
-    task = asyncio.create_task(worker.run())
-    log.info("worker %s started", worker.worker_id)
-    await stop.wait()
-    worker.stop()
-    await task
-    await nc.close()  # every command is acked or left for redelivery: nothing to drain
-    return 0
+    try:
+        await ensure_streams(nc.jetstream(), config.replicas, config.lease_ttl)
+        log.info("%s started (NATS %s)", command, without_credentials(config.nats_url))
+        yield nc, stop
+    finally:
+        await nc.close()
 
 
-async def run_deriver(config: Config) -> int:
+async def run_worker(config: Config, worker_id: str | None = None,
+                     clock: Clock | None = None) -> None:
+    """Only chip workers, against NATS_URL (scaling out, and the crash tests)."""
+    async with _one_part(config, "worker") as (nc, stop):
+        worker = Worker(nc, clock or SystemClock(), config.partitions, config.lease_ttl,
+                        partition_settings(config), worker_id)
+        task = asyncio.create_task(worker.run())
+        log.info("worker %s started", worker.worker_id)
+        await stop.wait()
+        worker.stop()
+        await task
+
+
+async def run_deriver(config: Config) -> None:
     """Only the observation deriver, against NATS_URL, while it holds the deriver's lease
     (standing by otherwise): for a `run --without deriver` beside it."""
-    if config.nats_url is None:
-        log.error("julia-chips deriver needs NATS_URL")
-        return 2
-    stop = asyncio.Event()
-    _stop_on_signals(stop)
-    nc = await connect_nats(config.nats_url)
-    await ensure_streams(nc.jetstream(), config.replicas, config.lease_ttl)
-    await ObservationDeriver(nc).prepare()
-    log.info("observation deriver started (NATS %s)", without_credentials(config.nats_url))
-    await run_observation_deriver(nc, stop, config.lease_ttl)
-    await nc.close()
-    return 0
+    async with _one_part(config, "deriver") as (nc, stop):
+        await ObservationDeriver(nc).prepare()
+        await run_observation_deriver(nc, stop, config.lease_ttl)
 
 
 async def start_http(app: web.Application, port: int, host: str = "127.0.0.1"

@@ -77,17 +77,23 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("asyncssh").setLevel(logging.WARNING)  # one line per SSH session
     try:
         config = load_config()
+        return _run(args, config)
     except ConfigError as err:
         print(f"julia-chips: configuration error: {err}", file=sys.stderr)
         return 2
+
+
+def _run(args: argparse.Namespace, config: Config) -> int:
     from julia_chips import app  # heavy imports only once the config is known good
 
     if args.command == "run":
         return uvloop.run(app.run_all(config, frozenset(args.without)))
     if args.command == "worker":
-        return uvloop.run(app.run_worker(config, args.worker_id))
-    if args.command == "deriver":
-        return uvloop.run(app.run_deriver(config))
-    if args.command == "sandbox":
+        uvloop.run(app.run_worker(config, args.worker_id))
+    elif args.command == "deriver":
+        uvloop.run(app.run_deriver(config))
+    elif args.command == "sandbox":
         return uvloop.run(_sandbox(args))
-    return uvloop.run(_operator_command(config, args))
+    else:
+        return uvloop.run(_operator_command(config, args))
+    return 0
