@@ -28,7 +28,7 @@ from julia_chips.runtime.mailbox import Mailboxes
 from julia_chips.runtime.metrics import COMMANDS_OK, COMMANDS_REFUSED, DEAD_LETTERS
 from julia_chips.store.consumer_reset import reset_to_ack_floor
 from julia_chips.store.event_log import ChipEventLog
-from julia_chips.store.pull_feed import PullFeed, deliveries
+from julia_chips.store.pull_feed import InlinePullFeed, deliveries
 from julia_chips.store.snapshots import SnapshotStore
 from julia_chips.subjects import (
     JuliaHeader,
@@ -39,7 +39,9 @@ from julia_chips.subjects import (
 
 log = logging.getLogger(__name__)
 FETCH_BATCH = 256
-MAX_IN_FLIGHT = 2048  # commands fetched but not yet acked, per partition
+# Commands delivered but not yet acked, per partition: the consumer's max_ack_pending, so
+# the server never hands a partition more than its mailboxes hold.
+MAX_IN_FLIGHT = 2048
 
 
 class PartitionSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -61,7 +63,6 @@ class PartitionConsumer:
         self._actors: dict[str, ChipActor] = {}
         self._last_used: dict[str, float] = {}
         self._mailboxes: Mailboxes[Msg] = Mailboxes(self._process)
-        self._in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
         self._stopping = asyncio.Event()
 
     async def run(self) -> None:
@@ -74,7 +75,8 @@ class PartitionConsumer:
         # A previous owner's unacked commands come again first and in order, not after
         # `ack_wait` behind newer ones (the work queue dropped every acked one already).
         await reset_to_ack_floor(self._nc, Stream.CHIP_CMDS, durable)
-        feed = PullFeed(self._nc, Stream.CHIP_CMDS, durable, self._receive, window=FETCH_BATCH)
+        feed = InlinePullFeed(self._nc, Stream.CHIP_CMDS, durable, self._receive,
+                              window=FETCH_BATCH)
         await feed.start()
         try:
             while not self._stopping.is_set():
@@ -86,15 +88,16 @@ class PartitionConsumer:
             await self._mailboxes.join()
             await self._snapshot_all()
 
-    async def _tend(self, feed: PullFeed) -> None:
+    async def _tend(self, feed: InlinePullFeed) -> None:
         try:
             await feed.keep_alive()
         except NatsError as err:  # reconnecting, or the server is restarting: try again
             log.warning("partition %d: pull request failed (%s)", self.partition, err)
         self._passivate_idle()
 
-    async def _receive(self, msg: Msg) -> None:
-        await self._in_flight.acquire()  # back-pressure: the feed waits while we are full
+    def _receive(self, msg: Msg) -> None:
+        """As nats-py reads it (`InlinePullFeed`): into its chip's mailbox. Back-pressure is
+        the server's: at MAX_IN_FLIGHT unacked it delivers nothing more."""
         self._mailboxes.post(chip_id_of_command_subject(msg.subject), msg)
 
     def stop(self) -> None:
@@ -107,8 +110,6 @@ class PartitionConsumer:
             log.exception("command for chip %s failed; it will be redelivered", chip_id)
             self._actors.pop(chip_id, None)  # rebuild from the stream next time
             await msg.nak(delay=min(30.0, 0.5 * deliveries(msg)))
-        finally:
-            self._in_flight.release()
 
     async def _deliver(self, chip_id: str, msg: Msg) -> None:
         if deliveries(msg) > self._settings.max_deliver:
