@@ -1,7 +1,7 @@
 """The observation deriver over real JetStream: a SIGKILL between storing observations and
 acking their raw bodies, a restart, and still one observation per raw payload, in the order
 of the bodies; refused stores rewind to the ack floor; a backlog past the window waits its
-turn; a stored body the decoders refuse goes
+turn; a server crash in the middle loses and repeats nothing; a stored body the decoders refuse goes
 to the dead letters with the reason; an older durable keeps its place."""
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from nats.aio.client import Client as NATS
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, DiscardPolicy
 from nats.js.client import JetStreamContext
 
+from julia_chips.embedded.nats_server import EmbeddedNats
 from julia_chips.events.observations import InboundMessage, SmsReceived
 from julia_chips.runtime.observation_deriver import ObservationDeriver
 from julia_chips.store.acked_publish import AckedPublisher, PubAck
@@ -209,3 +210,30 @@ async def test_past_its_window_it_holds_bodies_and_derives_them_in_order_once(
     assert most == 4  # the window filled, and held
     assert (deriver.derived, deriver.rejected) == (299, 1)
     assert list(await observed_ids(js)) == [f"MSG{n:04d}" for n in range(300) if n != 150]
+
+
+@pytest.mark.own_nats_server
+async def test_it_derives_on_after_the_server_crashes_and_comes_back(
+        nats_server: EmbeddedNats | None, nc: NATS, js: JetStreamContext) -> None:
+    """A crash takes the open pull requests and the observations in flight with it; on the
+    same data the deriver asks again and derives every body once, in order."""
+    assert nats_server is not None  # own_nats_server: always one we may kill
+    await ObservationDeriver(nc, FAST_DERIVER).prepare()
+    async with deriving(nc):
+        for n in range(20):
+            await js.publish("gw.in.evolution.chip-0001", upsert(n))
+        await until_derived(js)
+        for n in range(20, 40):  # stored; the deriver is in the middle of them when it dies
+            await js.publish("gw.in.evolution.chip-0001", upsert(n))
+        nats_server.kill()
+        await asyncio.sleep(0.5)
+        nats_server.start()
+        async with asyncio.timeout(10):
+            while not nc.is_connected:  # noqa: ASYNC110 (polling real I/O)
+                await asyncio.sleep(0.05)
+        for n in range(40, 60):
+            await js.publish("gw.in.evolution.chip-0001", upsert(n))
+        await until_derived(js, timeout=15)
+    ids = await observed_ids(js)
+    assert list(ids) == [f"MSG{n:04d}" for n in range(60)]
+    assert set(ids.values()) == {1}

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 
 import msgspec
+import pytest
 from nats.aio.client import Client as NATS
 from nats.js.client import JetStreamContext
 
 from julia_chips.client import ChipClient
+from julia_chips.embedded.nats_server import EmbeddedNats
 from julia_chips.events import commands as cmd
 from julia_chips.store.event_log import JetStreamChipEventLog
 from julia_chips.subjects import JuliaHeader, Stream
@@ -120,3 +122,29 @@ async def test_a_chips_commands_apply_in_order_while_chips_run_concurrently(
         assert [e.command_id for e in observed] == [f"o{n}" for n in range(30)]
     info = await js.stream_info(Stream.CHIP_CMDS)
     assert info.state.messages == 0  # every command acked and removed from the work queue
+
+
+@pytest.mark.own_nats_server
+async def test_commands_flow_again_after_the_server_crashes_and_comes_back(
+        nats_server: EmbeddedNats | None, nc: NATS, js: JetStreamContext) -> None:
+    """The crash takes the partitions' open pull requests with it; they ask again, and the
+    commands sent after it are handled once each."""
+    assert nats_server is not None  # own_nats_server: always one we may kill
+    client = ChipClient(nc)
+    chips = [new_chip_id() for _ in range(8)]
+    async with running_worker(nc):
+        for chip in chips:
+            assert (await client.send(chip, cmd.Provision(command_id="p"))).ok
+        nats_server.kill()
+        await asyncio.sleep(0.5)
+        nats_server.start()
+        async with asyncio.timeout(10):
+            while not nc.is_connected:  # noqa: ASYNC110 (polling real I/O)
+                await asyncio.sleep(0.05)
+        replies = await asyncio.gather(*(
+            client.send(chip, cmd.StartActivation(command_id="s"), timeout=20) for chip in chips))
+    assert [(r.ok, r.state) for r in replies] == [(True, "activating")] * len(chips)
+    log = JetStreamChipEventLog(js)
+    for chip in chips:
+        assert [type(s.event).__name__ for s in await log.load(chip)] == [
+            "Provisioned", "ActivationStarted"]

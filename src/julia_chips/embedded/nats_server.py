@@ -43,12 +43,13 @@ class EmbeddedNats:
         return f"nats://127.0.0.1:{self.port}"
 
     def start(self) -> str:
+        """Start it; a restart keeps the port, so clients reconnect to the same URL."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         rendered = self.data_dir / "nats.conf"
         rendered.write_text(
             render_conf(self.conf.read_text(), self.data_dir / "jetstream", self.partitions)
         )
-        self.port = free_port()
+        self.port = self.port or free_port()
         log = self.data_dir / "nats-server.log"
         self._proc = spawn(
             [nats_server_binary(), "-c", str(rendered), "-a", "127.0.0.1", "-p", str(self.port)],
