@@ -1,8 +1,8 @@
 """The observation deriver over real JetStream: a SIGKILL between storing observations and
 acking their raw bodies, a restart, and still one observation per raw payload, in the order
 of the bodies; refused stores rewind to the ack floor; a backlog past the window waits its
-turn; a server crash in the middle loses and repeats nothing; a stored body the decoders refuse goes
-to the dead letters with the reason; an older durable keeps its place."""
+turn; a server crash in the middle loses and repeats nothing; a stored body the decoders
+refuse goes to the dead letters with the reason; an older durable keeps its place."""
 
 from __future__ import annotations
 
