@@ -12,7 +12,7 @@ import pytest
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 
-from julia_chips.store.inline_delivery import deliver_inline
+from julia_chips.store.inline_delivery import deliver_inline, subscribe_inline
 
 Seen = tuple[str, str, bytes, dict[str, str] | None]
 
@@ -68,7 +68,7 @@ async def test_a_failing_function_is_logged_and_reading_goes_on(
             raise ValueError("boom")
         got.append(msg.data)
 
-    deliver_inline(await nc.subscribe("inline.fail", cb=_unused), handle)
+    await subscribe_inline(nc, "inline.fail", handle)
     with caplog.at_level(logging.ERROR):
         for n in range(5):
             await nc.publish("inline.fail", str(n).encode())
@@ -81,8 +81,7 @@ async def test_a_failing_function_is_logged_and_reading_goes_on(
 
 async def test_unsubscribe_and_drain_end_it(nc: NATS) -> None:
     got: list[bytes] = []
-    sub = await nc.subscribe("inline.end", cb=_unused)
-    deliver_inline(sub, lambda m: got.append(m.data))
+    sub = await subscribe_inline(nc, "inline.end", lambda m: got.append(m.data))
     await nc.publish("inline.end", b"before")
     await nc.flush()
     await until(1, got)
@@ -91,8 +90,7 @@ async def test_unsubscribe_and_drain_end_it(nc: NATS) -> None:
     await nc.flush()
     await asyncio.sleep(0.1)
     assert got == [b"before"]
-    other = await nc.subscribe("inline.drain", cb=_unused)
-    deliver_inline(other, lambda m: got.append(m.data))
+    other = await subscribe_inline(nc, "inline.drain", lambda m: got.append(m.data))
     async with asyncio.timeout(5):
         await other.drain()  # type: ignore[no-untyped-call]
 

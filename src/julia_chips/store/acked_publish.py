@@ -2,7 +2,7 @@
 
 `js.publish` sets up a request, a `wait_for` and a JSON parse per message; chip events are
 appended once per command, so this publisher shares one inbox subscription, matches acks by
-token, settles them as nats-py reads them (`deliver_inline`) and decodes them with msgspec.
+token, settles them as nats-py reads them (`subscribe_inline`) and decodes them with msgspec.
 Errors are nats-py's typed `APIError`s all the same.
 
 It also writes the HPUB itself: nats-py checks every header key against a regex and passes
@@ -34,7 +34,7 @@ from nats.errors import (
 from nats.js.errors import APIError, NoStreamResponseError
 from nats.protocol.command import hpub_cmd
 
-from julia_chips.store.inline_delivery import deliver_inline
+from julia_chips.store.inline_delivery import subscribe_inline
 
 ACK_TIMEOUT = 5.0  # seconds for the server's ack before the append counts as failed
 SWEEP_EVERY = 0.1  # seconds between checks for overdue acks: a timeout fires this late at most
@@ -99,8 +99,8 @@ class AckedPublisher:
         if self._sub is None:
             async with self._subscribing:  # concurrent first publishes share one inbox
                 if self._sub is None:
-                    sub = await self._nc.subscribe(f"{self._prefix}.*", cb=_never)
-                    deliver_inline(sub, self._on_ack)  # settled as read: no task per ack
+                    # Settled as read: no task per ack.
+                    sub = await subscribe_inline(self._nc, f"{self._prefix}.*", self._on_ack)
                     # Kept: asking for the running loop is a getpid() each time on 3.11.
                     self._loop = asyncio.get_running_loop()
                     self._sub = sub
@@ -124,7 +124,7 @@ class AckedPublisher:
     def submit_nowait(self, subject: str, payload: bytes, headers: dict[str, str], *,
                       timeout: float = ACK_TIMEOUT) -> asyncio.Future[PubAck]:
         """`submit` for code that cannot await (a handler on nats-py's reader, see
-        `deliver_inline`): `open` must have run, and bounding what is in flight is the
+        `subscribe_inline`): `open` must have run, and bounding what is in flight is the
         caller's business. Raises as nats-py's `publish` does for what it refuses."""
         loop = self._loop
         if loop is None:
@@ -177,10 +177,6 @@ class AckedPublisher:
             self._flushing = asyncio.ensure_future(nc._flush_pending())  # writes without it
         else:
             nc._flush_queue.put_nowait(loop.create_future())
-
-
-async def _never(msg: Msg) -> None:
-    raise AssertionError("acks are delivered inline")
 
 
 def header_block(headers: dict[str, str]) -> bytes:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
@@ -54,3 +55,14 @@ def deliver_inline(sub: Subscription, handle: Callable[[Msg], None]) -> None:
     sub._pending_queue = _Inline(sub, handle)  # type: ignore[assignment]
     if sub._wait_for_msgs_task is not None:
         sub._wait_for_msgs_task.cancel()
+
+
+async def subscribe_inline(nc: NATS, subject: str, handle: Callable[[Msg], None]) -> Subscription:
+    """Subscribe `subject` with its messages going to `handle` as they are read."""
+    sub = await nc.subscribe(subject, cb=_unreachable)
+    deliver_inline(sub, handle)
+    return sub
+
+
+async def _unreachable(msg: Msg) -> None:
+    raise AssertionError("an inline subscription's messages never reach its callback")

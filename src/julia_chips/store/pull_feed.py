@@ -20,7 +20,7 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
-from julia_chips.store.inline_delivery import deliver_inline
+from julia_chips.store.inline_delivery import subscribe_inline
 
 log = logging.getLogger(__name__)
 
@@ -40,11 +40,12 @@ class _PullWindow:
         self._inbox = nc.new_inbox()
         self._sub: Subscription | None = None
         self._stopping = False
+        self._paused = False  # ask for nothing more (InlinePullFeed's back-pressure)
         self._drained = asyncio.Event()
         self._heard_at = time.monotonic()
 
     async def _top_up(self) -> None:
-        if self._stopping or self._requested > self._window // 2:
+        if self._stopping or self._paused or self._requested > self._window // 2:
             return
         wanted = self._window - self._requested
         self._requested += wanted
@@ -110,7 +111,7 @@ class PullFeed(_PullWindow):
 
 
 class InlinePullFeed(_PullWindow):
-    """Hands each message to a plain function as nats-py reads it (`deliver_inline`): no
+    """Hands each message to a plain function as nats-py reads it (`subscribe_inline`): no
     queue, task or coroutine per message. The function must not block; it applies
     back-pressure with `pause` (ask for no more; what was asked for still comes) and
     `resume`.
@@ -122,12 +123,10 @@ class InlinePullFeed(_PullWindow):
                  window: int = 256) -> None:
         super().__init__(nc, stream, durable, window)
         self._on_message = on_message
-        self._paused = False
         self._asking: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        self._sub = await self._nc.subscribe(self._inbox, cb=_never)
-        deliver_inline(self._sub, self._on_delivery)
+        self._sub = await subscribe_inline(self._nc, self._inbox, self._on_delivery)
         await self._top_up()
 
     def pause(self) -> None:
@@ -150,10 +149,6 @@ class InlinePullFeed(_PullWindow):
             return
         self._asking = asyncio.create_task(self._top_up())
         self._asking.add_done_callback(_report_failure)
-
-
-async def _never(msg: Msg) -> None:
-    raise AssertionError("this feed's messages are delivered inline")
 
 
 def _report_failure(task: asyncio.Task[None]) -> None:
