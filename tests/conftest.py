@@ -8,6 +8,7 @@ gets a fresh database.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 import warnings
@@ -38,6 +39,18 @@ def nats_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Embe
     server.start()
     yield server
     server.stop()
+
+
+async def crash_and_restart(server: EmbeddedNats | None, nc: NATS) -> None:
+    """SIGKILL the server, start it again on the same data and port, and wait until `nc` is
+    back (tests marked `own_nats_server`)."""
+    assert server is not None  # own_nats_server: always one we may kill
+    server.kill()
+    await asyncio.sleep(0.5)
+    server.start()
+    async with asyncio.timeout(10):
+        while not nc.is_connected:  # noqa: ASYNC110 (polling real I/O)
+            await asyncio.sleep(0.05)
 
 
 @pytest.fixture

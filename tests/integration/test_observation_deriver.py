@@ -28,6 +28,7 @@ from julia_chips.runtime.observation_deriver import ObservationDeriver
 from julia_chips.store.acked_publish import AckedPublisher, PubAck
 from julia_chips.store.observation_log import decode_observation
 from julia_chips.subjects import JuliaHeader, Stream
+from tests.conftest import crash_and_restart
 from tests.integration.ingress_fixtures import (
     FAST_DERIVER,
     Ingress,
@@ -217,7 +218,6 @@ async def test_it_derives_on_after_the_server_crashes_and_comes_back(
         nats_server: EmbeddedNats | None, nc: NATS, js: JetStreamContext) -> None:
     """A crash takes the open pull requests and the observations in flight with it; on the
     same data the deriver asks again and derives every body once, in order."""
-    assert nats_server is not None  # own_nats_server: always one we may kill
     await ObservationDeriver(nc, FAST_DERIVER).prepare()
     async with deriving(nc):
         for n in range(20):
@@ -225,12 +225,7 @@ async def test_it_derives_on_after_the_server_crashes_and_comes_back(
         await until_derived(js)
         for n in range(20, 40):  # stored; the deriver is in the middle of them when it dies
             await js.publish("gw.in.evolution.chip-0001", upsert(n))
-        nats_server.kill()
-        await asyncio.sleep(0.5)
-        nats_server.start()
-        async with asyncio.timeout(10):
-            while not nc.is_connected:  # noqa: ASYNC110 (polling real I/O)
-                await asyncio.sleep(0.05)
+        await crash_and_restart(nats_server, nc)
         for n in range(40, 60):
             await js.publish("gw.in.evolution.chip-0001", upsert(n))
         await until_derived(js, timeout=15)

@@ -14,7 +14,7 @@ from julia_chips.embedded.nats_server import EmbeddedNats
 from julia_chips.events import commands as cmd
 from julia_chips.store.event_log import JetStreamChipEventLog
 from julia_chips.subjects import JuliaHeader, Stream
-from tests.conftest import new_chip_id
+from tests.conftest import crash_and_restart, new_chip_id
 from tests.integration.workers import running_worker
 
 
@@ -129,18 +129,12 @@ async def test_commands_flow_again_after_the_server_crashes_and_comes_back(
         nats_server: EmbeddedNats | None, nc: NATS, js: JetStreamContext) -> None:
     """The crash takes the partitions' open pull requests with it; they ask again, and the
     commands sent after it are handled once each."""
-    assert nats_server is not None  # own_nats_server: always one we may kill
     client = ChipClient(nc)
     chips = [new_chip_id() for _ in range(8)]
     async with running_worker(nc):
         for chip in chips:
             assert (await client.send(chip, cmd.Provision(command_id="p"))).ok
-        nats_server.kill()
-        await asyncio.sleep(0.5)
-        nats_server.start()
-        async with asyncio.timeout(10):
-            while not nc.is_connected:  # noqa: ASYNC110 (polling real I/O)
-                await asyncio.sleep(0.05)
+        await crash_and_restart(nats_server, nc)
         replies = await asyncio.gather(*(
             client.send(chip, cmd.StartActivation(command_id="s"), timeout=20) for chip in chips))
     assert [(r.ok, r.state) for r in replies] == [(True, "activating")] * len(chips)
