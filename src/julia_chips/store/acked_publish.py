@@ -23,7 +23,6 @@ from enum import Enum
 import msgspec
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
-from nats.aio.subscription import Subscription
 from nats.errors import (
     BadSubjectError,
     ConnectionClosedError,
@@ -59,8 +58,9 @@ class AckedPublisher:
         # the late ones; a timer per publish (create, then cancel) cost more than the rest.
         self._waiting: dict[str, tuple[asyncio.Future[PubAck], float, float]] = {}
         self._sweeping: asyncio.TimerHandle | None = None
-        self._sub: Subscription | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None  # set by `open`
+        # Set by `open`, once the ack inbox is subscribed. Kept: asking for the running loop
+        # is a getpid() each time on Python 3.11.
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._subscribing = asyncio.Lock()
         self._flushing: asyncio.Future[object] | None = None  # only when nats-py's flusher died
 
@@ -87,45 +87,30 @@ class AckedPublisher:
 
         :param timeout: seconds for the server's ack; then TimeoutError.
         """
-        if self._sub is None:
+        if self._loop is None:
             await self.open()
         stored = self.submit_nowait(subject, payload, headers, timeout=timeout)
-        if self._socket_lags():  # nats-py's back-pressure: wait for the flush
-            await self._nc._flush_pending(force_flush=True)
+        nc = self._nc
+        if 0 < nc._max_pending_size < nc._pending_data_size:  # the socket lags: as nats-py,
+            await nc._flush_pending(force_flush=True)  # wait for the flush
         return await stored
 
     async def open(self) -> None:
-        """Subscribe the ack inbox (idempotent; `submit` does it, `submit_nowait` needs it)."""
-        if self._sub is None:
+        """Subscribe the ack inbox (idempotent; `publish` does it, `submit_nowait` needs it).
+        Acks are settled as nats-py reads them: no task per ack."""
+        if self._loop is None:
             async with self._subscribing:  # concurrent first publishes share one inbox
-                if self._sub is None:
-                    # Settled as read: no task per ack.
-                    sub = await subscribe_inline(self._nc, f"{self._prefix}.*", self._on_ack)
-                    # Kept: asking for the running loop is a getpid() each time on 3.11.
+                if self._loop is None:
+                    await subscribe_inline(self._nc, f"{self._prefix}.*", self._on_ack)
                     self._loop = asyncio.get_running_loop()
-                    self._sub = sub
-
-    async def submit(self, subject: str, payload: bytes, headers: dict[str, str], *,
-                     timeout: float = ACK_TIMEOUT) -> asyncio.Future[PubAck]:
-        """Send one message and return its ack to come, without waiting for it: messages
-        submitted one after another are stored in that order, and a caller keeping many in
-        flight needs no task for each. The future fails as `publish` raises."""
-        if self._sub is None:
-            await self.open()
-        stored = self.submit_nowait(subject, payload, headers, timeout=timeout)
-        if self._socket_lags():  # nats-py's back-pressure: wait for the flush
-            await self._nc._flush_pending(force_flush=True)
-        return stored
-
-    def _socket_lags(self) -> bool:
-        """More is waiting to be written than nats-py lets a publisher queue."""
-        return 0 < self._nc._max_pending_size < self._nc._pending_data_size
 
     def submit_nowait(self, subject: str, payload: bytes, headers: dict[str, str], *,
                       timeout: float = ACK_TIMEOUT) -> asyncio.Future[PubAck]:
-        """`submit` for code that cannot await (a handler on nats-py's reader, see
-        `subscribe_inline`): `open` must have run, and bounding what is in flight is the
-        caller's business. Raises as nats-py's `publish` does for what it refuses."""
+        """Send one message and return its ack to come, without awaiting anything: for code
+        that cannot await (a handler on nats-py's reader, see `subscribe_inline`). Messages
+        sent one after another are stored in that order; `open` must have run, and bounding
+        what is in flight is the caller's business. Raises as nats-py's `publish` does for
+        what it refuses; the future fails as `publish` raises."""
         loop = self._loop
         if loop is None:
             raise RuntimeError("AckedPublisher.open() has not run")
@@ -139,7 +124,8 @@ class AckedPublisher:
 
     def _expire_overdue(self) -> None:
         """Fail the publishes whose ack is overdue; sweep again while any is outstanding."""
-        loop = asyncio.get_running_loop()
+        loop = self._loop
+        assert loop is not None  # a sweep is only set by `submit_nowait`, after `open`
         now = loop.time()
         overdue = [inbox for inbox, (_, deadline, _) in self._waiting.items() if deadline <= now]
         for inbox in overdue:
