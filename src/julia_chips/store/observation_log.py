@@ -136,8 +136,13 @@ def dedupe_id(observation: Observation) -> str | None:
 
 def observation_message(observation: Observation, *, msg_id: str | None = None,
                         raw_seq: int | None = None) -> tuple[str, bytes, dict[str, str]]:
-    """Subject, body and headers of one observation (see `publish_observation`).
+    """Subject, body and headers of one observation.
 
+    :param msg_id: `Nats-Msg-Id`; by default derived from the fact (`dedupe_id`), so a report
+        repeated within the duplicate window is stored once. The deriver passes the raw
+        body's, so a redelivered body stores one observation.
+    :param raw_seq: the GATEWAY_IN sequence of the body it came from, as `Julia-Raw-Seq` (the
+        deriver's own position, read back after a crash).
     :raises SubjectTokenInvalid: an instance or account name that cannot be one token.
     """
     headers = {OBSERVATION_HEADER: observation_kind(observation)}
@@ -149,16 +154,12 @@ def observation_message(observation: Observation, *, msg_id: str | None = None,
 
 
 async def publish_observation(publisher: AckedPublisher, observation: Observation, *,
-                              msg_id: str | None = None, raw_seq: int | None = None,
                               timeout: float = ACK_TIMEOUT) -> PubAck:
-    """Store one observation and wait for JetStream's ack.
+    """Store one observation and wait for JetStream's ack; its `Nats-Msg-Id` derives from
+    the fact, so a report repeated within the duplicate window is stored once.
 
-    :param msg_id: `Nats-Msg-Id`; by default derived from the fact, so a report repeated
-        within the duplicate window is stored once (the webhook edge passes the delivery's).
-    :param raw_seq: the GATEWAY_IN sequence of the body it came from (the deriver's own
-        position, read back after a crash).
     :param timeout: seconds to wait for the ack.
     :raises SubjectTokenInvalid: an instance or account name that cannot be one token.
     """
-    subject, body, headers = observation_message(observation, msg_id=msg_id, raw_seq=raw_seq)
+    subject, body, headers = observation_message(observation)
     return await publisher.publish(subject, body, headers, timeout=timeout)
