@@ -90,10 +90,10 @@ def _run(args: argparse.Namespace, config: Config) -> int:
         return uvloop.run(app.run_all(config, frozenset(args.without)))
     if args.command == "worker":
         uvloop.run(app.run_worker(config, args.worker_id))
-    elif args.command == "deriver":
+        return 0
+    if args.command == "deriver":
         uvloop.run(app.run_deriver(config))
-    elif args.command == "sandbox":
+        return 0
+    if args.command == "sandbox":
         return uvloop.run(_sandbox(args))
-    else:
-        return uvloop.run(_operator_command(config, args))
-    return 0
+    return uvloop.run(_operator_command(config, args))

@@ -124,7 +124,6 @@ async def run_balancer(nc: NATS, clock: Clock, config: Config, gateway: WhatsApp
 
 
 async def _main(journal: Path | None, holder: str | None) -> int:
-
     from julia_chips.config import load_config
 
     config = load_config()

@@ -101,4 +101,3 @@ async def replay(js: JetStreamContext, stream: Stream, subject: str,
 
 def decode_route(m: Msg) -> rt.AnyRouteEvent:
     return rt.decode_route_event(m.data)
-

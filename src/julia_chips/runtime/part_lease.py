@@ -38,10 +38,6 @@ class LeaderLease:
         self.holder = holder
         self._revision: int | None = None
 
-    @property
-    def held(self) -> bool:
-        return self._revision is not None
-
     async def acquire(self) -> bool:
         try:
             self._revision = await self._kv.create(self.key, self.holder.encode())
