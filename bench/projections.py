@@ -28,7 +28,7 @@ import nats
 from nats.aio.msg import Msg
 from nats.js.api import DeliverPolicy
 
-from julia_chips.actors.chip_lifecycle import ChipRuleBroken, ChipState, decide, evolve
+from julia_chips.actors.chip_lifecycle import ChipState
 from julia_chips.actors.warmup import WarmupPolicy
 from julia_chips.embedded.nats_server import EmbeddedNats
 from julia_chips.events import commands as cmd
@@ -40,8 +40,8 @@ from julia_chips.projections.service import Projections
 from julia_chips.store.streams import ensure_streams
 from julia_chips.subjects import Stream, chip_events
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' stream publisher
-from tests.integration.test_projections_lifecycles import publish_events
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' history helpers
+from tests.integration.test_projections_lifecycles import decided_step, publish_events
 
 T0 = datetime(2026, 1, 5, 9, tzinfo=UTC)
 POLICY = WarmupPolicy(min_days=7, max_days=14)
@@ -73,12 +73,7 @@ def chip_history(chip_id: str, n: int, rng: random.Random) -> list[AnyChipEvent]
             command = cmd.ObserveTraffic(command_id=f"t{i}", sent=sent, delivered=sent,
                                          replied=sent // 5, received=sent // 4)
         now += timedelta(minutes=17)
-        try:
-            events = decide(state, command, now, POLICY)
-        except ChipRuleBroken:
-            continue
-        for event in events:
-            state = evolve(state, event)
+        state, events = decided_step(state, command, now, POLICY)
         out.extend(events)
     return out[:n]
 

@@ -46,6 +46,7 @@ from julia_chips.client import ChipClient
 from julia_chips.clock import SystemClock
 from julia_chips.config import Config
 from julia_chips.embedded.nats_server import EmbeddedNats
+from julia_chips.embedded.process import free_port
 from julia_chips.events import chip as chip_ev
 from julia_chips.events import commands as cmd
 from julia_chips.http.webhooks import WebhookIngress, create_webhook_app
@@ -78,12 +79,6 @@ def body(n: int) -> bytes:
     return (f'{{"event":"connection.update","instance":"chip-{n % 500}","data":{{"instance":'
             f'"chip-{n % 500}","state":"open","statusReason":200}},"date_time":"{stamp}",'
             f'"n":{n}}}').encode()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def edge_process(nats_url: str, port: int, secret: str, derive_here: bool) -> None:

@@ -103,13 +103,21 @@ def decided_history(chip_id: str, commands: Iterable[cmd.AnyChipCommand], start:
     state, events, now = ChipState(chip_id=chip_id), [], start
     for command in commands:
         now += gap()
-        try:
-            decided = decide(state, command, now, policy)
-        except ChipRuleBroken:
-            continue
-        for event in decided:
-            state = evolve(state, event)
+        state, decided = decided_step(state, command, now, policy)
         events.extend(decided)
+    return state, events
+
+
+def decided_step(state: ChipState, command: cmd.AnyChipCommand, now: datetime,
+                 policy: WarmupPolicy = DEFAULT_WARMUP
+                 ) -> tuple[ChipState, list[AnyChipEvent]]:
+    """The actor's decision on one command, folded into `state`; a refusal changes nothing."""
+    try:
+        events = decide(state, command, now, policy)
+    except ChipRuleBroken:
+        return state, []
+    for event in events:
+        state = evolve(state, event)
     return state, events
 
 
