@@ -213,6 +213,31 @@ async def test_past_its_window_it_holds_bodies_and_derives_them_in_order_once(
     assert list(await observed_ids(js)) == [f"MSG{n:04d}" for n in range(300) if n != 150]
 
 
+async def test_a_trickle_of_bodies_is_derived_in_gathered_batches(
+        nc: NATS, js: JetStreamContext) -> None:
+    """Bodies that come one every few milliseconds are taken a lingerful at a time: a few
+    pull requests for many bodies, each derived once and in order (a store coming back must
+    not send the feed asking again before the linger is out)."""
+    asked: list[dict[str, Any]] = []
+
+    async def ask(msg: Any) -> None:
+        asked.append(json.loads(msg.data))
+
+    lingering = msgspec.structs.replace(FAST_DERIVER, linger=0.1)
+    watch = await nc.subscribe(
+        f"$JS.API.CONSUMER.MSG.NEXT.{Stream.GATEWAY_IN}.{lingering.durable}", cb=ask)
+    async with deriving(nc, lingering):
+        await asyncio.sleep(0.2)
+        asked.clear()
+        for n in range(100):
+            await js.publish("gw.in.evolution.chip-0001", upsert(n))
+            await asyncio.sleep(0.005)
+        await until_derived(js)
+    await watch.unsubscribe()
+    assert list(await observed_ids(js)) == [f"MSG{n:04d}" for n in range(100)]
+    assert len(asked) <= 25, asked  # asking on each store's ack would be one per body or so
+
+
 @pytest.mark.own_nats_server
 async def test_it_derives_on_after_the_server_crashes_and_comes_back(
         nats_server: EmbeddedNats | None, nc: NATS, js: JetStreamContext) -> None:

@@ -61,6 +61,10 @@ class DeriverSettings(msgspec.Struct, frozen=True, kw_only=True):
     window: int = 256  # observations stored but not yet acked by JetStream
     ack_wait: float = 30.0  # seconds before an unacked raw message is delivered again
     publish_timeout: float = 5.0  # seconds for GATEWAY_OBS's ack; then the raw one is retried
+    # seconds a stored body may wait for others, so that they are derived as one batch: a
+    # write and a wakeup per batch, not per body (see `InlinePullFeed`); observations trail
+    # the webhooks by up to this much more
+    linger: float = 0.01
     tend: float = 0.5  # seconds between checks of the stop flag and the pull's liveness
 
 
@@ -167,7 +171,8 @@ class ObservationDeriver:
         self._rewind.clear()
         await self._publisher.open()
         self._feed = feed = InlinePullFeed(self._nc, Stream.GATEWAY_IN, self._settings.durable,
-                                           self._receive, window=self._settings.window)
+                                           self._receive, window=self._settings.window,
+                                           linger=self._settings.linger)
         acker = asyncio.create_task(self._ack_settled())
         try:
             await feed.start()

@@ -45,12 +45,19 @@ class _PullWindow:
         self._heard_at = time.monotonic()
 
     async def _top_up(self) -> None:
-        if self._stopping or self._paused or self._requested > self._window // 2:
+        if self._stopping or self._paused or not self._wants_more():
             return
+        request = self._next_request()
+        await self._nc.publish(self._next, json.dumps(request).encode(), reply=self._inbox)
+
+    def _wants_more(self) -> bool:
+        return self._requested <= self._window // 2
+
+    def _next_request(self) -> dict[str, object]:
+        """Ask for what brings the window back to full (counted as asked for now)."""
         wanted = self._window - self._requested
         self._requested += wanted
-        request = {"batch": wanted, "expires": int(EXPIRES * 1e9)}
-        await self._nc.publish(self._next, json.dumps(request).encode(), reply=self._inbox)
+        return {"batch": wanted, "expires": int(EXPIRES * 1e9)}
 
     def _arrived(self, msg: Msg) -> bool:
         """Count one delivery off; True for a message, False for a status (an expired or
@@ -116,14 +123,28 @@ class InlinePullFeed(_PullWindow):
     back-pressure with `pause` (ask for no more; what was asked for still comes) and
     `resume`.
 
+    With a `linger`, the feed gathers instead of keeping `window` asked for: it waits for
+    one message, then lets the rest gather for `linger` seconds and takes them with one
+    `no_wait` request of up to `window` (at once again when that comes back full, after
+    another `linger` when it comes back short, waiting for one again when it finds none).
+    Each message the server hands a waiting request costs a write on both sides and a wakeup
+    here; on loopback the write is most of a message's cost, so a consumer that can be
+    `linger` late pays it once a batch rather than once a message.
+
     :param on_message: called for each message in arrival order.
+    :param linger: seconds a message may wait so that others come with it; 0: none.
     """
 
     def __init__(self, nc: NATS, stream: str, durable: str, on_message: Callable[[Msg], None],
-                 window: int = 256) -> None:
+                 window: int = 256, linger: float = 0.0) -> None:
         super().__init__(nc, stream, durable, window)
         self._on_message = on_message
         self._asking: asyncio.Task[None] | None = None
+        self._linger = linger
+        self._gathering = False  # the last request found messages: take what gathered since
+        self._waiting_for_one = False  # the open request is the one that waits for a message
+        self._found = 0  # messages the open request has brought
+        self._later: asyncio.TimerHandle | None = None
 
     async def start(self) -> None:
         self._sub = await subscribe_inline(self._nc, self._inbox, self._on_delivery)
@@ -133,18 +154,48 @@ class InlinePullFeed(_PullWindow):
         self._paused = True
 
     def resume(self) -> None:
-        self._paused = False
-        self._ask_for_more()
+        if self._paused:
+            self._paused = False
+            self._ask_for_more()
+
+    async def stop(self) -> None:
+        if self._later is not None:
+            self._later.cancel()
+        await super().stop()
+
+    def _wants_more(self) -> bool:
+        return self._requested == 0 if self._linger else super()._wants_more()
+
+    def _next_request(self) -> dict[str, object]:
+        if not self._linger:
+            return super()._next_request()
+        self._found = 0
+        self._waiting_for_one = not self._gathering
+        if self._waiting_for_one:
+            self._requested = 1
+            return {"batch": 1, "expires": int(EXPIRES * 1e9)}
+        self._requested = self._window
+        return {"batch": self._window, "no_wait": True}
 
     def _on_delivery(self, msg: Msg) -> None:
-        if self._arrived(msg):
+        message = self._arrived(msg)
+        if message:
+            self._found += 1
             self._on_message(msg)
         self._note_drained()
-        self._ask_for_more()
+        if not self._linger:
+            self._ask_for_more()
+        elif self._requested == 0:  # the open request is answered
+            self._gathering = self._found > 0
+            if self._gathering and (not message or self._waiting_for_one):
+                self._later = asyncio.get_running_loop().call_later(self._linger,
+                                                                    self._ask_for_more)
+            else:  # it came back full (more may wait), or it found nothing
+                self._ask_for_more()
 
     def _ask_for_more(self) -> None:
         """A top-up in a task of its own (publishing awaits), one at a time."""
-        if (self._paused or self._stopping or self._requested > self._window // 2
+        if (self._paused or self._stopping or not self._wants_more()
                 or (self._asking is not None and not self._asking.done())):
             return
         self._asking = asyncio.create_task(self._top_up())
