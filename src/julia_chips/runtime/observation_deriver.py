@@ -10,7 +10,9 @@ the bodies after it come again in stream order, so observations keep their bodie
 across a crash, and are not stored twice: the observation's `Nats-Msg-Id` is the raw
 message's plus `:obs` (within GATEWAY_OBS's duplicate window, 2 minutes), and a new tenure
 first skips the bodies up to the one named by the newest observation's `Julia-Raw-Seq`
-(however long the deriver was down).
+(however long the deriver was down). Bodies are taken a batch at a time: after the first, the
+next ones gather for `linger` (10 ms) and come in one answer, so a steady trickle costs a
+write and a wakeup per batch, on our side and the server's, not per body.
 
 The durable starts at the messages stored after it was first created: bodies stored before it
 existed came through an ingress that stored their observations itself. Create it (`prepare`)
