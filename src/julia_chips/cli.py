@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import logging
 import sys
 
@@ -12,10 +13,12 @@ import uvloop
 
 from julia_chips.config import Config, ConfigError, load_config
 
+log = logging.getLogger(__name__)
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # Parts `run` can leave to processes of their own, each started by its own command (`worker`,
 # `projections run`, `deriver`): so the HTTP edge, say, can have a core to itself.
 SEPARABLE_PARTS = ("workers", "projections", "deriver")
+SERVICES = ("run", "worker", "deriver", "sandbox")  # commands that run until stopped
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -83,9 +86,21 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+def _freeze_startup_heap() -> None:
+    """What the imports built (modules, classes, msgspec types) lives as long as the process:
+    frozen, it is left out of every full collection, which otherwise walks it (30-40 ms on
+    a busy 2-core box, while every request in flight waits)."""
+    gc.collect()
+    gc.freeze()
+    log.info("startup heap frozen: %d objects left out of garbage collection",
+             gc.get_freeze_count())
+
+
 def _run(args: argparse.Namespace, config: Config) -> int:
     from julia_chips import app  # heavy imports only once the config is known good
 
+    if args.command in SERVICES:
+        _freeze_startup_heap()
     if args.command == "run":
         return uvloop.run(app.run_all(config, frozenset(args.without)))
     if args.command == "worker":

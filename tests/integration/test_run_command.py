@@ -100,3 +100,6 @@ async def test_run_without_the_deriver_leaves_it_to_julia_chips_deriver(tmp_path
                 part.send_signal(signal.SIGINT)
                 assert await asyncio.to_thread(part.wait, 30) == 0, _read(log)
     assert "Traceback" not in _read(run_log) + _read(deriver_log)
+    for log in (run_log, deriver_log):  # what the imports built is out of every collection
+        frozen = re.search(r"startup heap frozen: (\d+) objects", _read(log))
+        assert frozen and int(frozen.group(1)) > 10_000, _read(log)
