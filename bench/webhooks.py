@@ -42,6 +42,7 @@ from nats.js.api import StreamConfig
 from nats.js.errors import NotFoundError
 
 from julia_chips.app import partition_settings
+from julia_chips.cli import freeze_startup_heap
 from julia_chips.client import ChipClient
 from julia_chips.clock import SystemClock
 from julia_chips.config import Config
@@ -93,6 +94,7 @@ def edge_process(nats_url: str, port: int, secret: str, derive_here: bool) -> No
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", port).start()
         await (deriver.run() if derive_here else asyncio.Event().wait())  # until terminated
+    freeze_startup_heap()  # as `julia-chips run` and `deriver` do
     uvloop.run(main())
 
 

@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-def _freeze_startup_heap() -> None:
+def freeze_startup_heap() -> None:
     """What the imports built (modules, classes, msgspec types) lives as long as the process:
     frozen, it is left out of every full collection, which otherwise walks it (30-40 ms on
     a busy 2-core box, while every request in flight waits)."""
@@ -100,7 +100,7 @@ def _run(args: argparse.Namespace, config: Config) -> int:
     from julia_chips import app  # heavy imports only once the config is known good
 
     if args.command in SERVICES:
-        _freeze_startup_heap()
+        freeze_startup_heap()
     if args.command == "run":
         return uvloop.run(app.run_all(config, frozenset(args.without)))
     if args.command == "worker":
