@@ -164,7 +164,8 @@ class InlinePullFeed(_PullWindow):
         await super().stop()
 
     def _wants_more(self) -> bool:
-        return self._requested == 0 if self._linger else super()._wants_more()
+        # <= 0: a message of a request given up on (`keep_alive`) may still come in
+        return self._requested <= 0 if self._linger else super()._wants_more()
 
     def _next_request(self) -> dict[str, object]:
         if not self._linger:
@@ -185,7 +186,7 @@ class InlinePullFeed(_PullWindow):
         self._note_drained()
         if not self._linger:
             self._ask_for_more()
-        elif self._requested == 0:  # the open request is answered
+        elif self._requested <= 0:  # the open request is answered
             self._gathering = self._found > 0
             if self._gathering and (not message or self._waiting_for_one):
                 self._later = asyncio.get_running_loop().call_later(self._linger,
