@@ -95,7 +95,7 @@ async def test_after_a_quiet_spell_the_first_comes_at_once_the_next_ones_gather(
         await trail.until(4, timeout=5)
         assert trail.bodies == [b"first", b"next 0", b"next 1", b"next 2"]
         assert trail.times[1] - trail.times[0] >= 0.8  # they waited for the linger
-        assert trail.times[3] - trail.times[1] < 0.002  # and came together
+        assert trail.times[3] - trail.times[1] < 0.1  # and came together
 
 
 async def test_a_backlog_is_taken_in_full_batches(nc: NATS, js: JetStreamContext) -> None:
