@@ -16,7 +16,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
 
-from julia_chips.store.pull_feed import InlinePullFeed
+from julia_chips.store.pull_feed import EXPIRES, InlinePullFeed
 
 
 class Trail:
@@ -119,6 +119,7 @@ async def test_a_quiet_feed_waits_rather_than_polls(nc: NATS, js: JetStreamConte
         await asyncio.sleep(1.5)
         # one request waiting for a message, renewed as it expires (each second): not a
         # poll every 10 ms
-        assert 1 <= len(trail.requests) <= 3, trail.requests
-        assert not any(r.get("no_wait") for r in trail.requests)
+        waiting_for_one = {"batch": 1, "expires": int(EXPIRES * 1e9)}
+        assert trail.requests[:2] == [waiting_for_one, waiting_for_one], trail.requests
+        assert len(trail.requests) == 2, trail.requests
         assert trail.bodies == []
