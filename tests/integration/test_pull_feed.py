@@ -1,4 +1,4 @@
-"""`InlinePullFeed` with a linger, against a real JetStream: every message once and in order;
+"""`GatheringPullFeed`, against a real JetStream: every message once and in order;
 the first after a quiet spell handed over at once and the next ones gathered into batches;
 a backlog taken in full batches; a quiet feed that does not poll."""
 
@@ -16,7 +16,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
 
-from julia_chips.store.pull_feed import EXPIRES, InlinePullFeed
+from julia_chips.store.pull_feed import EXPIRES, GatheringPullFeed
 
 
 class Trail:
@@ -58,7 +58,7 @@ async def lingering_feed(nc: NATS, js: JetStreamContext, linger: float, window: 
     watch = await nc.subscribe(f"$JS.API.CONSUMER.MSG.NEXT.{name}.reader", cb=asked)
     if before is not None:
         await before(f"{name}.x")
-    feed = InlinePullFeed(nc, name, "reader", trail.take, window=window, linger=linger)
+    feed = GatheringPullFeed(nc, name, "reader", trail.take, window=window, linger=linger)
     await feed.start()
     try:
         yield trail, f"{name}.x"

@@ -48,7 +48,7 @@ from julia_chips.runtime.part_lease import part_lease, run_while_holding
 from julia_chips.store.acked_publish import AckedPublisher, PubAck
 from julia_chips.store.consumer_reset import reset_to_ack_floor
 from julia_chips.store.observation_log import observation_message, observation_subject
-from julia_chips.store.pull_feed import InlinePullFeed, stream_seq
+from julia_chips.store.pull_feed import GatheringPullFeed, stream_seq
 from julia_chips.subjects import DERIVER_LEASE, JuliaHeader, Stream, SubjectTokenInvalid
 
 log = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ class DeriverSettings(msgspec.Struct, frozen=True, kw_only=True):
     ack_wait: float = 30.0  # seconds before an unacked raw message is delivered again
     publish_timeout: float = 5.0  # seconds for GATEWAY_OBS's ack; then the raw one is retried
     # seconds a stored body may wait for others, so that they are derived as one batch: a
-    # write and a wakeup per batch, not per body (see `InlinePullFeed`); observations trail
+    # write and a wakeup per batch, not per body (see `GatheringPullFeed`); observations trail
     # the webhooks by up to this much more
     linger: float = 0.01
     tend: float = 0.5  # seconds between checks of the stop flag and the pull's liveness
@@ -124,7 +124,7 @@ class ObservationDeriver:
         self._stores: set[asyncio.Future[PubAck]] = set()  # observations sent, ack to come
         self._rejecting: set[asyncio.Task[None]] = set()  # bodies on their way to dead letters
         self._held: deque[_Delivery] = deque()  # delivered while `window` stores were out
-        self._feed: InlinePullFeed | None = None  # this pass's
+        self._feed: GatheringPullFeed | None = None  # this pass's
         self._stopping = asyncio.Event()
         self._unacked: deque[_Delivery] = deque()  # delivered, in stream order
         self._ack_upto: Msg | None = None  # the newest body all before which are settled
@@ -172,9 +172,9 @@ class ObservationDeriver:
             self._stored_through = await self._last_stored_raw_seq()
         self._rewind.clear()
         await self._publisher.open()
-        self._feed = feed = InlinePullFeed(self._nc, Stream.GATEWAY_IN, self._settings.durable,
-                                           self._receive, window=self._settings.window,
-                                           linger=self._settings.linger)
+        self._feed = feed = GatheringPullFeed(
+            self._nc, Stream.GATEWAY_IN, self._settings.durable, self._receive,
+            window=self._settings.window, linger=self._settings.linger)
         acker = asyncio.create_task(self._ack_settled())
         try:
             await feed.start()
@@ -221,7 +221,7 @@ class ObservationDeriver:
         self._stopping.set()
 
     def _receive(self, msg: Msg) -> None:
-        """Each body as nats-py reads it (no await here: see `InlinePullFeed`)."""
+        """Each body as nats-py reads it (no await here: see `GatheringPullFeed`)."""
         if self._rewind.is_set():
             return  # unacked: it comes again after the rewind
         delivery = _Delivery(msg)

@@ -4,7 +4,8 @@ nats-py's `fetch` creates a task, a uuid and a `wait_for` for every message it r
 on the command path that is a sixth of a worker's CPU. This feed keeps `window` messages
 requested from the server (`$JS.API.CONSUMER.MSG.NEXT`) on one inbox subscription and tops
 the window up as messages arrive, the way newer clients' `consume()` does. `InlinePullFeed`
-goes further for a handler that never awaits: each message is handed over as nats-py reads it.
+goes further for a handler that never awaits: each message is handed over as nats-py reads it;
+`GatheringPullFeed` takes them a batch at a time, for a consumer that may be a little late.
 """
 
 from __future__ import annotations
@@ -123,28 +124,14 @@ class InlinePullFeed(_PullWindow):
     back-pressure with `pause` (ask for no more; what was asked for still comes) and
     `resume`.
 
-    With a `linger`, the feed gathers instead of keeping `window` asked for: it waits for
-    one message, then lets the rest gather for `linger` seconds and takes them with one
-    `no_wait` request of up to `window` (at once again when that comes back full, after
-    another `linger` when it comes back short, waiting for one again when it finds none).
-    Each message the server hands a waiting request costs a write on both sides and a wakeup
-    here; on loopback the write is most of a message's cost, so a consumer that can be
-    `linger` late pays it once a batch rather than once a message.
-
     :param on_message: called for each message in arrival order.
-    :param linger: seconds a message may wait so that others come with it; 0: none.
     """
 
     def __init__(self, nc: NATS, stream: str, durable: str, on_message: Callable[[Msg], None],
-                 window: int = 256, linger: float = 0.0) -> None:
+                 window: int = 256) -> None:
         super().__init__(nc, stream, durable, window)
         self._on_message = on_message
         self._asking: asyncio.Task[None] | None = None
-        self._linger = linger
-        self._gathering = False  # the last request found messages: take what gathered since
-        self._waiting_for_one = False  # the open request is the one that waits for a message
-        self._found = 0  # messages the open request has brought
-        self._later: asyncio.TimerHandle | None = None
 
     async def start(self) -> None:
         self._sub = await subscribe_inline(self._nc, self._inbox, self._on_delivery)
@@ -158,41 +145,17 @@ class InlinePullFeed(_PullWindow):
             self._paused = False
             self._ask_for_more()
 
-    async def stop(self) -> None:
-        if self._later is not None:
-            self._later.cancel()
-        await super().stop()
-
-    def _wants_more(self) -> bool:
-        # <= 0: a message of a request given up on (`keep_alive`) may still come in
-        return self._requested <= 0 if self._linger else super()._wants_more()
-
-    def _next_request(self) -> dict[str, object]:
-        if not self._linger:
-            return super()._next_request()
-        self._found = 0
-        self._waiting_for_one = not self._gathering
-        if self._waiting_for_one:
-            self._requested = 1
-            return {"batch": 1, "expires": int(EXPIRES * 1e9)}
-        self._requested = self._window
-        return {"batch": self._window, "no_wait": True}
-
     def _on_delivery(self, msg: Msg) -> None:
         message = self._arrived(msg)
         if message:
-            self._found += 1
             self._on_message(msg)
         self._note_drained()
-        if not self._linger:
-            self._ask_for_more()
-        elif self._requested <= 0:  # the open request is answered
-            self._gathering = self._found > 0
-            if self._gathering and (not message or self._waiting_for_one):
-                self._later = asyncio.get_running_loop().call_later(self._linger,
-                                                                    self._ask_for_more)
-            else:  # it came back full (more may wait), or it found nothing
-                self._ask_for_more()
+        self._delivered(message)
+
+    def _delivered(self, message: bool) -> None:
+        """What one delivery (a message, or a status if not `message`) leads to: here, the
+        window topped up."""
+        self._ask_for_more()
 
     def _ask_for_more(self) -> None:
         """A top-up in a task of its own (publishing awaits), one at a time."""
@@ -201,6 +164,56 @@ class InlinePullFeed(_PullWindow):
             return
         self._asking = asyncio.create_task(self._top_up())
         self._asking.add_done_callback(_report_failure)
+
+
+class GatheringPullFeed(InlinePullFeed):
+    """An `InlinePullFeed` that gathers instead of keeping `window` asked for: it waits for
+    one message, then lets the rest gather for `linger` seconds and takes them with one
+    `no_wait` request of up to `window` (at once again when that comes back full, after
+    another `linger` when it comes back short, waiting for one again when it finds none).
+    Each message the server hands a waiting request costs a write on both sides and a wakeup
+    here; on loopback the write is most of a message's cost, so a consumer that can be
+    `linger` late pays it once a batch rather than once a message.
+
+    :param linger: seconds a message may wait so that others come with it.
+    """
+
+    def __init__(self, nc: NATS, stream: str, durable: str, on_message: Callable[[Msg], None],
+                 window: int = 256, linger: float = 0.01) -> None:
+        super().__init__(nc, stream, durable, on_message, window)
+        self._linger = linger
+        self._gathering = False  # the open request takes what gathered; else it waits for one
+        self._found = 0  # messages the open request has brought
+        self._later: asyncio.TimerHandle | None = None
+
+    async def stop(self) -> None:
+        if self._later is not None:
+            self._later.cancel()
+        await super().stop()
+
+    def _wants_more(self) -> bool:
+        # one request at a time; <= 0: a message of a request given up on (`keep_alive`) may
+        # still come in
+        return self._requested <= 0
+
+    def _next_request(self) -> dict[str, object]:
+        self._found = 0
+        if not self._gathering:
+            self._requested = 1
+            return {"batch": 1, "expires": int(EXPIRES * 1e9)}
+        self._requested = self._window
+        return {"batch": self._window, "no_wait": True}
+
+    def _delivered(self, message: bool) -> None:
+        self._found += message
+        if self._requested > 0:
+            return  # the open request has more to bring
+        waited_for_one, self._gathering = not self._gathering, self._found > 0
+        if self._gathering and (waited_for_one or not message):  # others may be on the way
+            self._later = asyncio.get_running_loop().call_later(self._linger,
+                                                                self._ask_for_more)
+        else:  # it came back full (more may wait), or it found nothing
+            self._ask_for_more()
 
 
 def _report_failure(task: asyncio.Task[None]) -> None:
