@@ -10,6 +10,7 @@ import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
 from typing import Any
 
 import aiohttp
@@ -21,6 +22,7 @@ from nats.aio.client import Client as NATS
 from nats.js.client import JetStreamContext
 
 from julia_chips.app import start_http
+from julia_chips.clock import FixedClock
 from julia_chips.config import Config
 from julia_chips.events import messages as msg
 from julia_chips.events import route as rt
@@ -39,6 +41,10 @@ from tests.integration.test_projections_lifecycles import (
 TOKEN = "s3cret-token"
 PHONE = "+5511987654321"  # in a queued request: must never come out of the API
 DOCTORS = ["dr-ana", "dr-bia"]
+# The API reads the time (brake released? quarantine over? bans in the last 7 days?) from the
+# clock it is given: the one the fleet's history was written with, a few hours after T0, not
+# the wall clock, which passes every fixed date sooner or later.
+API_CLOCK = FixedClock(T0 + timedelta(hours=3))
 
 
 async def publish_doctors(js: JetStreamContext) -> None:
@@ -86,7 +92,7 @@ async def fleet(nc: NATS, js: JetStreamContext, nats_url: str,
     await publish_doctors(js)
     await caught_up(js, database_url)
     config = Config(nats_url=nats_url, database_url=database_url, api_token=TOKEN)
-    runner, port = await start_http(create_app(config), 0)
+    runner, port = await start_http(create_app(config, API_CLOCK), 0)
     yield Fleet(f"http://127.0.0.1:{port}", chips, nats_url, database_url)
     await runner.cleanup()
     await projections.stop()
@@ -273,7 +279,7 @@ class ServedInThread:
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
         self.runner, self.port = asyncio.run_coroutine_threadsafe(
-            start_http(create_app(config), 0), self.loop).result(30)
+            start_http(create_app(config, API_CLOCK), 0), self.loop).result(30)
 
     def close(self) -> None:
         asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(30)

@@ -90,7 +90,10 @@ async def replay(js: JetStreamContext, stream: Stream, subject: str,
     sub = await js.subscribe(subject, stream=str(stream), cb=on_msg, ordered_consumer=True,
                              config=config, deliver_policy=None if since else DeliverPolicy.ALL)
     info = await sub.consumer_info()
-    if info.num_pending == 0 and not (info.delivered and info.delivered.stream_seq):
+    # Nothing left and nothing handed to us yet: caught up already. The consumer's own count,
+    # not the stream sequence: a consumer starting by time after every stored message reports
+    # the stream's last sequence as "delivered" though it delivered nothing.
+    if info.num_pending == 0 and not (info.delivered and info.delivered.consumer_seq):
         caught_up.set()
     await caught_up.wait()
     if live:
