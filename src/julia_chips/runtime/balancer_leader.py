@@ -38,6 +38,7 @@ from julia_chips.events import messages as msg
 from julia_chips.events import route as rt
 from julia_chips.events.chip import Status
 from julia_chips.events.fleet import AnyFleetEvent
+from julia_chips.reply_subjects import DEFAULT_REPLY_PREFIXES
 from julia_chips.runtime.balancer_dispatch import WhatsAppSender, crashed_attempt, dispatch
 from julia_chips.runtime.balancer_metrics import (
     BACKLOG,
@@ -68,6 +69,7 @@ class BalancerSettings(msgspec.Struct, frozen=True, kw_only=True):
     backlog_every: float = 1.0  # seconds between backlog passes (new day, freed capacity)
     ledger_horizon: timedelta = timedelta(days=ATTEMPT_MEMORY_DAYS)  # caps look back a week
     protection: ProtectionPolicy = DEFAULT_PROTECTION
+    reply_prefixes: tuple[str, ...] = DEFAULT_REPLY_PREFIXES  # where answers may go
 
 
 class FailoverTiming(msgspec.Struct, frozen=True, kw_only=True):
