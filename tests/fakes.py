@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from julia_chips.events.chip import AnyChipEvent, ChipEvent
-from julia_chips.store.event_log import ChipWriteConflict, StoredEvent
+from julia_chips.store.event_log import ChipHistory, ChipWriteConflict, StoredEvent
 from julia_chips.store.snapshots import ChipSnapshot
 
 
@@ -24,6 +24,11 @@ class InMemoryChipEventLog:
 
     async def load(self, chip_id: str, after_seq: int = 0) -> list[StoredEvent]:
         return [s for s in self.streams.get(chip_id, []) if s.seq > after_seq]
+
+    async def history(self, chip_id: str, after_seq: int = 0) -> ChipHistory:
+        """Nothing foreign is ever stored here: the last event is the last sequence."""
+        events = await self.load(chip_id, after_seq)
+        return ChipHistory(events, events[-1].seq if events else after_seq)
 
     async def append(
         self, chip_id: str, events: Sequence[ChipEvent], expected_last_seq: int

@@ -45,7 +45,8 @@ def partition_settings(config: Config) -> PartitionSettings:
     policy = WarmupPolicy(min_days=config.warmer_min_days, max_days=config.warmer_max_days)
     return PartitionSettings(ack_wait=config.ack_wait, max_deliver=config.max_deliver,
                              snapshot_every=config.snapshot_every,
-                             idle_passivate=config.idle_passivate, policy=policy)
+                             idle_passivate=config.idle_passivate, policy=policy,
+                             reply_prefixes=config.reply_prefixes)
 
 
 def _stop_on_signals(stop: asyncio.Event) -> None:

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import msgspec
 
+from julia_chips.reply_subjects import DEFAULT_REPLY_PREFIXES, ReplyPrefixInvalid, reply_prefixes
+
 
 class ConfigError(ValueError):
     """A bad environment value; the message names the variable."""
@@ -43,6 +45,8 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
     max_deliver: int = 5  # deliveries before a command goes to the dead letters
     snapshot_every: int = 50  # events between chip snapshots
     idle_passivate: float = 300.0  # seconds an idle chip actor stays in memory
+    # Subjects answers may go to (reply_subjects.py): `_INBOX.` and JULIA_REPLY_PREFIXES.
+    reply_prefixes: tuple[str, ...] = DEFAULT_REPLY_PREFIXES
 
     @property
     def uses_sandbox(self) -> bool:
@@ -116,6 +120,14 @@ def _check_urls(env: Mapping[str, str]) -> None:
         raise ConfigError("DATABASE_URL must be a postgresql:// URL")
 
 
+def _reply_prefixes(raw: str) -> tuple[str, ...]:
+    """JULIA_REPLY_PREFIXES: comma-separated inbox prefixes of clients that set their own."""
+    try:
+        return reply_prefixes(p for p in raw.split(",") if p.strip())
+    except ReplyPrefixInvalid as err:
+        raise ConfigError(f"JULIA_REPLY_PREFIXES: {err}") from None
+
+
 def load_config(env: Mapping[str, str] | None = None) -> Config:
     """Build the Config from `env` (default: the process environment).
 
@@ -130,6 +142,8 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
             values[field] = _number(var, env[var], kind, low, high)
     if env.get("JULIA_DATA_DIR"):
         values["data_dir"] = Path(env["JULIA_DATA_DIR"])
+    if env.get("JULIA_REPLY_PREFIXES"):
+        values["reply_prefixes"] = _reply_prefixes(env["JULIA_REPLY_PREFIXES"])
     config = msgspec.convert(values, Config)
     if config.warmer_max_days < config.warmer_min_days:
         raise ConfigError("WARMER_MAX_DAYS must be at least WARMER_MIN_DAYS")

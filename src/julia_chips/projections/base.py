@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 import asyncpg
 import msgspec
+from nats.aio.msg import Msg
 
 from julia_chips.subjects import Stream
 
@@ -41,7 +42,9 @@ class Projection(Protocol):
     tables: tuple[str, ...]  # emptied by a rebuild, dependents last
     after: str | None  # a projection whose rows ours reference: it must be ahead of us
 
-    def decode(self, data: bytes, headers: dict[str, str] | None) -> Any: ...
+    def decode(self, msg: Msg) -> Any:
+        """The event stored in `msg`; None (or an error) for one to skip. The whole message,
+        not only its body: a chip event must also belong to its subject's chip."""
 
     async def begin(self, conn: asyncpg.Connection, batch: Sequence[Envelope]) -> Fold:
         """A fold primed with the stored rows the batch touches."""

@@ -7,11 +7,12 @@ from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
+from nats.aio.msg import Msg
 
-from julia_chips.events.codec import decode_event
 from julia_chips.projections.base import Envelope, Fold
 from julia_chips.projections.chip_rows import COLUMNS, ChipRow, apply, as_record, from_record
 from julia_chips.projections.chip_rows import is_uuid as is_chip_id
+from julia_chips.store.stored_chip_event import read_chip_event
 from julia_chips.subjects import Stream
 
 log = logging.getLogger(__name__)
@@ -69,8 +70,9 @@ class ChipsProjection:
     tables: tuple[str, ...] = ("julia_chips",)
     after: str | None = None
 
-    def decode(self, data: bytes, headers: dict[str, str] | None) -> Any:
-        return decode_event(data, headers)
+    def decode(self, msg: Msg) -> Any:
+        return read_chip_event(f"projection {self.name}", msg.subject,
+                               msg.metadata.sequence.stream, msg.data, msg.headers)
 
     async def begin(self, conn: asyncpg.Connection, batch: Sequence[Envelope]) -> Fold:
         ids = {e.event.chip_id for e in batch

@@ -13,6 +13,7 @@ from typing import Any
 
 import asyncpg
 import msgspec
+from nats.aio.msg import Msg
 
 from julia_chips.events.chip import Status
 from julia_chips.events.fleet import AnyFleetEvent, FleetBrakeEngaged, FleetBrakeReleased
@@ -68,8 +69,8 @@ class FleetBrakeProjection:
     tables: tuple[str, ...] = ("fleet_brake",)
     after: str | None = None
 
-    def decode(self, data: bytes, headers: dict[str, str] | None) -> Any:
-        return _DECODER.decode(data)
+    def decode(self, msg: Msg) -> Any:
+        return _DECODER.decode(msg.data)
 
     async def begin(self, conn: asyncpg.Connection, batch: Sequence[Envelope]) -> Fold:
         return BrakeFold()

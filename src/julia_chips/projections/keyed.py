@@ -15,6 +15,7 @@ from typing import Any, Union, get_args, get_origin
 
 import asyncpg
 import msgspec
+from nats.aio.msg import Msg
 
 from julia_chips.projections.base import Envelope, Fold
 from julia_chips.subjects import Stream
@@ -101,8 +102,8 @@ class KeyedProjection:
         self.tables: tuple[str, ...] = (table.name,)
         self._table, self._decode, self._key_of, self._step = table, decode, key_of, step
 
-    def decode(self, data: bytes, headers: dict[str, str] | None) -> Any:
-        return self._decode(data)
+    def decode(self, msg: Msg) -> Any:
+        return self._decode(msg.data)
 
     async def begin(self, conn: asyncpg.Connection, batch: Sequence[Envelope]) -> Fold:
         keys = {k for e in batch if e.event is not None

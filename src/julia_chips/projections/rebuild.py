@@ -66,7 +66,7 @@ async def replay(nc: NATS, names: list[str], on_progress: ProgressHook | None = 
         if seq > last:
             return
         try:
-            event = first.decode(msg.data, msg.headers)
+            event = first.decode(msg)
         except Exception:  # skipped, as the runner does; the stream keeps it
             event = None
         item = Envelope(seq, event)

@@ -158,7 +158,7 @@ class ProjectionRunner:
     def _envelope(self, msg: Msg) -> Envelope:
         seq = msg.metadata.sequence.stream
         try:
-            return Envelope(seq, self.projection.decode(msg.data, msg.headers))
+            return Envelope(seq, self.projection.decode(msg))
         except Exception as err:  # a bad event is skipped here and stays in the stream
             log.error("projection %s: seq %d undecodable (%s); skipped", self.projection.name,
                       seq, err)

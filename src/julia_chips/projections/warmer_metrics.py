@@ -11,12 +11,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
+from nats.aio.msg import Msg
 
 from julia_chips.events.chip import WarmDayCompleted
-from julia_chips.events.codec import decode_event
 from julia_chips.projections.base import Envelope, Fold
 from julia_chips.projections.chip_rows import is_uuid
 from julia_chips.projections.warmer_rows import COLUMNS, warmer_record
+from julia_chips.store.stored_chip_event import read_chip_event
 from julia_chips.subjects import Stream
 
 log = logging.getLogger(__name__)
@@ -52,8 +53,9 @@ class WarmerMetricsProjection:
     tables: tuple[str, ...] = ("chip_warmer_metrics",)
     after: str | None = "julia_chips"
 
-    def decode(self, data: bytes, headers: dict[str, str] | None) -> Any:
-        return decode_event(data, headers)
+    def decode(self, msg: Msg) -> Any:
+        return read_chip_event(f"projection {self.name}", msg.subject,
+                               msg.metadata.sequence.stream, msg.data, msg.headers)
 
     async def begin(self, conn: asyncpg.Connection, batch: Sequence[Envelope]) -> Fold:
         return WarmerFold()

@@ -15,6 +15,7 @@ import logging
 from collections.abc import Callable
 
 import msgspec
+from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.client import JetStreamContext
 
@@ -23,9 +24,10 @@ from julia_chips.actors.activation_saga import Saga, decide, evolve, fold, next_
 from julia_chips.clock import Clock
 from julia_chips.events import chip as chip_ev
 from julia_chips.events.activation import RegistrarKind
-from julia_chips.events.codec import decode_event
 from julia_chips.runtime.activation_effects import ActivationPorts, perform
 from julia_chips.runtime.activation_log import ActivationLog, SagaWriteConflict
+from julia_chips.store.pull_feed import stream_seq
+from julia_chips.store.stored_chip_event import read_chip_event
 from julia_chips.subjects import Stream
 
 log = logging.getLogger(__name__)
@@ -80,7 +82,7 @@ class Activator:
                 except TimeoutError:
                     continue
                 for msg in batch:
-                    await self._on_chip_event(msg.data, msg.headers)
+                    await self._on_chip_event(msg)
                     await msg.ack()
         finally:
             await self._stop_sagas()
@@ -88,12 +90,9 @@ class Activator:
     def stop(self) -> None:
         self._stopping.set()
 
-    async def _on_chip_event(self, data: bytes, headers: dict[str, str] | None) -> None:
-        try:
-            event = decode_event(data, headers)
-        except Exception:
-            log.warning("undecodable chip event skipped by the activator")
-            return
+    async def _on_chip_event(self, msg: Msg) -> None:
+        event = read_chip_event("activator", msg.subject, stream_seq(msg), msg.data,
+                                msg.headers)
         if isinstance(event, chip_ev.Provisioned):
             await self.request(event)
 

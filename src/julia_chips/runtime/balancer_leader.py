@@ -37,8 +37,8 @@ from julia_chips.events import commands as cmd
 from julia_chips.events import messages as msg
 from julia_chips.events import route as rt
 from julia_chips.events.chip import Status
-from julia_chips.events.codec import decode_event
 from julia_chips.events.fleet import AnyFleetEvent
+from julia_chips.reply_subjects import DEFAULT_REPLY_PREFIXES
 from julia_chips.runtime.balancer_dispatch import WhatsAppSender, crashed_attempt, dispatch
 from julia_chips.runtime.balancer_metrics import (
     BACKLOG,
@@ -53,6 +53,7 @@ from julia_chips.runtime.balancer_store import (
 from julia_chips.runtime.mailbox import Mailboxes
 from julia_chips.store.acked_publish import AckedPublisher
 from julia_chips.store.pull_feed import stream_seq
+from julia_chips.store.stored_chip_event import read_chip_event
 from julia_chips.subjects import Stream
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,7 @@ class BalancerSettings(msgspec.Struct, frozen=True, kw_only=True):
     backlog_every: float = 1.0  # seconds between backlog passes (new day, freed capacity)
     ledger_horizon: timedelta = timedelta(days=ATTEMPT_MEMORY_DAYS)  # caps look back a week
     protection: ProtectionPolicy = DEFAULT_PROTECTION
+    reply_prefixes: tuple[str, ...] = DEFAULT_REPLY_PREFIXES  # where answers may go
 
 
 class FailoverTiming(msgspec.Struct, frozen=True, kw_only=True):
@@ -133,7 +135,9 @@ class Leader:
         apply_fleet_event(self.state, _FLEET.decode(m.data))
 
     def _on_chip(self, m: Msg) -> None:
-        event = decode_event(m.data, m.headers)
+        event = read_chip_event("balancer", m.subject, stream_seq(m), m.data, m.headers)
+        if event is None:
+            return
         before = self.state.chips.get(event.chip_id)
         chip = apply_chip_event(self.state, event)
         if not self._caught_up or before is None or before.status is chip.status:

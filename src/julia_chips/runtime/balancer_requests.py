@@ -23,6 +23,7 @@ from julia_chips.actors.balancer_state import evolve
 from julia_chips.events import messages as msg
 from julia_chips.events import route as rt
 from julia_chips.events.codec import ENCODER
+from julia_chips.reply_subjects import reply_refusal
 from julia_chips.runtime.balancer_leader import Job, Leader
 from julia_chips.runtime.balancer_metrics import REQUESTS
 from julia_chips.runtime.dead_letters import reply_to_in, send_to_dead_letters
@@ -85,18 +86,11 @@ class RequestConsumer:
             self._leader.deposed.set()  # the next leader rebuilds and gets it again
 
     async def _handle(self, m: Msg) -> None:
+        read = await self._read(m)
+        if read is None:
+            return
+        command, reply_to = read
         leader = self._leader
-        header_reply = (m.headers or {}).get(JuliaHeader.REPLY_TO)
-        if deliveries(m) > leader.settings.max_deliver:
-            await self._reject(m, header_reply, f"gave up after {leader.settings.max_deliver} "
-                                                "deliveries")
-            return
-        try:
-            command = rt.decode_route_command(m.subject.rsplit(".", 1)[-1], m.data)
-        except rt.BadRouteCommand as bad:
-            await self._reject(m, header_reply, str(bad))
-            return
-        reply_to = command.reply_to or header_reply
         if isinstance(command, rt.SendRequest):
             known = self._known(command)
             if known == "in flight":
@@ -114,6 +108,30 @@ class RequestConsumer:
         for event in events:
             evolve(leader.state, event)  # now, before any await: the next decision sees it
         leader.post(command.doctor_id, self._carry_out(m, reply_to, command, events))
+
+    async def _read(self, m: Msg) -> tuple[rt.AnyRouteCommand, str | None] | None:
+        """The request and where to answer it; None once it is refused (dead-lettered)."""
+        leader = self._leader
+        prefixes = leader.settings.reply_prefixes
+        header_reply = (m.headers or {}).get(JuliaHeader.REPLY_TO)
+        if header_reply and (refused := reply_refusal(header_reply, prefixes,
+                                                      JuliaHeader.REPLY_TO)):
+            await self._reject(m, None, refused)
+            return None
+        answer = header_reply or reply_to_in(m.data, prefixes)
+        if deliveries(m) > leader.settings.max_deliver:
+            await self._reject(m, answer, f"gave up after {leader.settings.max_deliver} "
+                                          "deliveries")
+            return None
+        try:
+            command = rt.decode_route_command(m.subject.rsplit(".", 1)[-1], m.data)
+        except rt.BadRouteCommand as bad:
+            await self._reject(m, answer, str(bad))
+            return None
+        if command.reply_to and (refused := reply_refusal(command.reply_to, prefixes)):
+            await self._reject(m, None, refused)
+            return None
+        return command, command.reply_to or header_reply
 
     def _known(self, request: rt.SendRequest) -> rt.RouteReply | str | None:
         state = self._leader.state
@@ -166,11 +184,12 @@ class RequestConsumer:
             self._in_flight.release()
 
     async def _reject(self, m: Msg, reply_to: str | None, reason: str) -> None:
-        """Bad input: tell the sender why, keep the bytes in the dead letters, store nothing."""
+        """Bad input: tell the sender why on `reply_to` (checked by `reply_refusal`; None when
+        it was refused: not answered at all), keep the bytes in the dead letters, store
+        nothing."""
         log.info("route request refused: %s", reason[:200])
         await send_to_dead_letters(self._leader.js, "route", m.subject.rsplit(".", 1)[-1],
                                    m.data, reason, m.subject)
-        reply_to = reply_to or reply_to_in(m.data)
         try:
             if reply_to:
                 reply = rt.RouteReply(ok=False, error=reason, reason="invalid")

@@ -36,7 +36,8 @@ log = logging.getLogger(__name__)
 
 def balancer_settings(config: Config) -> BalancerSettings:
     return BalancerSettings(max_active=config.max_chips_active, lease_ttl=config.lease_ttl,
-                            ack_wait=config.ack_wait, max_deliver=config.max_deliver)
+                            ack_wait=config.ack_wait, max_deliver=config.max_deliver,
+                            reply_prefixes=config.reply_prefixes)
 
 
 class BalancerRunner:

@@ -58,8 +58,11 @@ class ChipActor:
         await self._catch_up()
 
     async def _catch_up(self) -> None:
-        for stored in await self._log.load(self.chip_id, after_seq=self.last_seq):
+        history = await self._log.history(self.chip_id, after_seq=self.last_seq)
+        for stored in history.events:
             self._apply(stored)
+        # Past any foreign message skipped too: appends expect the subject's last sequence.
+        self.last_seq = max(self.last_seq, history.last_seq)
 
     def _apply(self, stored: StoredEvent) -> None:
         event = stored.event

@@ -18,7 +18,7 @@ from nats.js.api import DeliverPolicy
 from nats.js.client import JetStreamContext
 
 from julia_chips.events.chip import AnyChipEvent
-from julia_chips.events.codec import decode_event
+from julia_chips.store.stored_chip_event import read_chip_event
 from julia_chips.subjects import Stream
 
 log = logging.getLogger(__name__)
@@ -47,11 +47,8 @@ class ChipEventFeed:
 
     async def _on_msg(self, msg: Msg) -> None:
         seq = msg.metadata.sequence.stream
-        try:
-            event = decode_event(msg.data, msg.headers)
-        except Exception:  # an event this version cannot read: skip it, say so
-            log.exception("chip event at sequence %d could not be decoded; skipped", seq)
-        else:
+        event = read_chip_event("chip_feed", msg.subject, seq, msg.data, msg.headers)
+        if event is not None:
             self._on_event(event)
         self.last_seq = seq
         self._moved.set()

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import msgspec
 from nats.js.client import JetStreamContext
 
+from julia_chips.reply_subjects import reply_refusal
 from julia_chips.subjects import JuliaHeader, dead_letter
 
 
@@ -17,13 +20,14 @@ async def send_to_dead_letters(
     await js.publish(dead_letter(kind, key), data, headers=headers)
 
 
-def reply_to_in(data: bytes) -> str | None:
-    """Best effort: find `reply_to` in a body that failed to decode as a command."""
+def reply_to_in(data: bytes, prefixes: Iterable[str]) -> str | None:
+    """Best effort: the `reply_to` of a body that failed to decode as a command, when it is
+    a subject we may answer on (`reply_subjects`); None otherwise."""
     try:
         obj = msgspec.json.decode(data)
     except msgspec.DecodeError:
         return None
     reply_to = obj.get("reply_to") if isinstance(obj, dict) else None
-    if isinstance(reply_to, str) and reply_to and " " not in reply_to and len(reply_to) < 256:
+    if isinstance(reply_to, str) and reply_refusal(reply_to, prefixes) is None:
         return reply_to
     return None

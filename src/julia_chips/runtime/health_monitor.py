@@ -43,6 +43,7 @@ from julia_chips.events.codec import ENCODER
 from julia_chips.events.commands import AnyChipCommand
 from julia_chips.events.fleet import AnyFleetEvent
 from julia_chips.events.observations import HealthSignal, SmsReceived
+from julia_chips.reply_subjects import DEFAULT_REPLY_PREFIXES, reply_refusal
 from julia_chips.runtime.brake_log import BrakeLog
 from julia_chips.runtime.chip_feed import ChipEventFeed
 from julia_chips.runtime.dead_letters import send_to_dead_letters
@@ -86,6 +87,7 @@ class HealthMonitorSettings(msgspec.Struct, frozen=True, kw_only=True):
     fetch_wait: float = 0.5  # seconds a pull waits for signals (shorter ones orphan pulls)
     max_skew: timedelta = timedelta(days=7)  # a signal further from our clock is nonsense
     durable: str = "health-monitor"
+    reply_prefixes: tuple[str, ...] = DEFAULT_REPLY_PREFIXES  # where the release is answered
 
 
 DEFAULT_MONITOR = HealthMonitorSettings()
@@ -264,8 +266,12 @@ class HealthMonitor:
 
     async def _on_release(self, msg: Msg) -> None:
         await self._apply_brake(brake.release(self.brake, self._clock.now()))
-        if msg.reply:
-            await self._nc.publish(msg.reply, ENCODER.encode({"ok": True,
+        if not msg.reply:
+            return
+        if refused := reply_refusal(msg.reply, self._settings.reply_prefixes, "reply"):
+            log.warning("brake release not answered: %s", refused)  # released all the same
+            return
+        await self._nc.publish(msg.reply, ENCODER.encode({"ok": True,
                                                               "engaged": self.brake.engaged}))
 
 

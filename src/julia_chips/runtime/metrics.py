@@ -9,3 +9,7 @@ EVENTS_APPENDED = Counter("julia_events_appended_total", "Chip events appended")
 DEAD_LETTERS = Counter("julia_dead_letters_total", "Messages sent to the dead letters", ["kind"])
 COMMANDS_OK = COMMANDS_PROCESSED.labels(ok="true")  # bound once: labels() costs a lookup
 COMMANDS_REFUSED = COMMANDS_PROCESSED.labels(ok="false")
+# Messages on `chip.evt.*` that are not a chip event of the subject's chip, per reader that
+# skipped them (store/stored_chip_event.py): nonzero means someone wrote into the audit log.
+FOREIGN_CHIP_EVENTS = Counter("julia_foreign_chip_events_total",
+                              "Foreign messages skipped in CHIP_EVENTS", ["reader"])

@@ -21,7 +21,8 @@ from nats.js.client import JetStreamContext
 from julia_chips.actors.warmup import WarmupPolicy
 from julia_chips.clock import Clock
 from julia_chips.events.codec import decode_command, encode_reply
-from julia_chips.events.commands import AnyChipCommand, CommandReply
+from julia_chips.events.commands import CommandReply
+from julia_chips.reply_subjects import DEFAULT_REPLY_PREFIXES, reply_refusal
 from julia_chips.runtime.chip_actor import ChipActor
 from julia_chips.runtime.dead_letters import reply_to_in, send_to_dead_letters
 from julia_chips.runtime.mailbox import Mailboxes
@@ -50,6 +51,7 @@ class PartitionSettings(msgspec.Struct, frozen=True, kw_only=True):
     snapshot_every: int = 50
     idle_passivate: float = 300.0
     policy: WarmupPolicy = WarmupPolicy()
+    reply_prefixes: tuple[str, ...] = DEFAULT_REPLY_PREFIXES  # where answers may go
 
 
 class PartitionConsumer:
@@ -112,18 +114,29 @@ class PartitionConsumer:
             await msg.nak(delay=min(30.0, 0.5 * deliveries(msg)))
 
     async def _deliver(self, chip_id: str, msg: Msg) -> None:
+        prefixes = self._settings.reply_prefixes
+        header = (msg.headers or {}).get(JuliaHeader.REPLY_TO)
+        if header and (refused := reply_refusal(header, prefixes, JuliaHeader.REPLY_TO)):
+            await self._refuse_reply(chip_id, msg, refused)
+            return
+        answer = header or reply_to_in(msg.data, prefixes)
         if deliveries(msg) > self._settings.max_deliver:
             await self._reject(chip_id, msg, f"gave up after {self._settings.max_deliver} "
-                                              "deliveries")
+                                              "deliveries", answer)
             return
         try:
             command = decode_command(msg.data)
         except (msgspec.ValidationError, msgspec.DecodeError) as err:
-            await self._reject(chip_id, msg, f"invalid command: {err}")
+            await self._reject(chip_id, msg, f"invalid command: {err}", answer)
+            return
+        if command.reply_to is not None and (refused := reply_refusal(command.reply_to,
+                                                                      prefixes)):
+            await self._refuse_reply(chip_id, msg, refused)
             return
         actor = await self._actor(chip_id)
         reply = await actor.handle(command, self._clock.now())
-        await self._reply(command, reply)
+        if command.reply_to:
+            await self._nc.publish(command.reply_to, encode_reply(reply))
         await msg.ack()
         (COMMANDS_OK if reply.ok else COMMANDS_REFUSED).inc()
 
@@ -137,14 +150,16 @@ class PartitionConsumer:
             self._actors[chip_id] = actor
         return actor
 
-    async def _reply(self, command: AnyChipCommand, reply: CommandReply) -> None:
-        if command.reply_to:
-            await self._nc.publish(command.reply_to, encode_reply(reply))
+    async def _refuse_reply(self, chip_id: str, msg: Msg, refused: str) -> None:
+        """Not carried out, and answered nowhere: the answer would land wherever the sender
+        pointed it (another chip's audit log, the JetStream API)."""
+        log.warning("chip %s: command dead-lettered: %s", chip_id, refused)
+        await self._reject(chip_id, msg, refused, None)
 
-    async def _reject(self, chip_id: str, msg: Msg, reason: str) -> None:
-        """Dead-letter the command and tell the sender why; the partition keeps going."""
+    async def _reject(self, chip_id: str, msg: Msg, reason: str, reply_to: str | None) -> None:
+        """Dead-letter the command and tell the sender why, on `reply_to` (already checked
+        by `reply_refusal`, or None); the partition keeps going."""
         await send_to_dead_letters(self._js, "chip", chip_id, msg.data, reason, msg.subject)
-        reply_to = (msg.headers or {}).get(JuliaHeader.REPLY_TO) or reply_to_in(msg.data)
         if reply_to:
             await self._nc.publish(reply_to, encode_reply(CommandReply(ok=False, error=reason)))
         await msg.term()

@@ -15,8 +15,9 @@ from nats.js.client import JetStreamContext
 from nats.js.errors import APIError, NotFoundError
 
 from julia_chips.events.chip import AnyChipEvent, ChipEvent
-from julia_chips.events.codec import decode_event, encode_event, event_headers
+from julia_chips.events.codec import encode_event, event_headers
 from julia_chips.store.acked_publish import AckedPublisher
+from julia_chips.store.stored_chip_event import read_chip_event
 from julia_chips.subjects import Stream, chip_events
 
 WRONG_LAST_SEQUENCE = 10071
@@ -36,12 +37,22 @@ class StoredEvent(msgspec.Struct, frozen=True):
     event: AnyChipEvent
 
 
+class ChipHistory(msgspec.Struct, frozen=True):
+    events: list[StoredEvent]
+    # The subject's last sequence read, foreign messages included: what the next append
+    # must expect, or it conflicts with a message that is no event forever.
+    last_seq: int
+
+
 class ChipEventLog(Protocol):
     """A chip's event stream: JetStream in production, a dict in unit tests."""
 
     async def last_seq(self, chip_id: str) -> int: ...
 
     async def load(self, chip_id: str, after_seq: int = 0) -> list[StoredEvent]: ...
+
+    async def history(self, chip_id: str, after_seq: int = 0) -> ChipHistory:
+        """`load`, and how far it read: what a recovering actor needs."""
 
     async def append(
         self, chip_id: str, events: Sequence[ChipEvent], expected_last_seq: int
@@ -63,20 +74,27 @@ class JetStreamChipEventLog:
 
     async def load(self, chip_id: str, after_seq: int = 0) -> list[StoredEvent]:
         """The chip's events with sequence > after_seq, oldest first."""
+        return (await self.history(chip_id, after_seq)).events
+
+    async def history(self, chip_id: str, after_seq: int = 0) -> ChipHistory:
+        """The chip's events after `after_seq`, skipping foreign messages, and the last
+        sequence read."""
         subject = chip_events(chip_id)
         last = await self.last_seq(chip_id)
         stored: list[StoredEvent] = []
-        seq = after_seq + 1
-        while seq <= last:
+        seq = after_seq
+        while seq < last:
             try:
-                msg = await self._js.get_msg(Stream.CHIP_EVENTS, seq=seq, subject=subject,
+                msg = await self._js.get_msg(Stream.CHIP_EVENTS, seq=seq + 1, subject=subject,
                                              next=True, direct=True)
             except NotFoundError:
                 break
-            assert msg.seq is not None and msg.data is not None
-            stored.append(StoredEvent(msg.seq, decode_event(msg.data, msg.headers)))
-            seq = msg.seq + 1
-        return stored
+            assert msg.seq is not None
+            seq = msg.seq
+            event = read_chip_event("event_log", subject, seq, msg.data, msg.headers)
+            if event is not None:
+                stored.append(StoredEvent(seq, event))
+        return ChipHistory(stored, seq)
 
     async def append(
         self, chip_id: str, events: Sequence[ChipEvent], expected_last_seq: int

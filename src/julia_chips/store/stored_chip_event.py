@@ -1,0 +1,41 @@
+"""Read a chip event from a message stored in CHIP_EVENTS, or skip it as foreign.
+
+Only a chip's actor should write `chip.evt.<chip_id>`, but the stream keeps whatever reached
+the subject: a reply some worker was tricked into sending there, or bytes published by
+anyone who reaches NATS. The stream denies deletes, so such a message stays forever; every
+reader must therefore step over it rather than fail on it (a recovery that raises wedges
+the chip, a projection that raises stops its read model, an HTTP read answers 500). A
+well-formed event of another chip is foreign too: folding it would rewrite that chip's
+state from a subject its actor never guarded.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+from julia_chips.events.chip import AnyChipEvent
+from julia_chips.events.codec import decode_event
+from julia_chips.runtime.metrics import FOREIGN_CHIP_EVENTS
+from julia_chips.subjects import chip_events
+
+log = logging.getLogger(__name__)
+
+
+def read_chip_event(reader: str, subject: str, seq: int, data: bytes | None,
+                    headers: Mapping[str, str] | None) -> AnyChipEvent | None:
+    """The chip event stored at stream sequence `seq` on `subject`; None (logged, counted
+    under `reader`) when the message is not one of ours. The log names the subject and the
+    sequence, never the body: a foreign body may hold phone numbers or message texts.
+    """
+    try:
+        event = decode_event(data or b"", headers)
+    except Exception as err:  # anyone's bytes: whatever fails to read is not our event
+        why = f"not a chip event ({type(err).__name__})"
+    else:
+        if chip_events(event.chip_id) == subject:
+            return event
+        why = "an event of another chip"
+    log.warning("%s: CHIP_EVENTS sequence %d on %s is %s; skipped", reader, seq, subject, why)
+    FOREIGN_CHIP_EVENTS.labels(reader=reader).inc()
+    return None
