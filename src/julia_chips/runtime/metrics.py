@@ -9,3 +9,7 @@ EVENTS_APPENDED = Counter("julia_events_appended_total", "Chip events appended")
 DEAD_LETTERS = Counter("julia_dead_letters_total", "Messages sent to the dead letters", ["kind"])
 COMMANDS_OK = COMMANDS_PROCESSED.labels(ok="true")  # bound once: labels() costs a lookup
 COMMANDS_REFUSED = COMMANDS_PROCESSED.labels(ok="false")
+# One chip's work that raised in a fleet-wide loop (monitor, scheduler, activator), by part:
+# skipped for that chip so the rest of the fleet goes on (runtime/chip_failures.py).
+CHIP_FAILURES = Counter("julia_chip_failures_total",
+                        "Per-chip work that raised and was skipped for that chip", ["part"])
