@@ -48,6 +48,11 @@ def chip_events(chip_id: str) -> str:
     return f"chip.evt.{chip_id}"
 
 
+def chip_id_of_event_subject(subject: str) -> str:
+    """`chip.evt.<chip_id>` -> chip_id."""
+    return subject.removeprefix("chip.evt.")
+
+
 FLEET_BRAKE = "fleet.evt.brake"
 FLEET_BRAKE_RELEASE = "fleet.cmd.brake.release"  # core request: an operator lifts the brake
 GATEWAY_SIGNALS = "gw.obs.>"  # every typed gateway signal: what the health monitor reads

@@ -1,14 +1,15 @@
-"""Wire format: headers, the upcast of an old event version, and schemas kept in step."""
+"""Wire format: headers, the upcasts of old event versions, and schemas kept in step."""
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import msgspec
 import pytest
 
-from julia_chips.events.chip import TrafficObserved
+from julia_chips.events.chip import Cooled, TrafficObserved
 from julia_chips.events.codec import decode_event, encode_event, event_headers
 from julia_chips.events.schemas import SCHEMA_FILES, render_schemas
 from julia_chips.events.upcasting import upcast
@@ -34,9 +35,38 @@ def test_v1_traffic_observed_is_upcast_on_read() -> None:
     assert (event.sent, event.replied, event.received, event.failed) == (9, 3, 0, 1)
 
 
+def _stored_v1_cooled(until: str | None) -> bytes:
+    """A `Cooled` as v1 wrote it: `until` exactly as the `Cool` command had it."""
+    return msgspec.json.encode({
+        "type": "Cooled", "event_id": "e", "chip_id": "c", "command_id": "k",
+        "occurred_at": "2026-01-01T00:00:00Z", "reason": "r", "until": until,
+        "previous_status": "warming", "cool_streak": 1})
+
+
+V1 = {"Julia-Event-Type": "Cooled", "Julia-Event-Version": "1"}
+
+
+def test_v1_cooled_with_a_naive_until_is_read_as_utc() -> None:
+    event = decode_event(_stored_v1_cooled("2026-01-01T06:30:00"), V1)
+    assert isinstance(event, Cooled)
+    assert event.until == datetime(2026, 1, 1, 6, 30, tzinfo=UTC)
+    assert event.until.utcoffset() == timedelta(0)
+
+
+@pytest.mark.parametrize(("stored", "read"), [
+    ("2026-01-01T06:30:00-03:00", datetime(2026, 1, 1, 9, 30, tzinfo=UTC)),
+    (None, None),
+])
+def test_v1_cooled_with_a_zone_or_no_until_reads_as_it_was(
+        stored: str | None, read: datetime | None) -> None:
+    event = decode_event(_stored_v1_cooled(stored), V1)
+    assert isinstance(event, Cooled) and event.until == read
+    assert Cooled.version == 2
+
+
 def test_missing_upcaster_is_a_clear_error() -> None:
-    with pytest.raises(LookupError, match="no upcaster for Cooled v1"):
-        upcast({}, "Cooled", 1, 2)
+    with pytest.raises(LookupError, match="no upcaster for Retired v1"):
+        upcast({}, "Retired", 1, 2)
 
 
 @pytest.mark.parametrize("name", SCHEMA_FILES)

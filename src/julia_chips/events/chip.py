@@ -97,6 +97,7 @@ class OutOfService(ChipEvent, frozen=True, kw_only=True, tag="OutOfService"):
 
 
 class Cooled(ChipEvent, frozen=True, kw_only=True, tag="Cooled"):
+    version: ClassVar[int] = 2  # v1 took `until` from the Cool as sent: it may lack a zone
     reason: str
     until: datetime | None  # None: rests until an operator resumes it
     previous_status: Status  # where `Resume` takes it back

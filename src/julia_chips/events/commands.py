@@ -6,10 +6,11 @@ command), and every field carries the bounds that keep nonsense out of the audit
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 import msgspec
+
+from julia_chips.events.timestamps import AwareDatetime
 
 CommandId = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"^[^\s]+$")]
 Reason = Annotated[str, msgspec.Meta(min_length=1, max_length=1000)]
@@ -75,7 +76,7 @@ class TakeOutOfService(ChipCommand, frozen=True, kw_only=True, tag="TakeOutOfSer
 
 class Cool(ChipCommand, frozen=True, kw_only=True, tag="Cool"):
     reason: Reason
-    until: datetime | None = None  # None: the escalating default rest
+    until: AwareDatetime | None = None  # None: the escalating default rest
 
 
 class Resume(ChipCommand, frozen=True, kw_only=True, tag="Resume"):

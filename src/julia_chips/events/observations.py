@@ -10,12 +10,12 @@ may also report counters it already summed: those are the last three facts.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 
 import msgspec
 
 from julia_chips.events.commands import Counter
+from julia_chips.events.timestamps import AwareDatetime
 
 ConnectionState = Literal["open", "connecting", "close", "refused"]
 
@@ -35,7 +35,7 @@ class ConnectionUpdate(msgspec.Struct, frozen=True, kw_only=True):
     instance: str
     state: ConnectionState
     status_reason: int | None
-    observed_at: datetime
+    observed_at: AwareDatetime
 
 
 class InboundMessage(msgspec.Struct, frozen=True, kw_only=True):
@@ -49,7 +49,7 @@ class InboundMessage(msgspec.Struct, frozen=True, kw_only=True):
     message_id: str
     from_phone: str
     text: str
-    sent_at: datetime
+    sent_at: AwareDatetime
 
 
 class MessageStatus(msgspec.Struct, frozen=True, kw_only=True):
@@ -59,7 +59,7 @@ class MessageStatus(msgspec.Struct, frozen=True, kw_only=True):
     message_id: str
     remote_phone: str
     status: DeliveryStatus
-    observed_at: datetime
+    observed_at: AwareDatetime
 
 
 class SmsReceived(msgspec.Struct, frozen=True, kw_only=True):
@@ -71,7 +71,7 @@ class SmsReceived(msgspec.Struct, frozen=True, kw_only=True):
     origin_phone: str
     text: str
     code: str | None
-    received_at: datetime
+    received_at: AwareDatetime
 
 
 Instance = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
@@ -84,7 +84,7 @@ class SendRefused(msgspec.Struct, frozen=True, kw_only=True):
     instance: Instance
     gateway: Literal["cloud_api", "evolution"]
     code: ErrorCode
-    observed_at: datetime
+    observed_at: AwareDatetime
 
 
 class AccountNotice(msgspec.Struct, frozen=True, kw_only=True):
@@ -97,7 +97,7 @@ class AccountNotice(msgspec.Struct, frozen=True, kw_only=True):
     instance: Instance
     field: Literal["phone_number_quality_update", "account_update"]
     event: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
-    observed_at: datetime
+    observed_at: AwareDatetime
 
 
 class TrafficCounted(msgspec.Struct, frozen=True, kw_only=True):
@@ -113,7 +113,7 @@ class TrafficCounted(msgspec.Struct, frozen=True, kw_only=True):
     replied: Counter = 0
     failed: Counter = 0
     received: Counter = 0
-    observed_at: datetime
+    observed_at: AwareDatetime
 
 
 HealthSignal = (

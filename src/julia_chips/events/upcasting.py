@@ -6,6 +6,7 @@ Each upcaster turns the JSON object of `(type, version)` into the shape of `vers
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 JsonObject = dict[str, Any]
@@ -41,3 +42,26 @@ def _traffic_v1_to_v2(obj: JsonObject) -> JsonObject:
     lifted["replied"] = obj.get("replies", 0)
     lifted.setdefault("received", 0)
     return lifted
+
+
+@upcaster("Cooled", 1)
+def _cooled_v1_to_v2(obj: JsonObject) -> JsonObject:
+    """v1 stored `until` as the Cool command gave it, a zone or not; v2's always has one.
+
+    A naive `until` is read as UTC, the zone of every time the system itself writes.
+    """
+    if obj.get("until") is None:
+        return obj
+    return {**obj, "until": _naive_as_utc(obj["until"])}
+
+
+def _naive_as_utc(value: object) -> object:
+    """An ISO 8601 string without a zone, as the same wall time in UTC; any other value is
+    left for the decoder to accept or to refuse by its field name."""
+    if not isinstance(value, str):
+        return value
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return value
+    return value if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC).isoformat()

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Literal, TypeVar
 
 import aiohttp
 import msgspec
 
+from julia_chips.events.timestamps import AwareDatetime
 from julia_chips.gateways.backoff import Backoff, Sleep, retrying
 from julia_chips.gateways.http_exchange import Params, decode_strict, exchange, segment
 from julia_chips.gateways.salvy_errors import (
@@ -54,8 +54,8 @@ class PhoneAccount(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     phone_number: str
     status: str
     name: str | None = None
-    created_at: datetime | None = None
-    canceled_at: datetime | None = None
+    created_at: AwareDatetime | None = None
+    canceled_at: AwareDatetime | None = None
     cancel_reason: str | None = None
 
 

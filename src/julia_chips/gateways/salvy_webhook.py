@@ -7,11 +7,10 @@ created through v2 still arrive under the old name.
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import msgspec
 
 from julia_chips.events.observations import SmsReceived
+from julia_chips.events.timestamps import AwareDatetime
 from julia_chips.gateways.http_exchange import UNREADABLE
 from julia_chips.gateways.observations import Ignored, SalvyObservation, WebhookRejected
 from julia_chips.gateways.sms_code import whatsapp_code
@@ -33,7 +32,7 @@ class _SmsData(msgspec.Struct, kw_only=True, rename="camel"):
     id: str
     phone_account_id: str | None = None
     virtual_phone_account_id: str | None = None
-    received_at: datetime
+    received_at: AwareDatetime
     origin_phone_number: str
     destination_phone_number: str
     message: str

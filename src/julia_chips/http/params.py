@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated, TypeVar
 
 import msgspec
@@ -11,6 +10,7 @@ from aiohttp import web
 
 from julia_chips.events.chip import Status
 from julia_chips.events.route import DoctorId
+from julia_chips.events.timestamps import AwareDatetime
 from julia_chips.http.errors import ApiProblem, field_of
 
 T = TypeVar("T")
@@ -19,8 +19,8 @@ Offset = Annotated[int, msgspec.Meta(ge=0, le=1_000_000, description="items to s
 ChipCursor = Annotated[str, msgspec.Meta(
     pattern=r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$",
     description="`next_cursor` of the previous page: chips with a greater id")]
-Since = Annotated[datetime, msgspec.Meta(
-    tz=True, description="events that occurred at or after this time (ISO 8601, with zone)")]
+Since = Annotated[AwareDatetime, msgspec.Meta(
+    description="events that occurred at or after this time (ISO 8601, with zone)")]
 Seq = Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1, description="first stream sequence")]
 ChipIdParam = Annotated[str, msgspec.Meta(extra_json_schema={"format": "uuid"})]
 

@@ -26,13 +26,16 @@ from julia_chips.events import chip as chip_ev
 from julia_chips.events.activation import RegistrarKind
 from julia_chips.runtime.activation_effects import ActivationPorts, perform
 from julia_chips.runtime.activation_log import ActivationLog, SagaWriteConflict
+from julia_chips.runtime.chip_failures import chip_failed
 from julia_chips.store.pull_feed import stream_seq
 from julia_chips.store.stored_chip_event import read_chip_event
-from julia_chips.subjects import Stream
+from julia_chips.subjects import Stream, chip_id_of_event_subject
 
 log = logging.getLogger(__name__)
 
 DURABLE = "activator"
+PART = "activator"  # its label in julia_chip_failures_total
+RETRY_DELAY = 1.0  # seconds before a chip's failed step is tried again
 RegistrarChoice = Callable[[chip_ev.Provisioned], RegistrarKind]
 
 
@@ -82,7 +85,13 @@ class Activator:
                 except TimeoutError:
                     continue
                 for msg in batch:
-                    await self._on_chip_event(msg)
+                    try:
+                        await self._on_chip_event(msg)
+                    except Exception:  # this chip's start waits; the others go on
+                        chip_failed(PART, chip_id_of_event_subject(msg.subject),
+                                    "starting its activation")
+                        await msg.nak(delay=RETRY_DELAY)
+                        continue
                     await msg.ack()
         finally:
             await self._stop_sagas()
@@ -124,8 +133,8 @@ class Activator:
                 except SagaWriteConflict:
                     log.warning("activation of %s moved under us: reloading", chip_id)
                 except Exception:  # NATS hiccup: back off, then refold and continue
-                    log.exception("activation of %s interrupted", chip_id)
-                    await asyncio.sleep(1.0)
+                    chip_failed(PART, chip_id, "driving its activation")
+                    await asyncio.sleep(RETRY_DELAY)
 
     async def _load(self, chip_id: str) -> tuple[Saga, int]:
         """The saga as stored, and the sequence its next append must expect."""

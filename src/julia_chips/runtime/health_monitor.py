@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import msgspec
 from nats.aio.client import Client as NATS
@@ -45,6 +45,7 @@ from julia_chips.events.fleet import AnyFleetEvent
 from julia_chips.events.observations import HealthSignal, SmsReceived
 from julia_chips.reply_subjects import DEFAULT_REPLY_PREFIXES, reply_refusal
 from julia_chips.runtime.brake_log import BrakeLog
+from julia_chips.runtime.chip_failures import chip_failed
 from julia_chips.runtime.chip_feed import ChipEventFeed
 from julia_chips.runtime.dead_letters import send_to_dead_letters
 from julia_chips.runtime.part_lease import part_lease, run_while_holding
@@ -59,6 +60,7 @@ from julia_chips.subjects import (
 )
 
 log = logging.getLogger(__name__)
+PART = "health_monitor"  # its label in julia_chip_failures_total
 SIGNALS = Counter("julia_health_signals_total", "Gateway signals folded or rejected", ["result"])
 HEALTH_COMMANDS = Counter("julia_health_commands_total", "Commands the monitor issued", ["type"])
 
@@ -114,6 +116,12 @@ class HealthMonitor:
         self._stopping = asyncio.Event()
 
     def _on_chip_event(self, event: ev.AnyChipEvent) -> None:
+        try:
+            self._follow(event)
+        except Exception:
+            chip_failed(PART, event.chip_id, f"following {type(event).__name__}")
+
+    def _follow(self, event: ev.AnyChipEvent) -> None:
         chip_id = event.chip_id
         state = evolve(self._states.get(chip_id) or ChipState(chip_id=chip_id), event)
         self._states[chip_id] = state
@@ -186,7 +194,13 @@ class HealthMonitor:
         except SignalRejected as rejected:
             await self._reject(msg, str(rejected))
             return
-        self.chips[chip_id] = observe_signal(self.chips[chip_id], signal, self._settings.policy)
+        try:
+            self.chips[chip_id] = observe_signal(self.chips[chip_id], signal,
+                                                 self._settings.policy)
+        except Exception as exc:
+            chip_failed(PART, chip_id, "folding a signal")
+            await self._reject(msg, f"chip {chip_id} could not fold it: {exc!r}")
+            return
         self._touched.add(chip_id)
         self.folded += 1
 
@@ -207,8 +221,7 @@ class HealthMonitor:
 
     async def _decide(self, chip_ids: set[str]) -> None:
         now = self._clock.now()
-        due = [(c, command) for c in chip_ids
-               for command in decide(self.chips[c], now, self._settings.policy)]
+        due = [(c, command) for c in chip_ids for command in self._decisions(c, now)]
         fresh = [(c, command) for c, command in due if command.command_id not in self._issued]
         for chip_id, command in fresh:
             log.info("chip %s: %s (%s)", chip_id, type(command).__name__,
@@ -216,6 +229,13 @@ class HealthMonitor:
         await self._send(fresh)
         # A brake decision can follow from the bans these commands cause; check it here too.
         await self._apply_brake(brake.decide(self.brake, now, self._settings.brake))
+
+    def _decisions(self, chip_id: str, now: datetime) -> list[AnyChipCommand]:
+        try:
+            return decide(self.chips[chip_id], now, self._settings.policy)
+        except Exception:
+            chip_failed(PART, chip_id, "deciding")
+            return []
 
     def _flush_due(self) -> bool:
         return bool(self._unflushed) and (
@@ -229,9 +249,13 @@ class HealthMonitor:
         now = self._clock.now()
         for chip_id, health in self.chips.items():
             if health.pending:
-                health, traffic = take_traffic(
-                    health, f"obs:{chip_id}:{now.timestamp():.6f}:{self._batches}", now,
-                    self._settings.policy)
+                try:
+                    health, traffic = take_traffic(
+                        health, f"obs:{chip_id}:{now.timestamp():.6f}:{self._batches}", now,
+                        self._settings.policy)
+                except Exception:
+                    chip_failed(PART, chip_id, "taking its traffic")
+                    continue
                 self.chips[chip_id] = health
                 if traffic is not None:
                     batch.append((chip_id, traffic))

@@ -102,11 +102,13 @@ def derive(subject: str, data: bytes, received_at: datetime) -> Observation | No
 
 
 def receipt_time(msg: Msg) -> datetime:
-    """The edge's receipt time, else when JetStream stored the body (both UTC)."""
+    """The edge's receipt time, else when JetStream stored the body (both UTC). A stamp
+    without a zone names no instant (and would be refused downstream): JetStream's is one."""
     stamp = (msg.headers or {}).get(JuliaHeader.RECEIVED_AT)
     if stamp:
         with contextlib.suppress(ValueError):
-            return datetime.fromisoformat(stamp)
+            if (received := datetime.fromisoformat(stamp)).tzinfo is not None:
+                return received
     return msg.metadata.timestamp.astimezone(UTC)
 
 

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from nats.aio.client import Client as NATS
@@ -25,9 +26,11 @@ from julia_chips.client import ChipClient
 from julia_chips.clock import Clock
 from julia_chips.events.chip import AnyChipEvent
 from julia_chips.events.commands import CloseWarmDay
+from julia_chips.runtime.chip_failures import chip_failed
 from julia_chips.runtime.chip_feed import ChipEventFeed
 
 log = logging.getLogger(__name__)
+PART = "warmer_scheduler"  # its label in julia_chip_failures_total
 WARM_DAY_CLOSES = Counter("julia_warm_day_closes_total", "CloseWarmDay commands answered",
                           ["ok"])
 
@@ -51,7 +54,11 @@ class WarmerScheduler:
         self._stopping = asyncio.Event()
 
     def _on_event(self, event: AnyChipEvent) -> None:
-        day = follow(self._days.get(event.chip_id), event)
+        try:
+            day = follow(self._days.get(event.chip_id), event)
+        except Exception:
+            chip_failed(PART, event.chip_id, f"following {type(event).__name__}")
+            return
         if day is not None:
             self._days[event.chip_id] = day
 
@@ -79,13 +86,20 @@ class WarmerScheduler:
         now = self._clock.now()
         horizon = time.monotonic() - self._resend_after
         due = [(day.chip_id, close_command(day)) for day in self._days.values()
-               if is_due(day, now, self._tz)]
+               if self._is_due(day, now)]
         due = [(chip, c) for chip, c in due if self._sent.get(c.command_id, -1e18) < horizon]
         for _, command in due:
             self._sent[command.command_id] = time.monotonic()
         await asyncio.gather(*(self._close(chip, command) for chip, command in due))
         self._forget_answered()
         return len(due)
+
+    def _is_due(self, day: WarmDay, now: datetime) -> bool:
+        try:
+            return is_due(day, now, self._tz)
+        except Exception:  # e.g. a day opened at a time no midnight follows
+            chip_failed(PART, day.chip_id, "checking its warm day")
+            return False
 
     async def _close(self, chip_id: str, command: CloseWarmDay) -> None:
         async with self._slots:
@@ -94,6 +108,9 @@ class WarmerScheduler:
             except TimeoutError:
                 log.warning("no answer to %s yet; it stays stored and will be retried",
                             command.command_id)
+                return
+            except Exception:  # resent after `resend_after`, like an unanswered one
+                chip_failed(PART, chip_id, f"sending {command.command_id}")
                 return
         WARM_DAY_CLOSES.labels(ok=str(reply.ok).lower()).inc()
         if not reply.ok:  # e.g. the day was closed by another scheduler: nothing to do
