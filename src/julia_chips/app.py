@@ -7,10 +7,9 @@ import json
 import logging
 import signal
 import socket
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import msgspec
 from aiohttp import web
@@ -20,6 +19,7 @@ from julia_chips.actors.warmup import WarmupPolicy
 from julia_chips.clock import Clock, SystemClock
 from julia_chips.config import Config, ConfigError
 from julia_chips.http.app import create_app
+from julia_chips.http.keys import SUPERVISOR
 from julia_chips.http.webhooks import WEBHOOK_INGRESS, WebhookIngress, webhook_routes
 from julia_chips.infrastructure import Endpoints, connect_nats, infrastructure
 from julia_chips.outside_world import OutsideWorld, outside_world, whatsapp_sender
@@ -29,11 +29,12 @@ from julia_chips.projections.service import run_projections
 from julia_chips.runtime.activator_wiring import run_activator
 from julia_chips.runtime.balancer_dispatch import EvolutionSender
 from julia_chips.runtime.balancer_runner import run_balancer
-from julia_chips.runtime.health_monitor import run_health_monitor
+from julia_chips.runtime.health_monitor import HealthMonitorSettings, run_health_monitor
 from julia_chips.runtime.observation_deriver import ObservationDeriver, run_observation_deriver
 from julia_chips.runtime.partition import PartitionSettings
+from julia_chips.runtime.supervisor import PartFactory, SupervisionPolicy, Supervisor, run_until
 from julia_chips.runtime.warmer_scheduler import run_warmer_scheduler
-from julia_chips.runtime.worker import Worker
+from julia_chips.runtime.worker import Worker, new_worker_id
 from julia_chips.store.streams import ensure_streams
 
 log = logging.getLogger(__name__)
@@ -73,25 +74,45 @@ async def _one_part(config: Config, command: str) -> AsyncIterator[tuple[NATS, a
         await nc.close()
 
 
+def _supervisor(config: Config, clock: Clock) -> Supervisor:
+    return Supervisor(clock, SupervisionPolicy(max_restarts=config.max_restarts))
+
+
+def _workers(nc: NATS, clock: Clock, config: Config, stop: asyncio.Event,
+             worker_id: str) -> PartFactory:
+    """The chip workers as a part: a fresh `Worker` per start, under one id, so a restart
+    leaves no second live worker in the fair share."""
+    return lambda: run_until(Worker(nc, clock, config.partitions, config.lease_ttl,
+                                    partition_settings(config), worker_id), stop)
+
+
 async def run_worker(config: Config, worker_id: str | None = None,
-                     clock: Clock | None = None) -> None:
-    """Only chip workers, against NATS_URL (scaling out, and the crash tests)."""
+                     clock: Clock | None = None) -> int:
+    """Only chip workers, against NATS_URL (scaling out, and the crash tests); 1 when they
+    could not recover (for systemd to restart the process)."""
+    clock = clock or SystemClock()
     async with _one_part(config, "worker") as (nc, stop):
-        worker = Worker(nc, clock or SystemClock(), config.partitions, config.lease_ttl,
-                        partition_settings(config), worker_id)
-        task = asyncio.create_task(worker.run())
-        log.info("worker %s started", worker.worker_id)
-        await stop.wait()
-        worker.stop()
+        worker_id = worker_id or new_worker_id()
+        supervisor = _supervisor(config, clock)
+        task = supervisor.start("workers", _workers(nc, clock, config, stop, worker_id), stop)
+        log.info("worker %s started", worker_id)
+        recovered = await supervisor.until_stopped(stop)
         await task
+    return 0 if recovered else 1
 
 
-async def run_deriver(config: Config) -> None:
+async def run_deriver(config: Config) -> int:
     """Only the observation deriver, against NATS_URL, while it holds the deriver's lease
-    (standing by otherwise): for a `run --without deriver` beside it."""
+    (standing by otherwise): for a `run --without deriver` beside it. 1 when it could not
+    recover."""
     async with _one_part(config, "deriver") as (nc, stop):
         await ObservationDeriver(nc).prepare()
-        await run_observation_deriver(nc, stop, config.lease_ttl)
+        supervisor = _supervisor(config, SystemClock())
+        task = supervisor.start(
+            "deriver", lambda: run_observation_deriver(nc, stop, config.lease_ttl), stop)
+        recovered = await supervisor.until_stopped(stop)
+        await task
+    return 0 if recovered else 1
 
 
 async def start_http(app: web.Application, port: int, host: str = "127.0.0.1"
@@ -151,7 +172,8 @@ def _announce(config: Config, endpoints: Endpoints) -> None:
 async def run_all(config: Config, without: frozenset[str] = frozenset()) -> int:
     """Every part, until SIGINT/SIGTERM: workers, projections, HTTP (read API + webhooks),
     warmer scheduler, health monitor, observation deriver, balancer, activator, and the
-    sandbox when no outside service is configured.
+    sandbox when no outside service is configured. 1 when a part could not recover after
+    `config.max_restarts` restarts (for systemd to restart the process).
 
     :param without: parts run by processes of their own (cli.SEPARABLE_PARTS).
     """
@@ -166,16 +188,18 @@ async def run_all(config: Config, without: frozenset[str] = frozenset()) -> int:
         nc = await connect_nats(endpoints.nats_url)
         await ensure_streams(nc.jetstream(), config.replicas, config.lease_ttl)
         async with outside_world(config) as world, whatsapp_sender(world) as sender:
-            await _serve(config, SystemClock(), nc, world, sender, stop, without)
+            recovered = await _serve(config, SystemClock(), nc, world, sender, stop, without)
         _endpoints_path(config).unlink(missing_ok=True)
         await nc.close()  # every command is acked or left for redelivery: nothing to drain
-    return 0
+    return 0 if recovered else 1
 
 
 async def _serve(config: Config, clock: Clock, nc: NATS, world: OutsideWorld,
-                 sender: EvolutionSender, stop: asyncio.Event, without: frozenset[str]) -> None:
-    assert config.database_url is not None
+                 sender: EvolutionSender, stop: asyncio.Event, without: frozenset[str]) -> bool:
+    """Every part under one supervisor until `stop`; False when a part was given up."""
+    supervisor = _supervisor(config, clock)
     app = create_app(config, clock, nc=nc, routes=webhook_routes())
+    app[SUPERVISOR] = supervisor
     app[WEBHOOK_INGRESS] = WebhookIngress(nc.jetstream(), clock,
                                           evolution_secret=world.webhook_secret,
                                           salvy_secret=world.salvy_webhook_secret)
@@ -186,36 +210,46 @@ async def _serve(config: Config, clock: Clock, nc: NATS, world: OutsideWorld,
     http_url = f"http://{config.http_host}:{port}"
     world.listen_at(http_url)
     log.info("HTTP read API and webhooks on %s", http_url)
-    worker = Worker(nc, clock, config.partitions, config.lease_ttl, partition_settings(config))
-    ttl = config.lease_ttl
-    parts: dict[str, Coroutine[Any, Any, None]] = {
-        "workers": worker.run(),
-        "projections": run_projections(nc, config.database_url, stop, ttl),
-        "warmer scheduler": run_warmer_scheduler(nc, clock, stop),
-        "health monitor": run_health_monitor(nc, clock, stop, ttl),
-        "deriver": run_observation_deriver(nc, stop, ttl),
-    }
+    answered = asyncio.Event()  # the workers' stop: once nothing sends them commands any more
+    parts = _parts(config, clock, nc, world, sender, http_url, stop, answered)
     for name in without:
-        parts.pop(name).close()  # never started
+        del parts[name]
     if without:
         log.info("left to their own processes: %s", ", ".join(sorted(without)))
-    tasks = [asyncio.create_task(part, name=name) for name, part in parts.items()]
-    balancer = asyncio.create_task(run_balancer(nc, clock, config, sender), name="balancer")
-    activator = asyncio.create_task(run_activator(
-        nc, clock, config, stop, endpoints=world.activator_endpoints(config, http_url)),
-        name="activator")
+    tasks = {name: supervisor.start(name, part, stopping)
+             for name, (part, stopping) in parts.items()}
     log.info("julia-chips running (NATS %s); Ctrl-C to stop",
              without_credentials(config.nats_url or ""))
-    await stop.wait()
+    recovered = await supervisor.until_stopped(stop)
     log.info("stopping")
     # Those that send commands stop before the workers that answer them. The activator,
     # monitor, deriver and projections end on `stop`, not by cancellation: they release
     # their leases.
-    await asyncio.gather(_stop_within([balancer], cancel=True),
-                         _stop_within([activator], cancel=False))
-    worker.stop()
-    await _stop_within(tasks, cancel=False)
+    await asyncio.gather(_stop_within([tasks.pop("balancer")], cancel=True),
+                         _stop_within([tasks.pop("activator")], cancel=False))
+    answered.set()
+    await _stop_within(list(tasks.values()), cancel=False)
     await http.cleanup()
+    return recovered
+
+
+def _parts(config: Config, clock: Clock, nc: NATS, world: OutsideWorld,
+           sender: EvolutionSender, http_url: str, stop: asyncio.Event,
+           answered: asyncio.Event) -> dict[str, tuple[PartFactory, asyncio.Event]]:
+    """Every part of `run` by name, with the event that ends it."""
+    assert config.database_url is not None
+    database_url, ttl = config.database_url, config.lease_ttl
+    endpoints = world.activator_endpoints(config, http_url)
+    monitor = HealthMonitorSettings(reply_prefixes=config.reply_prefixes)
+    return {
+        "workers": (_workers(nc, clock, config, answered, new_worker_id()), answered),
+        "projections": (lambda: run_projections(nc, database_url, stop, ttl), stop),
+        "warmer scheduler": (lambda: run_warmer_scheduler(nc, clock, stop), stop),
+        "health monitor": (lambda: run_health_monitor(nc, clock, stop, ttl, monitor), stop),
+        "deriver": (lambda: run_observation_deriver(nc, stop, ttl), stop),
+        "balancer": (lambda: run_balancer(nc, clock, config, sender), stop),  # cancelled
+        "activator": (lambda: run_activator(nc, clock, config, stop, endpoints=endpoints), stop),
+    }
 
 
 async def _stop_within(tasks: list[asyncio.Task[None]], cancel: bool) -> None:

@@ -104,11 +104,9 @@ def _run(args: argparse.Namespace, config: Config) -> int:
     if args.command == "run":
         return uvloop.run(app.run_all(config, frozenset(args.without)))
     if args.command == "worker":
-        uvloop.run(app.run_worker(config, args.worker_id))
-        return 0
+        return uvloop.run(app.run_worker(config, args.worker_id))
     if args.command == "deriver":
-        uvloop.run(app.run_deriver(config))
-        return 0
+        return uvloop.run(app.run_deriver(config))
     if args.command == "sandbox":
         return uvloop.run(_sandbox(args))
     return uvloop.run(_operator_command(config, args))

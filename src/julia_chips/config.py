@@ -47,6 +47,8 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
     idle_passivate: float = 300.0  # seconds an idle chip actor stays in memory
     # Subjects answers may go to (reply_subjects.py): `_INBOX.` and JULIA_REPLY_PREFIXES.
     reply_prefixes: tuple[str, ...] = DEFAULT_REPLY_PREFIXES
+    part_grace: float = 60.0  # seconds a part may stay down before /health answers 503
+    max_restarts: int = 10  # failed restarts in a row before a process gives up (exits 1)
 
     @property
     def uses_sandbox(self) -> bool:
@@ -78,6 +80,8 @@ _NUMBER_VARS: dict[str, tuple[str, type[int] | type[float], float, float]] = {
     "JULIA_LEASE_TTL": ("lease_ttl", float, 1.0, 3600.0),
     "JULIA_ACK_WAIT": ("ack_wait", float, 1.0, 3600.0),
     "JULIA_IDLE_PASSIVATE": ("idle_passivate", float, 1.0, 86_400.0),
+    "JULIA_PART_GRACE": ("part_grace", float, 0.0, 86_400.0),
+    "JULIA_MAX_RESTARTS": ("max_restarts", int, 0, 10_000),
 }
 _STR_VARS = {
     "NATS_URL": "nats_url",

@@ -1,4 +1,5 @@
-"""`/health` (are NATS and PostgreSQL reachable) and `/health/chips` (the fleet summary)."""
+"""`/health` (are NATS and PostgreSQL reachable, are the parts running) and `/health/chips`
+(the fleet summary)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import contextlib
 from aiohttp import web
 
 from julia_chips.http.errors import UNAVAILABLE
-from julia_chips.http.keys import CLOCK, NATS_CONN, POOL
+from julia_chips.http.keys import CLOCK, CONFIG, NATS_CONN, POOL, SUPERVISOR
 from julia_chips.http.params import NoQuery, query
 from julia_chips.http.responses import ChipsHealth, Health, ProjectionLag, json
 from julia_chips.projections import checkpoints
@@ -35,11 +36,16 @@ async def _nats_ok(app: web.Application) -> bool:
 
 
 async def health(request: web.Request) -> web.Response:
+    """503 also when a supervised part has been down longer than `Config.part_grace`: a
+    process whose warmer scheduler cannot start is not healthy because NATS answers."""
     query(request, NoQuery)
     nats_ok, pg_ok = await asyncio.gather(_nats_ok(request.app), _postgres_ok(request.app))
-    ok = nats_ok and pg_ok
-    return json(Health(status="ok" if ok else "degraded", nats=nats_ok, postgres=pg_ok),
-                status=200 if ok else 503)
+    supervisor = request.app.get(SUPERVISOR)
+    parts = supervisor.status() if supervisor else {}
+    parts_ok = not supervisor or not supervisor.down_longer_than(request.app[CONFIG].part_grace)
+    ok = nats_ok and pg_ok and parts_ok
+    return json(Health(status="ok" if ok else "degraded", nats=nats_ok, postgres=pg_ok,
+                       parts=parts), status=200 if ok else 503)
 
 
 async def projection_lags(app: web.Application) -> dict[str, ProjectionLag]:

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from julia_chips.projections.chip_rows import ChipRow
 from julia_chips.projections.fleet import FleetSummary
+from julia_chips.runtime.supervisor import PartStatus
 
 _ENCODER = msgspec.json.Encoder()
 
@@ -61,10 +62,12 @@ class EventsPage(msgspec.Struct, frozen=True, kw_only=True):
     next_seq: int | None  # pass as `from_seq` for the next page; null when there is no more
 
 
-class Health(msgspec.Struct, frozen=True, kw_only=True):
+class Health(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     status: str  # "ok" or "degraded"
     nats: bool
     postgres: bool
+    # By part name, when the app serves a supervised process (`julia-chips run`).
+    parts: dict[str, PartStatus] = msgspec.field(default_factory=dict)
 
 
 class ProjectionLag(msgspec.Struct, frozen=True, kw_only=True):

@@ -5,7 +5,8 @@ whenever the cursor is found past the checkpoint) the durable consumer is recrea
 `checkpoint + 1`. A batch is applied in one transaction with its checkpoint, events at or
 below the checkpoint are skipped, and the messages are acked only after the commit; so a
 crash or redelivery never applies an event twice or skips one. PostgreSQL or NATS going
-away only pauses the loop: the same batch is retried with backoff until it commits.
+away only pauses the loop: the same batch is retried with backoff until it commits. An event
+PostgreSQL refuses for its data goes to the dead letters, and the projection moves on.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from nats.js.errors import NotFoundError
 
 from julia_chips.projections import checkpoints
 from julia_chips.projections.base import Envelope, Projection
+from julia_chips.runtime.dead_letters import send_to_dead_letters
+from julia_chips.runtime.metrics import DEAD_LETTERS
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +37,16 @@ MAX_BACKOFF = 5.0
 # Errors that mean "a dependency is away", not "this batch is wrong".
 TRANSIENT = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, NatsError,
              asyncio.TimeoutError)
+
+
+def _is_poison(err: Exception) -> bool:
+    """The event is what is wrong, not a dependency: PostgreSQL refuses its data (SQLSTATE
+    class 22 or 23), asyncpg cannot encode one of its values (a ValueError), or the
+    projection's own code raised on it. Anything else that PostgreSQL says (a missing table,
+    a deadlock, a shutdown) is retried: dead-lettering would lose every event meanwhile."""
+    if isinstance(err, asyncpg.DataError | asyncpg.IntegrityConstraintViolationError | ValueError):
+        return True
+    return not isinstance(err, TRANSIENT)
 
 
 class _Behind(Exception):
@@ -119,8 +132,50 @@ class ProjectionRunner:
         return await self._js.pull_subscribe_bind(name, stream=stream)
 
     async def _commit(self, msgs: Sequence[Msg]) -> bool:
-        """True once the batch is committed; False when stopped while waiting on `after`."""
+        """True once the batch is committed; False when stopped while waiting on `after`.
+
+        A batch refused for its data is applied again one event at a time: the event that
+        is refused alone goes to the dead letters and the checkpoint passes it, so one bad
+        event does not stop the read model (it stays in the stream, for a rebuild once the
+        projection can take it).
+        """
         batch = [self._envelope(m) for m in msgs]
+        try:
+            return await self._commit_batch(batch)
+        except _CursorAhead:
+            raise
+        except Exception as err:
+            if not _is_poison(err):
+                raise
+            log.warning("projection %s: batch at seq %d..%d refused (%s); applying its events "
+                        "one at a time", self.projection.name, batch[0].seq, batch[-1].seq,
+                        type(err).__name__)
+        for msg, item in zip(msgs, batch, strict=True):
+            try:
+                if not await self._commit_batch([item]):
+                    return False
+            except _CursorAhead:
+                raise
+            except Exception as err:
+                if not _is_poison(err):
+                    raise
+                await self._dead_letter(msg, item.seq, err)
+                if not await self._commit_batch([Envelope(item.seq, None)]):
+                    return False
+        return True
+
+    async def _dead_letter(self, msg: Msg, seq: int, err: Exception) -> None:
+        """The reason goes with the letter, not into the log: PostgreSQL's message may quote
+        the event's values (a phone number, a text)."""
+        name = self.projection.name
+        await send_to_dead_letters(self._js, "projection", name, msg.data,
+                                   f"projection {name}, seq {seq}: {type(err).__name__}: {err}",
+                                   msg.subject)
+        DEAD_LETTERS.labels(kind="projection").inc()
+        log.error("projection %s: seq %d refused (%s); sent to the dead letters, moving on",
+                  name, seq, type(err).__name__)
+
+    async def _commit_batch(self, batch: list[Envelope]) -> bool:
         backoff = 0.02
         while not self._stopping.is_set():
             try:

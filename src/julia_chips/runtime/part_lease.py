@@ -88,7 +88,8 @@ async def run_while_holding(lease: LeaderLease, ttl: float, start_part: Callable
     from NATS stops about `2 * ttl / 3` after its last renewal, before its key expires and a
     standby starts another. The lease is released only once the part has ended. Runs until
     `stopping` is set; then the part stops and the lease is released, so a standby takes
-    over at once instead of after the TTL.
+    over at once instead of after the TTL. A part that fails gives the lease up and its
+    failure is raised here, for the supervisor (`runtime.supervisor`) to log and restart.
     """
     while not stopping.is_set():
         if await _acquired(lease):
@@ -119,10 +120,7 @@ async def _hold(lease: LeaderLease, ttl: float, part: Part, stopping: asyncio.Ev
         lost.cancel()
         stop.cancel()
         part.stop()
-        try:
-            await running
-        except Exception:  # the part failed: give the lease up and try again as a standby
-            log.exception("the part under lease %s failed", lease.key)
+        await running  # a failure goes up, to the part's supervisor, once the lease is given up
 
 
 async def _renew_until_lost(lease: LeaderLease, ttl: float) -> None:

@@ -19,6 +19,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from nats.aio.client import Client as NATS
+from nats.errors import Error as NatsError
 from prometheus_client import Counter
 
 from julia_chips.actors.warm_schedule import SAO_PAULO, WarmDay, close_command, follow, is_due
@@ -28,6 +29,7 @@ from julia_chips.events.chip import AnyChipEvent
 from julia_chips.events.commands import CloseWarmDay
 from julia_chips.runtime.chip_failures import chip_failed
 from julia_chips.runtime.chip_feed import ChipEventFeed
+from julia_chips.runtime.supervisor import run_until
 
 log = logging.getLogger(__name__)
 PART = "warmer_scheduler"  # its label in julia_chip_failures_total
@@ -109,6 +111,10 @@ class WarmerScheduler:
                 log.warning("no answer to %s yet; it stays stored and will be retried",
                             command.command_id)
                 return
+            except NatsError as err:  # no stream, an API error, the connection closing
+                log.warning("%s not sent (%s: %s); retried in %.0fs", command.command_id,
+                            type(err).__name__, err, self._resend_after)
+                return
             except Exception:  # resent after `resend_after`, like an unanswered one
                 chip_failed(PART, chip_id, f"sending {command.command_id}")
                 return
@@ -125,9 +131,6 @@ class WarmerScheduler:
 
 async def run_warmer_scheduler(nc: NATS, clock: Clock, stop: asyncio.Event, *,
                                tick: float = 1.0) -> None:
-    """Entry point for `julia-chips run`: schedule until `stop` is set."""
-    scheduler = WarmerScheduler(nc, clock, tick=tick)
-    task = asyncio.create_task(scheduler.run())
-    await stop.wait()
-    scheduler.stop()
-    await task
+    """Entry point for `julia-chips run`: schedule until `stop` is set; a failure raises at
+    once, for the supervisor to restart it."""
+    await run_until(WarmerScheduler(nc, clock, tick=tick), stop)

@@ -1,7 +1,8 @@
 """A worker: holds partition leases and runs a consumer for each partition it holds.
 
-Every `ttl / 3` seconds it renews its leases (a lost one stops that consumer), says it is
-alive, and claims free partitions up to its fair share of the live workers.
+Every `ttl / 3` seconds it renews its leases (a lost one stops that consumer), releases
+those whose consumer stopped (so the partition is started afresh, here or elsewhere), says
+it is alive, and claims free partitions up to its fair share of the live workers.
 """
 
 from __future__ import annotations
@@ -25,6 +26,10 @@ from julia_chips.subjects import Bucket
 log = logging.getLogger(__name__)
 
 
+def new_worker_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
 class Worker:
     def __init__(self, nc: NATS, clock: Clock, partitions: int, lease_ttl: float,
                  settings: PartitionSettings, worker_id: str | None = None) -> None:
@@ -34,7 +39,7 @@ class Worker:
         self._partitions = partitions
         self._lease_ttl = lease_ttl
         self._settings = settings
-        self.worker_id = worker_id or uuid.uuid4().hex[:12]
+        self.worker_id = worker_id or new_worker_id()
         self._consumers: dict[int, tuple[PartitionConsumer, asyncio.Task[None]]] = {}
         self._stopping = asyncio.Event()
 
@@ -62,6 +67,7 @@ class Worker:
     async def _tend(self, leases: PartitionLeases, event_log: JetStreamChipEventLog,
                     snapshots: KvSnapshotStore) -> None:
         await leases.heartbeat()
+        released = await self._release_stopped(leases)
         for partition in list(self._consumers):
             if not await leases.renew(partition):
                 log.warning("lost the lease of partition %d", partition)
@@ -75,11 +81,26 @@ class Worker:
         for partition in range(self._partitions):
             if len(self._consumers) >= share:
                 break
+            if partition in released:  # free for another worker first; ours is next tend
+                continue
             if partition not in self._consumers and await leases.claim(partition):
                 consumer = PartitionConsumer(self._nc, self._js, partition, event_log, snapshots,
                                              self._clock, self._settings)
                 self._consumers[partition] = (consumer, asyncio.create_task(consumer.run()))
                 log.info("worker %s took partition %d", self.worker_id, partition)
+
+    async def _release_stopped(self, leases: PartitionLeases) -> set[int]:
+        """Give up the lease of every partition whose consumer is no longer running (its start
+        or its loop failed): kept, it would leave the partition unserved while renewed."""
+        stopped = {p for p, (_, task) in self._consumers.items() if task.done()}
+        for partition in sorted(stopped):
+            _, task = self._consumers.pop(partition)
+            error = None if task.cancelled() else task.exception()
+            why = f"{type(error).__name__}: {error}" if error else "it ended on its own"
+            log.error("worker %s: the consumer of partition %d is not running (%s); releasing "
+                      "its lease", self.worker_id, partition, why, exc_info=error)
+            await leases.release(partition)
+        return stopped
 
     async def _stop_consumer(self, partition: int) -> None:
         consumer, task = self._consumers.pop(partition)
