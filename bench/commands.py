@@ -26,11 +26,11 @@ import nats
 import uvloop
 from nats.aio.client import Client as NATS
 
+from julia_chips.contract import chip_commands as cmd
+from julia_chips.contract.codec import decode_reply
+from julia_chips.contract.subjects import chip_command
 from julia_chips.embedded.nats_server import EmbeddedNats
-from julia_chips.events import commands as cmd
-from julia_chips.events.codec import decode_reply
 from julia_chips.store.streams import ensure_streams
-from julia_chips.subjects import chip_command
 
 ENCODER = msgspec.json.Encoder()
 TARGET = 0.35

@@ -30,15 +30,15 @@ from nats.js.api import DeliverPolicy
 
 from julia_chips.actors.chip_lifecycle import ChipState
 from julia_chips.actors.warmup import WarmupPolicy
+from julia_chips.contract import chip_commands as cmd
+from julia_chips.contract.chip import AnyChipEvent
+from julia_chips.contract.codec import encode_event, event_headers
+from julia_chips.contract.subjects import Stream, chip_events
 from julia_chips.embedded.nats_server import EmbeddedNats
-from julia_chips.events import commands as cmd
-from julia_chips.events.chip import AnyChipEvent
-from julia_chips.events.codec import encode_event, event_headers
 from julia_chips.projections.migrations import migrate_url
 from julia_chips.projections.rebuild import rebuild
 from julia_chips.projections.service import Projections
 from julia_chips.store.streams import ensure_streams
-from julia_chips.subjects import Stream, chip_events
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' history helpers
 from tests.integration.test_projections_lifecycles import decided_step, publish_events

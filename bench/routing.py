@@ -37,11 +37,12 @@ from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
 from julia_chips.actors.balancer import decide
 from julia_chips.actors.balancer_state import BalancerState, apply_chip_event, evolve
 from julia_chips.clock import FixedClock
+from julia_chips.contract import chip as ev
+from julia_chips.contract import route as rt
+from julia_chips.contract.chip import Status
+from julia_chips.contract.codec import ENCODER
+from julia_chips.contract.subjects import JuliaHeader, Stream, route_events
 from julia_chips.embedded.nats_server import EmbeddedNats
-from julia_chips.events import chip as ev
-from julia_chips.events import route as rt
-from julia_chips.events.chip import Status
-from julia_chips.events.codec import ENCODER
 from julia_chips.reply_inbox import ReplyInbox
 from julia_chips.route_client import RouteClient
 from julia_chips.runtime.balancer_dispatch import FakeSender
@@ -50,7 +51,6 @@ from julia_chips.runtime.balancer_runner import BalancerRunner
 from julia_chips.store.event_log import JetStreamChipEventLog
 from julia_chips.store.pull_feed import PullFeed
 from julia_chips.store.streams import ensure_streams, stream_configs
-from julia_chips.subjects import JuliaHeader, Stream, route_events
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' fleet builders
 from tests.unit.balancer_builders import NOW, chip_history

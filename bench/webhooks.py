@@ -46,10 +46,11 @@ from julia_chips.cli import freeze_startup_heap
 from julia_chips.client import ChipClient
 from julia_chips.clock import SystemClock
 from julia_chips.config import Config
+from julia_chips.contract import chip as chip_ev
+from julia_chips.contract import chip_commands as cmd
+from julia_chips.contract.subjects import Stream
 from julia_chips.embedded.nats_server import EmbeddedNats
 from julia_chips.embedded.process import free_port
-from julia_chips.events import chip as chip_ev
-from julia_chips.events import commands as cmd
 from julia_chips.http.webhooks import WebhookIngress, create_webhook_app
 from julia_chips.runtime.activator import Activator, ActivatorSettings
 from julia_chips.runtime.activator_wiring import activation_ports, endpoints_from_sandbox
@@ -58,7 +59,6 @@ from julia_chips.runtime.worker import Worker
 from julia_chips.sandbox.world import serve, start_sandbox
 from julia_chips.store.event_log import JetStreamChipEventLog
 from julia_chips.store.streams import ensure_streams, stream_configs
-from julia_chips.subjects import Stream
 
 SECRET = "bench-" + secrets.token_hex(8)
 CONCURRENCY = 64

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from julia_chips.events.chip import AnyChipEvent, ChipEvent
+from julia_chips.contract.chip import AnyChipEvent, ChipEvent
 from julia_chips.store.event_log import ChipHistory, ChipWriteConflict, StoredEvent
 from julia_chips.store.snapshots import ChipSnapshot
 

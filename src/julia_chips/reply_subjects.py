@@ -14,7 +14,7 @@ from collections.abc import Iterable
 
 INBOX_PREFIX = "_INBOX."  # nats-py's default; always allowed
 DEFAULT_REPLY_PREFIXES: tuple[str, ...] = (INBOX_PREFIX,)
-MAX_REPLY_SUBJECT = 255  # characters; `Subject` in events/commands.py has the same bound
+MAX_REPLY_SUBJECT = 255  # characters; `Subject` in contract/chip_commands.py has the same bound
 
 
 class ReplyPrefixInvalid(ValueError):

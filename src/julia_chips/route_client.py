@@ -12,10 +12,10 @@ from collections.abc import Awaitable
 import msgspec
 from nats.aio.client import Client as NATS
 
-from julia_chips.events.codec import ENCODER
-from julia_chips.events.route import OptIn, OptOut, RouteCommand, RouteReply, SendRequest
+from julia_chips.contract.codec import ENCODER
+from julia_chips.contract.route import OptIn, OptOut, RouteCommand, RouteReply, SendRequest
+from julia_chips.contract.subjects import JuliaHeader, route_command
 from julia_chips.reply_inbox import ReplyInbox
-from julia_chips.subjects import JuliaHeader, route_command
 
 _REPLY = msgspec.json.Decoder(RouteReply)
 _VERB = {SendRequest: "send", OptOut: "optout", OptIn: "optin"}

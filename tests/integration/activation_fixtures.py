@@ -14,9 +14,9 @@ from nats.aio.client import Client as NATS
 from julia_chips.actors.activation_steps import SagaPolicy
 from julia_chips.client import ChipClient
 from julia_chips.clock import SystemClock
-from julia_chips.events import chip as chip_ev
-from julia_chips.events import commands as cmd
-from julia_chips.events.activation import AnyActivationEvent, Step
+from julia_chips.contract import chip as chip_ev
+from julia_chips.contract import chip_commands as cmd
+from julia_chips.contract.activation import AnyActivationEvent, Step
 from julia_chips.http.webhooks import WebhookIngress, create_webhook_app
 from julia_chips.runtime.activation_log import ActivationLog
 from julia_chips.runtime.activator import Activator, ActivatorSettings

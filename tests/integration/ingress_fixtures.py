@@ -17,11 +17,11 @@ from nats.aio.client import Client as NATS
 from nats.js.client import JetStreamContext
 
 from julia_chips.clock import SystemClock
+from julia_chips.contract.subjects import Stream
 from julia_chips.gateways import svix
 from julia_chips.http.webhooks import WebhookIngress, create_webhook_app
 from julia_chips.runtime.observation_deriver import DeriverSettings, ObservationDeriver
 from julia_chips.sandbox.world import serve
-from julia_chips.subjects import Stream
 
 EVOLUTION_SECRET = "evo-" + secrets.token_hex(8)
 SALVY_SECRET = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()

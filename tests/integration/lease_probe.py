@@ -8,7 +8,7 @@ import time
 from nats.js.client import JetStreamContext
 from nats.js.errors import NotFoundError
 
-from julia_chips.subjects import Bucket
+from julia_chips.contract.subjects import Bucket
 
 
 async def holder_of(js: JetStreamContext, key: str) -> str | None:

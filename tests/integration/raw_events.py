@@ -15,7 +15,7 @@ from nats.js.api import Header
 from nats.js.client import JetStreamContext
 
 from julia_chips.clock import Clock
-from julia_chips.subjects import JuliaHeader, chip_events
+from julia_chips.contract.subjects import JuliaHeader, chip_events
 from tests.integration.warm_fleet import events_of
 
 

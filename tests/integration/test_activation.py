@@ -8,11 +8,11 @@ import msgspec
 from nats.aio.client import Client as NATS
 
 from julia_chips.actors.activation_saga import instance_name
-from julia_chips.events import activation as ev
-from julia_chips.events import chip as chip_ev
-from julia_chips.events import commands as cmd
-from julia_chips.events.activation import Step
-from julia_chips.events.chip import Status
+from julia_chips.contract import activation as ev
+from julia_chips.contract import chip as chip_ev
+from julia_chips.contract import chip_commands as cmd
+from julia_chips.contract.activation import Step
+from julia_chips.contract.chip import Status
 from julia_chips.runtime.activation_log import ActivationLog
 from tests.integration.activation_fixtures import (
     FAST,

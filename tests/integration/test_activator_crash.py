@@ -14,9 +14,9 @@ import msgspec
 from nats.aio.client import Client as NATS
 
 from julia_chips.actors.activation_saga import instance_name
-from julia_chips.events import activation as ev
-from julia_chips.events import chip as chip_ev
-from julia_chips.events import commands as cmd
+from julia_chips.contract import activation as ev
+from julia_chips.contract import chip as chip_ev
+from julia_chips.contract import chip_commands as cmd
 from tests.conftest import new_chip_id
 from tests.integration.activation_fixtures import World, activation_world
 from tests.integration.test_activation import STEP_EVENTS

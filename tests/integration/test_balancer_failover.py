@@ -14,10 +14,10 @@ from nats.js.client import JetStreamContext
 
 from julia_chips.client import ChipClient
 from julia_chips.clock import FixedClock
-from julia_chips.events import commands as cmd
-from julia_chips.events import messages as msg
-from julia_chips.events import route as rt
-from julia_chips.events.chip import Status
+from julia_chips.contract import chip_commands as cmd
+from julia_chips.contract import messages as msg
+from julia_chips.contract import route as rt
+from julia_chips.contract.chip import Status
 from julia_chips.route_client import RouteClient
 from julia_chips.runtime.balancer_dispatch import FakeSender
 from julia_chips.runtime.balancer_runner import BalancerRunner

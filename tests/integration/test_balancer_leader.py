@@ -15,11 +15,11 @@ from pathlib import Path
 from nats.aio.client import Client as NATS
 from nats.js.client import JetStreamContext
 
-from julia_chips.events import route as rt
-from julia_chips.events.chip import Status
-from julia_chips.events.route import RouteReply
+from julia_chips.contract import route as rt
+from julia_chips.contract.chip import Status
+from julia_chips.contract.route import RouteReply
+from julia_chips.contract.subjects import BALANCER_LEASE, Bucket
 from julia_chips.route_client import RouteClient
-from julia_chips.subjects import BALANCER_LEASE, Bucket
 from tests.conftest import LEASE_TTL
 from tests.integration.balancer_harness import route_events, seed_chip
 from tests.integration.workers import kill

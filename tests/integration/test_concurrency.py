@@ -8,7 +8,7 @@ from datetime import timedelta
 from hypothesis import HealthCheck, given, settings
 from nats.js.client import JetStreamContext
 
-from julia_chips.events import commands as cmd
+from julia_chips.contract import chip_commands as cmd
 from julia_chips.runtime.chip_actor import ChipActor
 from julia_chips.store.event_log import JetStreamChipEventLog
 from tests.conftest import new_chip_id

@@ -12,10 +12,10 @@ from nats.aio.client import Client as NATS
 from nats.js.client import JetStreamContext
 
 from julia_chips.client import ChipClient
-from julia_chips.events import commands as cmd
-from julia_chips.events.commands import CommandReply
+from julia_chips.contract import chip_commands as cmd
+from julia_chips.contract.chip_commands import CommandReply
+from julia_chips.contract.subjects import Bucket, Stream
 from julia_chips.store.event_log import JetStreamChipEventLog
-from julia_chips.subjects import Bucket, Stream
 from tests.conftest import LEASE_TTL, PARTITIONS, new_chip_id
 from tests.integration.workers import kill, start_worker_process
 

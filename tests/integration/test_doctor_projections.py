@@ -13,9 +13,9 @@ from nats.js.client import JetStreamContext
 from julia_chips.actors.balancer_state import BalancerState
 from julia_chips.client import ChipClient
 from julia_chips.clock import FixedClock
-from julia_chips.events import commands as cmd
-from julia_chips.events import route as rt
-from julia_chips.events.chip import Status
+from julia_chips.contract import chip_commands as cmd
+from julia_chips.contract import route as rt
+from julia_chips.contract.chip import Status
 from julia_chips.projections.catalog import PROJECTIONS
 from julia_chips.projections.doctors import backlog_summary, doctor_view
 from julia_chips.projections.migrations import migrate_url

@@ -6,7 +6,7 @@ import pytest
 from nats.js.client import JetStreamContext
 
 from julia_chips.actors.chip_lifecycle import decide
-from julia_chips.events import commands as cmd
+from julia_chips.contract import chip_commands as cmd
 from julia_chips.store.event_log import ChipEventLog, ChipWriteConflict, JetStreamChipEventLog
 from tests.conftest import new_chip_id
 from tests.fakes import InMemoryChipEventLog

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import aiohttp
 import pytest
 
-from julia_chips.events.observations import ConnectionUpdate, InboundMessage, MessageStatus
+from julia_chips.contract.observations import ConnectionUpdate, InboundMessage, MessageStatus
 from julia_chips.gateways.backoff import Backoff
 from julia_chips.gateways.evolution import EvolutionClient
 from julia_chips.gateways.evolution_errors import (

@@ -17,17 +17,17 @@ from prometheus_client import REGISTRY
 from julia_chips.app import start_http
 from julia_chips.client import ChipClient
 from julia_chips.config import Config
-from julia_chips.events import chip as chip_ev
-from julia_chips.events import commands as cmd
-from julia_chips.events.chip import Status
-from julia_chips.events.codec import encode_event, event_headers
+from julia_chips.contract import chip as chip_ev
+from julia_chips.contract import chip_commands as cmd
+from julia_chips.contract.chip import Status
+from julia_chips.contract.codec import encode_event, event_headers
+from julia_chips.contract.subjects import JuliaHeader, chip_events
 from julia_chips.http.app import create_app
 from julia_chips.projections.audit import read_row
 from julia_chips.projections.migrations import migrate_url
 from julia_chips.projections.service import Projections
 from julia_chips.route_client import RouteClient
 from julia_chips.runtime.chip_feed import ChipEventFeed
-from julia_chips.subjects import JuliaHeader, chip_events
 from tests.conftest import new_chip_id
 from tests.integration.activation_fixtures import activation_world, running_activator
 from tests.integration.balancer_harness import running_balancer, seed_chip

@@ -10,8 +10,8 @@ from julia_chips.actors.balancer import choose_chip
 from julia_chips.actors.balancer_state import BalancerState, apply_chip_event
 from julia_chips.client import ChipClient
 from julia_chips.clock import FixedClock
-from julia_chips.events import chip as ev
-from julia_chips.events.observations import MessageStatus
+from julia_chips.contract import chip as ev
+from julia_chips.contract.observations import MessageStatus
 from julia_chips.store.acked_publish import AckedPublisher
 from julia_chips.store.observation_log import publish_observation
 from tests.conftest import new_chip_id

@@ -24,13 +24,13 @@ from nats.js.client import JetStreamContext
 from julia_chips.app import start_http
 from julia_chips.clock import FixedClock
 from julia_chips.config import Config
-from julia_chips.events import messages as msg
-from julia_chips.events import route as rt
-from julia_chips.events.codec import ENCODER
+from julia_chips.contract import messages as msg
+from julia_chips.contract import route as rt
+from julia_chips.contract.codec import ENCODER
+from julia_chips.contract.subjects import message_events, route_events
 from julia_chips.http.app import create_app
 from julia_chips.projections.migrations import migrate_url
 from julia_chips.projections.service import Projections
-from julia_chips.subjects import message_events, route_events
 from tests.integration.test_projections_lifecycles import (
     T0,
     caught_up,

@@ -23,8 +23,9 @@ from julia_chips.app import start_http
 from julia_chips.client import ChipClient
 from julia_chips.clock import Clock, FixedClock
 from julia_chips.config import Config
-from julia_chips.events import chip as ev
-from julia_chips.events.observations import ConnectionUpdate
+from julia_chips.contract import chip as ev
+from julia_chips.contract.observations import ConnectionUpdate
+from julia_chips.contract.subjects import JuliaHeader, Stream, gateway_raw
 from julia_chips.http.app import create_app
 from julia_chips.http.webhooks import WebhookIngress, create_webhook_app
 from julia_chips.projections.migrations import migrate_url
@@ -32,7 +33,6 @@ from julia_chips.projections.service import Projections
 from julia_chips.sandbox.world import serve
 from julia_chips.store.acked_publish import AckedPublisher
 from julia_chips.store.observation_log import decode_observation, publish_observation
-from julia_chips.subjects import JuliaHeader, Stream, gateway_raw
 from tests.conftest import new_chip_id
 from tests.integration.health_rig import connection, monitoring, until
 from tests.integration.ingress_fixtures import (

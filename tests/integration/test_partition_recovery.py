@@ -14,8 +14,8 @@ from nats.js.client import JetStreamContext
 from nats.js.kv import KeyValue
 
 from julia_chips.client import ChipClient
-from julia_chips.events import commands as cmd
-from julia_chips.subjects import Bucket, Stream, partition_commands
+from julia_chips.contract import chip_commands as cmd
+from julia_chips.contract.subjects import Bucket, Stream, partition_commands
 from tests.conftest import PARTITIONS, new_chip_id
 from tests.integration.workers import running_worker
 

@@ -17,12 +17,12 @@ import pytest
 from nats.aio.client import Client as NATS
 from nats.js.client import JetStreamContext
 
-from julia_chips.events.chip import WarmDayCompleted
+from julia_chips.contract.chip import WarmDayCompleted
+from julia_chips.contract.subjects import Stream
 from julia_chips.projections import checkpoints
 from julia_chips.projections.migrations import migrate_url
 from julia_chips.projections.rebuild import rebuild
 from julia_chips.projections.service import Projections
-from julia_chips.subjects import Stream
 from tests.conftest import LEASE_TTL
 from tests.integration.test_projections_lifecycles import (
     caught_up,

@@ -21,10 +21,11 @@ from julia_chips.actors.chip_lifecycle import ChipRuleBroken, ChipState, decide,
 from julia_chips.actors.warmup import DEFAULT_WARMUP, WarmupPolicy
 from julia_chips.client import ChipClient
 from julia_chips.clock import FixedClock
-from julia_chips.events import commands as cmd
-from julia_chips.events.chip import AnyChipEvent
-from julia_chips.events.codec import encode_event, event_headers
-from julia_chips.events.fleet import FleetBrakeEngaged, FleetBrakeReleased
+from julia_chips.contract import chip_commands as cmd
+from julia_chips.contract.chip import AnyChipEvent
+from julia_chips.contract.codec import encode_event, event_headers
+from julia_chips.contract.fleet import FleetBrakeEngaged, FleetBrakeReleased
+from julia_chips.contract.subjects import FLEET_BRAKE, Stream, chip_events
 from julia_chips.projections import checkpoints
 from julia_chips.projections.audit import compare, read_row
 from julia_chips.projections.catalog import PROJECTIONS
@@ -32,7 +33,6 @@ from julia_chips.projections.migrations import migrate_url
 from julia_chips.projections.rebuild import rebuild
 from julia_chips.projections.service import Projections
 from julia_chips.store.event_log import JetStreamChipEventLog
-from julia_chips.subjects import FLEET_BRAKE, Stream, chip_events
 from tests.integration.workers import running_worker
 
 TABLES = {"julia_chips": "id", "chip_warmer_metrics": "id", "fleet_brake": "id",

@@ -21,22 +21,22 @@ from julia_chips.app import partition_settings
 from julia_chips.client import ChipClient
 from julia_chips.clock import FixedClock
 from julia_chips.config import load_config
-from julia_chips.events import commands as cmd
-from julia_chips.events import route as rt
-from julia_chips.events.chip import Status
-from julia_chips.events.codec import ENCODER
-from julia_chips.route_client import RouteClient
-from julia_chips.runtime.balancer_dispatch import FakeSender
-from julia_chips.runtime.balancer_runner import balancer_settings
-from julia_chips.runtime.health_monitor import run_health_monitor
-from julia_chips.store.event_log import JetStreamChipEventLog
-from julia_chips.subjects import (
+from julia_chips.contract import chip_commands as cmd
+from julia_chips.contract import route as rt
+from julia_chips.contract.chip import Status
+from julia_chips.contract.codec import ENCODER
+from julia_chips.contract.subjects import (
     FLEET_BRAKE_RELEASE,
     JuliaHeader,
     chip_command,
     chip_events,
     route_command,
 )
+from julia_chips.route_client import RouteClient
+from julia_chips.runtime.balancer_dispatch import FakeSender
+from julia_chips.runtime.balancer_runner import balancer_settings
+from julia_chips.runtime.health_monitor import run_health_monitor
+from julia_chips.store.event_log import JetStreamChipEventLog
 from tests.conftest import LEASE_TTL, new_chip_id
 from tests.integration.balancer_harness import SETTINGS as BALANCER
 from tests.integration.balancer_harness import route_events, running_balancer, seed_chip

@@ -14,8 +14,8 @@ from pathlib import Path
 import nats
 
 from julia_chips.client import ChipClient
-from julia_chips.events import commands as cmd
-from julia_chips.subjects import Stream, gateway_observation, gateway_raw
+from julia_chips.contract import chip_commands as cmd
+from julia_chips.contract.subjects import Stream, gateway_observation, gateway_raw
 from tests.conftest import new_chip_id
 from tests.integration.ingress_fixtures import until_stored
 

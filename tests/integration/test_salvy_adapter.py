@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import aiohttp
 import pytest
 
-from julia_chips.events.observations import SmsReceived
+from julia_chips.contract.observations import SmsReceived
 from julia_chips.gateways.backoff import Backoff
 from julia_chips.gateways.salvy import SalvyClient
 from julia_chips.gateways.salvy_errors import (

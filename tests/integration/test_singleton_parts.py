@@ -12,18 +12,18 @@ from nats.js.client import JetStreamContext
 
 from julia_chips.clock import FixedClock
 from julia_chips.config import Config
-from julia_chips.events import chip as chip_ev
-from julia_chips.projections.migrations import migrate_url
-from julia_chips.projections.rebuild import rebuild
-from julia_chips.projections.service import run_projections
-from julia_chips.runtime.activator_wiring import run_activator
-from julia_chips.runtime.health_monitor import run_health_monitor
-from julia_chips.subjects import (
+from julia_chips.contract import chip as chip_ev
+from julia_chips.contract.subjects import (
     ACTIVATOR_LEASE,
     FLEET_BRAKE_RELEASE,
     HEALTH_MONITOR_LEASE,
     PROJECTIONS_LEASE,
 )
+from julia_chips.projections.migrations import migrate_url
+from julia_chips.projections.rebuild import rebuild
+from julia_chips.projections.service import run_projections
+from julia_chips.runtime.activator_wiring import run_activator
+from julia_chips.runtime.health_monitor import run_health_monitor
 from tests.conftest import LEASE_TTL
 from tests.integration.activation_fixtures import FAST, activation_world
 from tests.integration.health_rig import FAST as FAST_MONITOR

@@ -9,7 +9,7 @@ import asyncssh
 import msgspec
 import pytest
 
-from julia_chips.events.observations import SmsReceived
+from julia_chips.contract.observations import SmsReceived
 from julia_chips.gateways.salvy import SalvyClient
 from julia_chips.gateways.salvy_webhook import decode_salvy
 from julia_chips.gateways.vps import (

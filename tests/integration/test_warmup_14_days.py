@@ -17,9 +17,9 @@ from nats.js.client import JetStreamContext
 from julia_chips.actors.warmup import WarmupPolicy
 from julia_chips.client import ChipClient
 from julia_chips.clock import FixedClock
-from julia_chips.events import chip as ev
-from julia_chips.events.chip import Status
-from julia_chips.events.observations import HealthSignal, InboundMessage, MessageStatus
+from julia_chips.contract import chip as ev
+from julia_chips.contract.chip import Status
+from julia_chips.contract.observations import HealthSignal, InboundMessage, MessageStatus
 from julia_chips.runtime.partition import PartitionSettings
 from julia_chips.store.acked_publish import AckedPublisher
 from julia_chips.store.observation_log import publish_observation

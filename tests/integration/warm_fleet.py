@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 from nats.js.client import JetStreamContext
 
 from julia_chips.client import ChipClient
-from julia_chips.events import chip as ev
-from julia_chips.events import commands as cmd
+from julia_chips.contract import chip as ev
+from julia_chips.contract import chip_commands as cmd
 from julia_chips.store.event_log import JetStreamChipEventLog
 
 # 2026-03-02 10:00 in São Paulo (UTC-3); its midnight is 03:00 UTC.

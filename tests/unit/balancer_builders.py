@@ -9,10 +9,10 @@ from typing import Any
 from julia_chips.actors import chip_lifecycle
 from julia_chips.actors.balancer import Event, decide
 from julia_chips.actors.balancer_state import BalancerState, apply_chip_event, evolve
-from julia_chips.events import chip as ev
-from julia_chips.events import commands as cmd
-from julia_chips.events import route as rt
-from julia_chips.events.chip import Status
+from julia_chips.contract import chip as ev
+from julia_chips.contract import chip_commands as cmd
+from julia_chips.contract import route as rt
+from julia_chips.contract.chip import Status
 
 # A Wednesday, 14:00 in São Paulo: inside prospecting hours.
 NOW = datetime(2026, 11, 25, 17, 0, tzinfo=UTC)

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 from julia_chips.actors.chip_lifecycle import ChipState, decide, evolve
 from julia_chips.actors.warmup import WarmupPolicy
-from julia_chips.events import commands as cmd
-from julia_chips.events.chip import Status
+from julia_chips.contract import chip_commands as cmd
+from julia_chips.contract.chip import Status
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 _ids = itertools.count()

@@ -7,8 +7,8 @@ from datetime import timedelta
 from hypothesis import strategies as st
 
 from julia_chips.actors.chip_lifecycle import MOVES, evolve, fold
-from julia_chips.events import commands as cmd
-from julia_chips.events.chip import Status
+from julia_chips.contract import chip_commands as cmd
+from julia_chips.contract.chip import Status
 from julia_chips.runtime.chip_actor import ChipActor
 from julia_chips.store.event_log import ChipEventLog
 from tests.unit.chip_builders import NOW

@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 from julia_chips.actors.chip_lifecycle import ChipState
 from julia_chips.actors.health import ChipHealth, follow, observe
-from julia_chips.events import chip as ev
-from julia_chips.events.chip import Status
-from julia_chips.events.observations import (
+from julia_chips.contract import chip as ev
+from julia_chips.contract.chip import Status
+from julia_chips.contract.observations import (
     ConnectionUpdate,
     HealthSignal,
     InboundMessage,

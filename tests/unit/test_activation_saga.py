@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 from julia_chips.actors import activation_steps as act
 from julia_chips.actors.activation_saga import Saga, current_step, decide, evolve, fold, next_action
-from julia_chips.events import activation as ev
-from julia_chips.events.activation import Step
+from julia_chips.contract import activation as ev
+from julia_chips.contract.activation import Step
 
 NOW = datetime(2026, 11, 27, 12, tzinfo=UTC)
 POLICY = act.SagaPolicy(max_attempts=2, wait_timeouts={Step.CODE: 60, Step.CONNECTION: 30})

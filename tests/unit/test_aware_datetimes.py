@@ -22,9 +22,9 @@ import msgspec.inspect as mi
 import pytest
 
 import julia_chips.gateways
-from julia_chips.events.codec import decode_command
-from julia_chips.events.commands import CHIP_COMMAND_TYPES, Cool
-from julia_chips.events.route import VERBS
+from julia_chips.contract.chip_commands import CHIP_COMMAND_TYPES, Cool
+from julia_chips.contract.codec import decode_command
+from julia_chips.contract.route import VERBS
 from julia_chips.gateways.observations import WebhookRejected
 from julia_chips.gateways.salvy import PhoneAccount
 from julia_chips.gateways.salvy_webhook import decode_salvy

@@ -9,10 +9,10 @@ import pytest
 from julia_chips.actors.balancer import RouteRefused, decide
 from julia_chips.actors.balancer_backlog import serve_backlog
 from julia_chips.actors.balancer_state import BalancerState, apply_fleet_event
-from julia_chips.events import messages as msg
-from julia_chips.events import route as rt
-from julia_chips.events.chip import Status
-from julia_chips.events.fleet import FleetBrakeEngaged
+from julia_chips.contract import messages as msg
+from julia_chips.contract import route as rt
+from julia_chips.contract.chip import Status
+from julia_chips.contract.fleet import FleetBrakeEngaged
 from tests.unit.balancer_builders import NOW, add_chip, apply, later, run, scored, send
 
 

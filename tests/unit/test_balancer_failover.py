@@ -11,9 +11,9 @@ import pytest
 from julia_chips.actors.balancer import RouteRefused, decide
 from julia_chips.actors.balancer_failover import plan_failover, plan_pool
 from julia_chips.actors.balancer_state import BalancerState, evolve
-from julia_chips.events import commands as cmd
-from julia_chips.events import route as rt
-from julia_chips.events.chip import Status
+from julia_chips.contract import chip_commands as cmd
+from julia_chips.contract import route as rt
+from julia_chips.contract.chip import Status
 from tests.unit.balancer_builders import (
     NOW,
     add_chip,

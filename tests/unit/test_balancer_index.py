@@ -10,9 +10,9 @@ from hypothesis import strategies as st
 from julia_chips.actors.balancer import choose_chip
 from julia_chips.actors.balancer_state import BalancerState, evolve, health_of
 from julia_chips.actors.recipient_protection import local_day
-from julia_chips.events import commands as cmd
-from julia_chips.events import messages as msg
-from julia_chips.events.chip import Status
+from julia_chips.contract import chip_commands as cmd
+from julia_chips.contract import messages as msg
+from julia_chips.contract.chip import Status
 from tests.unit.balancer_builders import NOW, add_chip, chip_command, scored
 
 CHIPS = [f"c{n}" for n in range(6)]

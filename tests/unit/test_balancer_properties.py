@@ -14,10 +14,10 @@ from julia_chips.actors.balancer_backlog import serve_backlog
 from julia_chips.actors.balancer_failover import orphaned_chips, plan_failover
 from julia_chips.actors.balancer_state import BalancerState, can_serve, evolve
 from julia_chips.actors.recipient_protection import local_day, within_prospecting_hours
-from julia_chips.events import commands as cmd
-from julia_chips.events import messages as msg
-from julia_chips.events import route as rt
-from julia_chips.events.chip import Status
+from julia_chips.contract import chip_commands as cmd
+from julia_chips.contract import messages as msg
+from julia_chips.contract import route as rt
+from julia_chips.contract.chip import Status
 from tests.unit.balancer_builders import NOW, add_chip, chip_command, send
 
 DOCTORS = [f"d{n}" for n in range(8)]

@@ -8,8 +8,8 @@ from hypothesis import given, settings
 
 from julia_chips.actors.chip_lifecycle import decide
 from julia_chips.actors.warmup import WarmupPolicy
-from julia_chips.events import commands as cmd
-from julia_chips.events.chip import Status
+from julia_chips.contract import chip_commands as cmd
+from julia_chips.contract.chip import Status
 from julia_chips.runtime.chip_actor import ChipActor
 from tests.fakes import InMemoryChipEventLog, InMemorySnapshotStore
 from tests.unit.chip_builders import NOW, chip_in, run, sample

@@ -6,9 +6,9 @@ import pytest
 
 from julia_chips.actors.chip_lifecycle import ChipRuleBroken, decide, evolve
 from julia_chips.actors.warmup import WarmupPolicy
-from julia_chips.events import chip as ev
-from julia_chips.events import commands as cmd
-from julia_chips.events.chip import Status
+from julia_chips.contract import chip as ev
+from julia_chips.contract import chip_commands as cmd
+from julia_chips.contract.chip import Status
 from tests.unit.chip_builders import NOW, chip_in, run, sample
 
 S = Status

@@ -9,10 +9,10 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from julia_chips.events.chip import Cooled, TrafficObserved
-from julia_chips.events.codec import decode_event, encode_event, event_headers
-from julia_chips.events.schemas import SCHEMA_FILES, render_schemas
-from julia_chips.events.upcasting import upcast
+from julia_chips.contract.chip import Cooled, TrafficObserved
+from julia_chips.contract.codec import decode_event, encode_event, event_headers
+from julia_chips.contract.schemas import SCHEMA_FILES, render_schemas
+from julia_chips.contract.upcasting import upcast
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "docs" / "schemas"
 
@@ -73,4 +73,4 @@ def test_missing_upcaster_is_a_clear_error() -> None:
 def test_schemas_in_docs_match_the_code(name: str) -> None:
     on_disk = json.loads((SCHEMA_DIR / name).read_text())
     assert on_disk == json.loads(render_schemas()[name]), (
-        "docs/schemas drifted from the code: run `python -m julia_chips.events.schemas`")
+        "docs/schemas drifted from the code: run `python -m julia_chips.contract.schemas`")

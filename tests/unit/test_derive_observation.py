@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from julia_chips.events.observations import SmsReceived
+from julia_chips.contract.observations import SmsReceived
 from julia_chips.gateways.evolution_webhook import decode_evolution
 from julia_chips.runtime.observation_deriver import RawUnreadable, derive
 

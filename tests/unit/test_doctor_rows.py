@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from julia_chips.actors.balancer_state import BalancerState, evolve
-from julia_chips.events import messages as msg
-from julia_chips.events import route as rt
+from julia_chips.contract import messages as msg
+from julia_chips.contract import route as rt
 from julia_chips.projections.base import Envelope
 from julia_chips.projections.doctor_rows import (
     DoctorRow,

@@ -16,8 +16,8 @@ import pytest
 
 from julia_chips.actors.evidence import EVIDENCE, Source, Verdict, classify
 from julia_chips.actors.health import decide
-from julia_chips.events import commands as cmd
-from julia_chips.events.observations import (
+from julia_chips.contract import chip_commands as cmd
+from julia_chips.contract.observations import (
     AccountNotice,
     ConnectionUpdate,
     HealthSignal,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from julia_chips.events.observations import ConnectionUpdate, InboundMessage, MessageStatus
+from julia_chips.contract.observations import ConnectionUpdate, InboundMessage, MessageStatus
 from julia_chips.gateways.evolution_webhook import decode_evolution
 from julia_chips.gateways.observations import Ignored, WebhookRejected
 

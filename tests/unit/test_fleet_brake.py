@@ -12,7 +12,7 @@ from julia_chips.actors.fleet_brake import (
     evolve,
     release,
 )
-from julia_chips.events.fleet import FleetBrakeEngaged, FleetBrakeReleased
+from julia_chips.contract.fleet import FleetBrakeEngaged, FleetBrakeReleased
 
 NOW = datetime(2026, 3, 2, 13, 0, tzinfo=UTC)
 POLICY = BrakePolicy(threshold=3, window=timedelta(hours=1), cool_off=timedelta(hours=6))

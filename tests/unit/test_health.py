@@ -7,9 +7,9 @@ from datetime import timedelta
 import msgspec
 
 from julia_chips.actors.health import HealthPolicy, decide, escalating_rest, score, take_traffic
-from julia_chips.events import chip as ev
-from julia_chips.events import commands as cmd
-from julia_chips.events.chip import Status
+from julia_chips.contract import chip as ev
+from julia_chips.contract import chip_commands as cmd
+from julia_chips.contract.chip import Status
 from tests.unit.health_builders import (
     NOW,
     apply,

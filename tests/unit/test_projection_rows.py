@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from julia_chips.actors.chip_lifecycle import ChipState
-from julia_chips.events.chip import AnyChipEvent
+from julia_chips.contract.chip import AnyChipEvent
 from julia_chips.projections.audit import compare
 from julia_chips.projections.chip_rows import ChipRow, apply
 from tests.integration.test_projections_lifecycles import decided_history, random_commands

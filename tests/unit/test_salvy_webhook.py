@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from julia_chips.events.observations import SmsReceived
+from julia_chips.contract.observations import SmsReceived
 from julia_chips.gateways.observations import Ignored, WebhookRejected
 from julia_chips.gateways.salvy_webhook import decode_salvy
 

@@ -15,8 +15,8 @@ from typing import Any, Literal
 import msgspec
 
 from julia_chips.actors import activation_steps as act
-from julia_chips.events import activation as ev
-from julia_chips.events.activation import RegistrarKind, Step
+from julia_chips.contract import activation as ev
+from julia_chips.contract.activation import RegistrarKind, Step
 
 Phase = Literal["new", "running", "completed", "abandoned", "closed"]
 

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 
 import msgspec
 
-from julia_chips.events.activation import RegistrarKind, Step
+from julia_chips.contract.activation import RegistrarKind, Step
 
 # Actions ------------------------------------------------------------------------------------
 

@@ -24,8 +24,8 @@ from julia_chips.actors.recipient_protection import (
     prospecting_in_week,
     within_prospecting_hours,
 )
-from julia_chips.events import messages as msg
-from julia_chips.events import route as rt
+from julia_chips.contract import messages as msg
+from julia_chips.contract import route as rt
 
 Event = rt.AnyRouteEvent | msg.AnyMessageEvent
 

@@ -14,7 +14,7 @@ from typing import Any
 from julia_chips.actors.balancer import Event, attempted, place, placement_events, prospecting_block
 from julia_chips.actors.balancer_state import BalancerState
 from julia_chips.actors.recipient_protection import DEFAULT_PROTECTION, ProtectionPolicy
-from julia_chips.events import route as rt
+from julia_chips.contract import route as rt
 
 
 def serve_backlog(state: BalancerState, now: datetime, cause_id: str,

@@ -18,8 +18,8 @@ import msgspec
 
 from julia_chips.actors.balancer_state import BalancerState, can_serve, health_of
 from julia_chips.actors.recipient_protection import DEFAULT_PROTECTION, ProtectionPolicy
-from julia_chips.events import route as rt
-from julia_chips.events.chip import Status
+from julia_chips.contract import route as rt
+from julia_chips.contract.chip import Status
 
 
 class PoolMove(msgspec.Struct, frozen=True, kw_only=True):

@@ -17,7 +17,7 @@ import heapq
 from collections.abc import Callable, Mapping
 
 from julia_chips.actors import chip_lifecycle
-from julia_chips.events.chip import Status
+from julia_chips.contract.chip import Status
 
 Key = tuple[int, float, str]  # (-left, -health, chip_id): smallest is best
 _COMPACT_SLACK = 64  # stale entries tolerated beyond twice the chip count before a rebuild

@@ -14,10 +14,10 @@ import msgspec
 from julia_chips.actors import chip_lifecycle
 from julia_chips.actors.balancer_index import ChipIndex, Key
 from julia_chips.actors.recipient_protection import local_day
-from julia_chips.events import messages as msg
-from julia_chips.events import route as rt
-from julia_chips.events.chip import AnyChipEvent, Status
-from julia_chips.events.fleet import AnyFleetEvent, FleetBrakeEngaged
+from julia_chips.contract import messages as msg
+from julia_chips.contract import route as rt
+from julia_chips.contract.chip import AnyChipEvent, Status
+from julia_chips.contract.fleet import AnyFleetEvent, FleetBrakeEngaged
 
 WEEK = timedelta(days=7)
 ATTEMPT_MEMORY_DAYS = 8  # local days of attempts kept: what a rebuild replays (ledger horizon)

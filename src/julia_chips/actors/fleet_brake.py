@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 import msgspec
 
-from julia_chips.events.fleet import AnyFleetEvent, FleetBrakeEngaged, FleetBrakeReleased
+from julia_chips.contract.fleet import AnyFleetEvent, FleetBrakeEngaged, FleetBrakeReleased
 
 OPERATOR = "operator"
 COOL_OFF_PASSED = "cool-off passed"

@@ -15,10 +15,10 @@ import msgspec
 from julia_chips.actors.chip_lifecycle import OBSERVABLE, ChipState, next_cooling
 from julia_chips.actors.evidence import Finding, Source, Verdict, classify, stronger
 from julia_chips.actors.signals import signal_time
-from julia_chips.events import chip as ev
-from julia_chips.events import commands as cmd
-from julia_chips.events.chip import Status
-from julia_chips.events.observations import (
+from julia_chips.contract import chip as ev
+from julia_chips.contract import chip_commands as cmd
+from julia_chips.contract.chip import Status
+from julia_chips.contract.observations import (
     AccountNotice,
     ConnectionUpdate,
     HealthSignal,

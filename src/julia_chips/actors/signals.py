@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from julia_chips.events.observations import HealthSignal, InboundMessage
+from julia_chips.contract.observations import HealthSignal, InboundMessage
 
 
 def signal_time(signal: HealthSignal) -> datetime:

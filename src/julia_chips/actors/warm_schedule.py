@@ -13,9 +13,9 @@ from zoneinfo import ZoneInfo
 import msgspec
 
 from julia_chips.actors.recipient_protection import SAO_PAULO as SAO_PAULO
-from julia_chips.events import chip as ev
-from julia_chips.events.chip import Status
-from julia_chips.events.commands import CloseWarmDay
+from julia_chips.contract import chip as ev
+from julia_chips.contract.chip import Status
+from julia_chips.contract.chip_commands import CloseWarmDay
 
 
 class WarmDay(msgspec.Struct, frozen=True, kw_only=True):

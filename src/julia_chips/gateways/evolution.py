@@ -14,7 +14,7 @@ from typing import TypeVar
 import aiohttp
 import msgspec
 
-from julia_chips.events.observations import ConnectionState
+from julia_chips.contract.observations import ConnectionState
 from julia_chips.gateways.backoff import Backoff, Sleep, retrying
 from julia_chips.gateways.evolution_errors import (
     GatewayError,

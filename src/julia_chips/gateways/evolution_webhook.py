@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 import msgspec
 
-from julia_chips.events.observations import (
+from julia_chips.contract.observations import (
     ConnectionState,
     ConnectionUpdate,
     DeliveryStatus,

@@ -10,7 +10,7 @@ from typing import Literal
 
 import msgspec
 
-from julia_chips.events.observations import ConnectionState
+from julia_chips.contract.observations import ConnectionState
 
 Integration = Literal["WHATSAPP-BAILEYS", "WHATSAPP-BUSINESS"]
 

@@ -17,7 +17,7 @@ from typing import Literal, TypeVar
 import aiohttp
 import msgspec
 
-from julia_chips.events.timestamps import AwareDatetime
+from julia_chips.contract.timestamps import AwareDatetime
 from julia_chips.gateways.backoff import Backoff, Sleep, retrying
 from julia_chips.gateways.http_exchange import Params, decode_strict, exchange, segment
 from julia_chips.gateways.salvy_errors import (

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import msgspec
 
-from julia_chips.events.observations import SmsReceived
-from julia_chips.events.timestamps import AwareDatetime
+from julia_chips.contract.observations import SmsReceived
+from julia_chips.contract.timestamps import AwareDatetime
 from julia_chips.gateways.http_exchange import UNREADABLE
 from julia_chips.gateways.observations import Ignored, SalvyObservation, WebhookRejected
 from julia_chips.gateways.sms_code import whatsapp_code

@@ -10,12 +10,12 @@ from aiohttp import web
 from prometheus_client import REGISTRY, CollectorRegistry, Gauge, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from julia_chips.events.chip import Status
+from julia_chips.contract.chip import Status
+from julia_chips.contract.subjects import Stream
 from julia_chips.http.health import projection_lags
 from julia_chips.http.keys import CLOCK, NATS_CONN, POOL
 from julia_chips.http.params import NoQuery, query
 from julia_chips.projections.fleet import fleet_summary
-from julia_chips.subjects import Stream
 
 
 async def _fleet_registry(app: web.Application) -> CollectorRegistry:

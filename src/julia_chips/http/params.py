@@ -8,9 +8,9 @@ from typing import Annotated, TypeVar
 import msgspec
 from aiohttp import web
 
-from julia_chips.events.chip import Status
-from julia_chips.events.route import DoctorId
-from julia_chips.events.timestamps import AwareDatetime
+from julia_chips.contract.chip import Status
+from julia_chips.contract.route import DoctorId
+from julia_chips.contract.timestamps import AwareDatetime
 from julia_chips.http.errors import ApiProblem, field_of
 
 T = TypeVar("T")

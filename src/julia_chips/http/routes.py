@@ -8,7 +8,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from julia_chips.events.route import DoctorId
+from julia_chips.contract.route import DoctorId
 from julia_chips.http import chip_events, chips, doctors, health, metrics
 from julia_chips.http.params import ChipIdParam, ChipsQuery, EventsQuery, NoQuery, PageQuery
 from julia_chips.http.responses import (

@@ -28,14 +28,14 @@ from nats.js.api import Header
 from nats.js.client import JetStreamContext
 
 from julia_chips.clock import Clock
-from julia_chips.events.observations import SmsReceived
+from julia_chips.contract.observations import SmsReceived
+from julia_chips.contract.subjects import JuliaHeader, SubjectTokenInvalid, gateway_raw
 from julia_chips.gateways import svix
 from julia_chips.gateways.evolution_webhook import decode_evolution
 from julia_chips.gateways.evolution_wire import SECRET_HEADER
 from julia_chips.gateways.observations import Ignored, WebhookRejected
 from julia_chips.gateways.salvy_webhook import decode_salvy
 from julia_chips.store.acked_publish import AckedPublisher
-from julia_chips.subjects import JuliaHeader, SubjectTokenInvalid, gateway_raw
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from julia_chips.actors.chip_lifecycle import ChipState, fold
-from julia_chips.events.codec import event_type
+from julia_chips.contract.codec import event_type
 from julia_chips.privacy import mask_phone
 from julia_chips.projections.chip_rows import COLUMNS, ChipRow, from_record
 from julia_chips.store.event_log import StoredEvent

@@ -15,7 +15,7 @@ import asyncpg
 import msgspec
 from nats.aio.msg import Msg
 
-from julia_chips.subjects import Stream
+from julia_chips.contract.subjects import Stream
 
 
 class Envelope(msgspec.Struct, frozen=True):

@@ -14,8 +14,8 @@ from typing import Any
 
 import msgspec
 
-from julia_chips.events import chip as ev
-from julia_chips.events.chip import Status
+from julia_chips.contract import chip as ev
+from julia_chips.contract.chip import Status
 
 _r = msgspec.structs.replace
 

@@ -12,8 +12,8 @@ from datetime import datetime
 
 import msgspec
 
-from julia_chips.events import messages as msg
-from julia_chips.events import route as rt
+from julia_chips.contract import messages as msg
+from julia_chips.contract import route as rt
 
 _r = msgspec.structs.replace
 

@@ -14,8 +14,9 @@ from typing import Any, Literal
 import asyncpg
 import msgspec
 
-from julia_chips.events.messages import decode_message_event
-from julia_chips.events.route import decode_route_event
+from julia_chips.contract.messages import decode_message_event
+from julia_chips.contract.route import decode_route_event
+from julia_chips.contract.subjects import Stream
 from julia_chips.projections.doctor_rows import (
     AttemptRow,
     BacklogRow,
@@ -27,7 +28,6 @@ from julia_chips.projections.doctor_rows import (
     doctor_step,
 )
 from julia_chips.projections.keyed import KeyedProjection, RowTable
-from julia_chips.subjects import Stream
 
 DOCTORS = RowTable("doctors", "doctor_id", DoctorRow)
 BACKLOG = RowTable("route_backlog", "request_id", BacklogRow)

@@ -15,11 +15,11 @@ import asyncpg
 import msgspec
 from nats.aio.msg import Msg
 
-from julia_chips.events.chip import Status
-from julia_chips.events.fleet import AnyFleetEvent, FleetBrakeEngaged, FleetBrakeReleased
+from julia_chips.contract.chip import Status
+from julia_chips.contract.fleet import AnyFleetEvent, FleetBrakeEngaged, FleetBrakeReleased
+from julia_chips.contract.subjects import Stream
 from julia_chips.projections.base import Envelope, Fold
 from julia_chips.projections.doctors import BacklogSummary, backlog_summary
-from julia_chips.subjects import Stream
 
 _DECODER = msgspec.json.Decoder(AnyFleetEvent)
 BAN_WINDOW = timedelta(days=7)

@@ -17,8 +17,8 @@ import asyncpg
 import msgspec
 from nats.aio.msg import Msg
 
+from julia_chips.contract.subjects import Stream
 from julia_chips.projections.base import Envelope, Fold
-from julia_chips.subjects import Stream
 
 Step = Callable[[Any, int, Any], Any]  # (stored row or None, seq, event) -> row or None
 KeyOf = Callable[[Any], "str | None"]  # the row an event lands in; None: not ours

@@ -11,10 +11,10 @@ import logging
 
 from nats.aio.client import Client as NATS
 
+from julia_chips.contract.subjects import PROJECTIONS_LEASE
 from julia_chips.projections.catalog import PROJECTIONS
 from julia_chips.projections.runner import BATCH, ProjectionRunner
 from julia_chips.runtime.part_lease import part_lease, run_while_holding
-from julia_chips.subjects import PROJECTIONS_LEASE
 
 log = logging.getLogger(__name__)
 

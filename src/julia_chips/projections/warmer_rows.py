@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from julia_chips.events.chip import WarmDayCompleted
+from julia_chips.contract.chip import WarmDayCompleted
 
 # A fixed namespace: the row id is derived from the event id, so a replay hits the same row.
 _NAMESPACE = uuid.UUID("5a0b3f0e-6c8e-4a51-9a7e-2f6c7d1e9b31")

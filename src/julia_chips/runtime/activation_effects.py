@@ -21,8 +21,8 @@ from julia_chips.actors import activation_steps as act
 from julia_chips.actors.activation_saga import Saga, current_step
 from julia_chips.client import ChipClient
 from julia_chips.clock import Clock
-from julia_chips.events import commands as cmd
-from julia_chips.events.activation import RegistrarKind, Step
+from julia_chips.contract import chip_commands as cmd
+from julia_chips.contract.activation import RegistrarKind, Step
 from julia_chips.gateways.evolution_errors import InstanceMissing, InstanceNameTaken, redact
 from julia_chips.gateways.evolution_wire import InstanceSpec, WebhookTarget
 from julia_chips.gateways.registrars import EvolutionFor, Registrar, RegistrationFailed

@@ -13,7 +13,7 @@ from nats.js.api import ConsumerConfig, DeliverPolicy, Header
 from nats.js.client import JetStreamContext
 from nats.js.errors import APIError, NotFoundError
 
-from julia_chips.events.activation import (
+from julia_chips.contract.activation import (
     ActivationCompleted,
     ActivationEvent,
     AnyActivationEvent,
@@ -21,8 +21,8 @@ from julia_chips.events.activation import (
     decode_activation_event,
     encode_activation_event,
 )
+from julia_chips.contract.subjects import Stream, activation_events
 from julia_chips.store.event_log import WRONG_LAST_SEQUENCE
-from julia_chips.subjects import Stream, activation_events
 
 
 class SagaWriteConflict(Exception):

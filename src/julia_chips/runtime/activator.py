@@ -22,14 +22,14 @@ from nats.js.client import JetStreamContext
 from julia_chips.actors import activation_steps as act
 from julia_chips.actors.activation_saga import Saga, decide, evolve, fold, next_action
 from julia_chips.clock import Clock
-from julia_chips.events import chip as chip_ev
-from julia_chips.events.activation import RegistrarKind
+from julia_chips.contract import chip as chip_ev
+from julia_chips.contract.activation import RegistrarKind
+from julia_chips.contract.subjects import Stream, chip_id_of_event_subject
 from julia_chips.runtime.activation_effects import ActivationPorts, perform
 from julia_chips.runtime.activation_log import ActivationLog, SagaWriteConflict
 from julia_chips.runtime.chip_failures import chip_failed
 from julia_chips.store.pull_feed import stream_seq
 from julia_chips.store.stored_chip_event import read_chip_event
-from julia_chips.subjects import Stream, chip_id_of_event_subject
 
 log = logging.getLogger(__name__)
 

@@ -16,6 +16,7 @@ from nats.aio.client import Client as NATS
 from julia_chips.client import ChipClient
 from julia_chips.clock import Clock
 from julia_chips.config import Config, ConfigError
+from julia_chips.contract.subjects import ACTIVATOR_LEASE
 from julia_chips.gateways.cloud_api import CloudApiClient
 from julia_chips.gateways.evolution import EvolutionClient
 from julia_chips.gateways.evolution_wire import WebhookTarget
@@ -27,7 +28,6 @@ from julia_chips.runtime.activation_effects import ActivationPorts
 from julia_chips.runtime.activator import DEFAULT_SETTINGS, Activator, ActivatorSettings
 from julia_chips.runtime.part_lease import part_lease, run_while_holding
 from julia_chips.sandbox.world import Sandbox
-from julia_chips.subjects import ACTIVATOR_LEASE
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Protocol
 
 from julia_chips.clock import Clock
-from julia_chips.events import messages as msg
+from julia_chips.contract import messages as msg
 from julia_chips.gateways.evolution import EvolutionClient
 from julia_chips.gateways.evolution_errors import (
     GatewayUnavailable,

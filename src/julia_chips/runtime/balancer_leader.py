@@ -33,11 +33,12 @@ from julia_chips.actors.balancer_state import (
 from julia_chips.actors.recipient_protection import DEFAULT_PROTECTION, ProtectionPolicy
 from julia_chips.client import ChipClient
 from julia_chips.clock import Clock
-from julia_chips.events import commands as cmd
-from julia_chips.events import messages as msg
-from julia_chips.events import route as rt
-from julia_chips.events.chip import Status
-from julia_chips.events.fleet import AnyFleetEvent
+from julia_chips.contract import chip_commands as cmd
+from julia_chips.contract import messages as msg
+from julia_chips.contract import route as rt
+from julia_chips.contract.chip import Status
+from julia_chips.contract.fleet import AnyFleetEvent
+from julia_chips.contract.subjects import Stream
 from julia_chips.reply_subjects import DEFAULT_REPLY_PREFIXES
 from julia_chips.runtime.balancer_dispatch import WhatsAppSender, crashed_attempt, dispatch
 from julia_chips.runtime.balancer_metrics import (
@@ -54,7 +55,6 @@ from julia_chips.runtime.mailbox import Mailboxes
 from julia_chips.store.acked_publish import AckedPublisher
 from julia_chips.store.pull_feed import stream_seq
 from julia_chips.store.stored_chip_event import read_chip_event
-from julia_chips.subjects import Stream
 
 log = logging.getLogger(__name__)
 Job = Callable[[], Awaitable[None]]

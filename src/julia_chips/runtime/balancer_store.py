@@ -20,11 +20,11 @@ from nats.js.api import ConsumerConfig, DeliverPolicy, Header
 from nats.js.client import JetStreamContext
 from nats.js.errors import APIError
 
-from julia_chips.events import messages as msg
-from julia_chips.events import route as rt
-from julia_chips.events.codec import ENCODER
+from julia_chips.contract import messages as msg
+from julia_chips.contract import route as rt
+from julia_chips.contract.codec import ENCODER
+from julia_chips.contract.subjects import JuliaHeader, Stream, message_events, route_events
 from julia_chips.store.acked_publish import AckedPublisher
-from julia_chips.subjects import JuliaHeader, Stream, message_events, route_events
 
 WRONG_LAST_SEQUENCE = 10071
 

@@ -15,9 +15,9 @@ from datetime import datetime
 
 from julia_chips.actors.chip_lifecycle import ChipRuleBroken, ChipState, decide, evolve, state_name
 from julia_chips.actors.warmup import DEFAULT_WARMUP, WarmupPolicy
-from julia_chips.events.chip import AnyChipEvent
-from julia_chips.events.codec import event_type
-from julia_chips.events.commands import AnyChipCommand, CommandReply, EventRef
+from julia_chips.contract.chip import AnyChipEvent
+from julia_chips.contract.chip_commands import AnyChipCommand, CommandReply, EventRef
+from julia_chips.contract.codec import event_type
 from julia_chips.runtime.metrics import EVENTS_APPENDED
 from julia_chips.store.event_log import ChipEventLog, ChipWriteConflict, StoredEvent
 from julia_chips.store.snapshots import ChipSnapshot, SnapshotStore

@@ -17,9 +17,9 @@ from nats.aio.subscription import Subscription
 from nats.js.api import DeliverPolicy
 from nats.js.client import JetStreamContext
 
-from julia_chips.events.chip import AnyChipEvent
+from julia_chips.contract.chip import AnyChipEvent
+from julia_chips.contract.subjects import Stream
 from julia_chips.store.stored_chip_event import read_chip_event
-from julia_chips.subjects import Stream
 
 log = logging.getLogger(__name__)
 

@@ -7,8 +7,8 @@ from collections.abc import Iterable
 import msgspec
 from nats.js.client import JetStreamContext
 
+from julia_chips.contract.subjects import JuliaHeader, dead_letter
 from julia_chips.reply_subjects import reply_refusal
-from julia_chips.subjects import JuliaHeader, dead_letter
 
 
 async def send_to_dead_letters(

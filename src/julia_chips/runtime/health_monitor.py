@@ -38,11 +38,18 @@ from julia_chips.actors.health import (
 from julia_chips.actors.health import observe as observe_signal
 from julia_chips.actors.signals import signal_time
 from julia_chips.clock import Clock
-from julia_chips.events import chip as ev
-from julia_chips.events.codec import ENCODER
-from julia_chips.events.commands import AnyChipCommand
-from julia_chips.events.fleet import AnyFleetEvent
-from julia_chips.events.observations import HealthSignal, SmsReceived
+from julia_chips.contract import chip as ev
+from julia_chips.contract.chip_commands import AnyChipCommand
+from julia_chips.contract.codec import ENCODER
+from julia_chips.contract.fleet import AnyFleetEvent
+from julia_chips.contract.observations import HealthSignal, SmsReceived
+from julia_chips.contract.subjects import (
+    FLEET_BRAKE_RELEASE,
+    GATEWAY_SIGNALS,
+    HEALTH_MONITOR_LEASE,
+    Stream,
+    chip_command,
+)
 from julia_chips.reply_subjects import DEFAULT_REPLY_PREFIXES, reply_refusal
 from julia_chips.runtime.brake_log import BrakeLog
 from julia_chips.runtime.chip_failures import chip_failed
@@ -51,13 +58,6 @@ from julia_chips.runtime.dead_letters import send_to_dead_letters
 from julia_chips.runtime.part_lease import part_lease, run_while_holding
 from julia_chips.store.consumer_reset import reset_to_ack_floor
 from julia_chips.store.observation_log import ObservationUnreadable, decode_observation
-from julia_chips.subjects import (
-    FLEET_BRAKE_RELEASE,
-    GATEWAY_SIGNALS,
-    HEALTH_MONITOR_LEASE,
-    Stream,
-    chip_command,
-)
 
 log = logging.getLogger(__name__)
 PART = "health_monitor"  # its label in julia_chip_failures_total

@@ -39,7 +39,8 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, Header
 from nats.js.errors import NotFoundError
 from prometheus_client import Counter
 
-from julia_chips.events.observations import Observation
+from julia_chips.contract.observations import Observation
+from julia_chips.contract.subjects import DERIVER_LEASE, JuliaHeader, Stream, SubjectTokenInvalid
 from julia_chips.gateways.evolution_webhook import decode_evolution
 from julia_chips.gateways.observations import Ignored, WebhookRejected
 from julia_chips.gateways.salvy_webhook import decode_salvy
@@ -49,7 +50,6 @@ from julia_chips.store.acked_publish import AckedPublisher, PubAck
 from julia_chips.store.consumer_reset import reset_to_ack_floor
 from julia_chips.store.observation_log import observation_message, observation_subject
 from julia_chips.store.pull_feed import GatheringPullFeed, stream_seq
-from julia_chips.subjects import DERIVER_LEASE, JuliaHeader, Stream, SubjectTokenInvalid
 
 log = logging.getLogger(__name__)
 DERIVED = Counter("julia_observations_derived_total", "Raw webhooks the deriver handled",

@@ -16,9 +16,9 @@ from nats.js.client import JetStreamContext
 from nats.js.errors import NotFoundError
 
 from julia_chips.clock import Clock
-from julia_chips.events.observations import ConnectionUpdate, SmsReceived
+from julia_chips.contract.observations import ConnectionUpdate, SmsReceived
+from julia_chips.contract.subjects import Stream, gateway_observation, sms_observation
 from julia_chips.store.observation_log import ObservationUnreadable, decode_observation
-from julia_chips.subjects import Stream, gateway_observation, sms_observation
 
 POLL = 0.1  # seconds between looks at the stream
 

@@ -24,7 +24,7 @@ from nats.errors import Error as NatsError
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
-from julia_chips.subjects import Bucket
+from julia_chips.contract.subjects import Bucket
 
 log = logging.getLogger(__name__)
 

@@ -20,8 +20,14 @@ from nats.js.client import JetStreamContext
 
 from julia_chips.actors.warmup import WarmupPolicy
 from julia_chips.clock import Clock
-from julia_chips.events.codec import decode_command, encode_reply
-from julia_chips.events.commands import CommandReply
+from julia_chips.contract.chip_commands import CommandReply
+from julia_chips.contract.codec import decode_command, encode_reply
+from julia_chips.contract.subjects import (
+    JuliaHeader,
+    Stream,
+    chip_id_of_command_subject,
+    partition_commands,
+)
 from julia_chips.reply_subjects import DEFAULT_REPLY_PREFIXES, reply_refusal
 from julia_chips.runtime.chip_actor import ChipActor
 from julia_chips.runtime.dead_letters import reply_to_in, send_to_dead_letters
@@ -31,12 +37,6 @@ from julia_chips.store.consumer_reset import reset_to_ack_floor
 from julia_chips.store.event_log import ChipEventLog
 from julia_chips.store.pull_feed import InlinePullFeed, deliveries
 from julia_chips.store.snapshots import SnapshotStore
-from julia_chips.subjects import (
-    JuliaHeader,
-    Stream,
-    chip_id_of_command_subject,
-    partition_commands,
-)
 
 log = logging.getLogger(__name__)
 FETCH_BATCH = 256

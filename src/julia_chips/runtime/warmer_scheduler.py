@@ -25,8 +25,8 @@ from prometheus_client import Counter
 from julia_chips.actors.warm_schedule import SAO_PAULO, WarmDay, close_command, follow, is_due
 from julia_chips.client import ChipClient
 from julia_chips.clock import Clock
-from julia_chips.events.chip import AnyChipEvent
-from julia_chips.events.commands import CloseWarmDay
+from julia_chips.contract.chip import AnyChipEvent
+from julia_chips.contract.chip_commands import CloseWarmDay
 from julia_chips.runtime.chip_failures import chip_failed
 from julia_chips.runtime.chip_feed import ChipEventFeed
 from julia_chips.runtime.supervisor import run_until

@@ -17,11 +17,11 @@ from nats.errors import Error as NatsError
 from nats.js.client import JetStreamContext
 
 from julia_chips.clock import Clock
+from julia_chips.contract.subjects import Bucket
 from julia_chips.runtime.leases import PartitionLeases
 from julia_chips.runtime.partition import PartitionConsumer, PartitionSettings
 from julia_chips.store.event_log import JetStreamChipEventLog
 from julia_chips.store.snapshots import KvSnapshotStore
-from julia_chips.subjects import Bucket
 
 log = logging.getLogger(__name__)
 

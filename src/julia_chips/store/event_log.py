@@ -14,11 +14,11 @@ from nats.js.api import Header
 from nats.js.client import JetStreamContext
 from nats.js.errors import APIError, NotFoundError
 
-from julia_chips.events.chip import AnyChipEvent, ChipEvent
-from julia_chips.events.codec import encode_event, event_headers
+from julia_chips.contract.chip import AnyChipEvent, ChipEvent
+from julia_chips.contract.codec import encode_event, event_headers
+from julia_chips.contract.subjects import Stream, chip_events
 from julia_chips.store.acked_publish import AckedPublisher
 from julia_chips.store.stored_chip_event import read_chip_event
-from julia_chips.subjects import Stream, chip_events
 
 WRONG_LAST_SEQUENCE = 10071
 

@@ -19,7 +19,7 @@ from enum import StrEnum
 import msgspec
 from nats.js.api import Header
 
-from julia_chips.events.observations import (
+from julia_chips.contract.observations import (
     AccountNotice,
     ConnectionUpdate,
     InboundMessage,
@@ -29,8 +29,8 @@ from julia_chips.events.observations import (
     SmsReceived,
     TrafficCounted,
 )
+from julia_chips.contract.subjects import JuliaHeader, gateway_observation, sms_observation
 from julia_chips.store.acked_publish import ACK_TIMEOUT, AckedPublisher, PubAck
-from julia_chips.subjects import JuliaHeader, gateway_observation, sms_observation
 
 OBSERVATION_HEADER = "Julia-Observation-Kind"
 

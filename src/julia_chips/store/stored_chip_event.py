@@ -14,10 +14,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
-from julia_chips.events.chip import AnyChipEvent
-from julia_chips.events.codec import decode_event
+from julia_chips.contract.chip import AnyChipEvent
+from julia_chips.contract.codec import decode_event
+from julia_chips.contract.subjects import chip_events
 from julia_chips.runtime.metrics import FOREIGN_CHIP_EVENTS
-from julia_chips.subjects import chip_events
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfi
 from nats.js.client import JetStreamContext
 from nats.js.errors import BadRequestError, NotFoundError
 
-from julia_chips.subjects import Bucket, Stream
+from julia_chips.contract.subjects import Bucket, Stream
 
 DAY = 24 * 3600.0
 LIMITS, WORK_QUEUE = RetentionPolicy.LIMITS, RetentionPolicy.WORK_QUEUE

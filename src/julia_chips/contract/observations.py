@@ -14,8 +14,8 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from julia_chips.events.commands import Counter
-from julia_chips.events.timestamps import AwareDatetime
+from julia_chips.contract.chip_commands import Counter
+from julia_chips.contract.timestamps import AwareDatetime
 
 ConnectionState = Literal["open", "connecting", "close", "refused"]
 

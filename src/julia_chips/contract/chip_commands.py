@@ -10,7 +10,7 @@ from typing import Annotated
 
 import msgspec
 
-from julia_chips.events.timestamps import AwareDatetime
+from julia_chips.contract.timestamps import AwareDatetime
 
 CommandId = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"^[^\s]+$")]
 Reason = Annotated[str, msgspec.Meta(min_length=1, max_length=1000)]

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import msgspec
 
-from julia_chips.events.chip import AnyChipEvent
-from julia_chips.events.commands import AnyChipCommand, CommandReply
+from julia_chips.contract.chip import AnyChipEvent
+from julia_chips.contract.chip_commands import AnyChipCommand, CommandReply
 
 SCHEMA_FILES = ("chip-commands.json", "chip-events.json", "command-reply.json")
 

@@ -7,10 +7,10 @@ from typing import cast
 
 import msgspec
 
-from julia_chips.events.chip import CHIP_EVENT_TYPES, AnyChipEvent, ChipEvent
-from julia_chips.events.commands import AnyChipCommand, CommandReply
-from julia_chips.events.upcasting import upcast
-from julia_chips.subjects import JuliaHeader
+from julia_chips.contract.chip import CHIP_EVENT_TYPES, AnyChipEvent, ChipEvent
+from julia_chips.contract.chip_commands import AnyChipCommand, CommandReply
+from julia_chips.contract.subjects import JuliaHeader
+from julia_chips.contract.upcasting import upcast
 
 ENCODER = msgspec.json.Encoder()
 _EVENT_DECODER = msgspec.json.Decoder(AnyChipEvent)

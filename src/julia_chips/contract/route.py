@@ -12,7 +12,7 @@ from typing import Annotated, Literal, cast
 
 import msgspec
 
-from julia_chips.events.commands import CommandId, Phone, Subject
+from julia_chips.contract.chip_commands import CommandId, Phone, Subject
 
 # A doctor id is a subject token (`route.evt.<doctor_id>`): no dots, spaces or wildcards.
 DoctorId = Annotated[str, msgspec.Meta(min_length=1, max_length=64,
