@@ -30,7 +30,7 @@ from julia_chips.contract import chip_commands as cmd
 from julia_chips.contract.codec import decode_reply
 from julia_chips.contract.subjects import chip_command
 from julia_chips.embedded.nats_server import EmbeddedNats
-from julia_chips.store.streams import ensure_streams
+from julia_chips.jetstream.streams import ensure_streams
 
 ENCODER = msgspec.json.Encoder()
 TARGET = 0.35

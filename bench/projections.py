@@ -35,10 +35,10 @@ from julia_chips.contract.chip import AnyChipEvent
 from julia_chips.contract.codec import encode_event, event_headers
 from julia_chips.contract.subjects import Stream, chip_events
 from julia_chips.embedded.nats_server import EmbeddedNats
+from julia_chips.jetstream.streams import ensure_streams
 from julia_chips.projections.migrations import migrate_url
 from julia_chips.projections.rebuild import rebuild
 from julia_chips.projections.service import Projections
-from julia_chips.store.streams import ensure_streams
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' history helpers
 from tests.integration.test_projections_lifecycles import decided_step, publish_events

@@ -43,14 +43,14 @@ from julia_chips.contract.chip import Status
 from julia_chips.contract.codec import ENCODER
 from julia_chips.contract.subjects import JuliaHeader, Stream, route_events
 from julia_chips.embedded.nats_server import EmbeddedNats
-from julia_chips.reply_inbox import ReplyInbox
+from julia_chips.jetstream.pull_feed import PullFeed
+from julia_chips.jetstream.reply_inbox import ReplyInbox
+from julia_chips.jetstream.streams import ensure_streams, stream_configs
 from julia_chips.route_client import RouteClient
 from julia_chips.runtime.balancer_dispatch import FakeSender
 from julia_chips.runtime.balancer_leader import BalancerSettings
 from julia_chips.runtime.balancer_runner import BalancerRunner
 from julia_chips.store.event_log import JetStreamChipEventLog
-from julia_chips.store.pull_feed import PullFeed
-from julia_chips.store.streams import ensure_streams, stream_configs
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' fleet builders
 from tests.unit.balancer_builders import NOW, chip_history

@@ -52,13 +52,13 @@ from julia_chips.contract.subjects import Stream
 from julia_chips.embedded.nats_server import EmbeddedNats
 from julia_chips.embedded.process import free_port
 from julia_chips.http.webhooks import WebhookIngress, create_webhook_app
+from julia_chips.jetstream.streams import ensure_streams, stream_configs
 from julia_chips.runtime.activator import Activator, ActivatorSettings
 from julia_chips.runtime.activator_wiring import activation_ports, endpoints_from_sandbox
 from julia_chips.runtime.observation_deriver import DEFAULT_DERIVER, ObservationDeriver
 from julia_chips.runtime.worker import Worker
 from julia_chips.sandbox.world import serve, start_sandbox
 from julia_chips.store.event_log import JetStreamChipEventLog
-from julia_chips.store.streams import ensure_streams, stream_configs
 
 SECRET = "bench-" + secrets.token_hex(8)
 CONCURRENCY = 64

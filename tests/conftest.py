@@ -22,7 +22,7 @@ from nats.aio.client import Client as NATS
 from nats.js.client import JetStreamContext
 
 from julia_chips.embedded.nats_server import EmbeddedNats
-from julia_chips.store.streams import ensure_streams
+from julia_chips.jetstream.streams import ensure_streams
 
 PARTITIONS = 4
 LEASE_TTL = 2.0

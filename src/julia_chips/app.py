@@ -22,6 +22,7 @@ from julia_chips.http.app import create_app
 from julia_chips.http.keys import SUPERVISOR
 from julia_chips.http.webhooks import WEBHOOK_INGRESS, WebhookIngress, webhook_routes
 from julia_chips.infrastructure import Endpoints, connect_nats, infrastructure
+from julia_chips.jetstream.streams import ensure_streams
 from julia_chips.outside_world import OutsideWorld, outside_world, whatsapp_sender
 from julia_chips.privacy import without_credentials
 from julia_chips.projections.migrations import migrate_url
@@ -35,7 +36,6 @@ from julia_chips.runtime.partition import PartitionSettings
 from julia_chips.runtime.supervisor import PartFactory, SupervisionPolicy, Supervisor, run_until
 from julia_chips.runtime.warmer_scheduler import run_warmer_scheduler
 from julia_chips.runtime.worker import Worker, new_worker_id
-from julia_chips.store.streams import ensure_streams
 
 log = logging.getLogger(__name__)
 SHUTDOWN_GRACE = 10.0  # seconds each group of parts gets to stop on SIGINT/SIGTERM

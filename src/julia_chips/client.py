@@ -14,7 +14,7 @@ from nats.aio.client import Client as NATS
 from julia_chips.contract.chip_commands import AnyChipCommand, CommandReply
 from julia_chips.contract.codec import ENCODER, decode_reply
 from julia_chips.contract.subjects import JuliaHeader, chip_command
-from julia_chips.reply_inbox import ReplyInbox
+from julia_chips.jetstream.reply_inbox import ReplyInbox
 
 
 class ChipClient:

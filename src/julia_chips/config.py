@@ -8,7 +8,11 @@ from pathlib import Path
 
 import msgspec
 
-from julia_chips.reply_subjects import DEFAULT_REPLY_PREFIXES, ReplyPrefixInvalid, reply_prefixes
+from julia_chips.jetstream.reply_subjects import (
+    DEFAULT_REPLY_PREFIXES,
+    ReplyPrefixInvalid,
+    reply_prefixes,
+)
 
 
 class ConfigError(ValueError):

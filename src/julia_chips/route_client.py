@@ -15,7 +15,7 @@ from nats.aio.client import Client as NATS
 from julia_chips.contract.codec import ENCODER
 from julia_chips.contract.route import OptIn, OptOut, RouteCommand, RouteReply, SendRequest
 from julia_chips.contract.subjects import JuliaHeader, route_command
-from julia_chips.reply_inbox import ReplyInbox
+from julia_chips.jetstream.reply_inbox import ReplyInbox
 
 _REPLY = msgspec.json.Decoder(RouteReply)
 _VERB = {SendRequest: "send", OptOut: "optout", OptIn: "optin"}

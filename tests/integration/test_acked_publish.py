@@ -12,7 +12,7 @@ from nats.js.api import Header, StreamConfig
 from nats.js.client import JetStreamContext
 from nats.js.errors import APIError
 
-from julia_chips.store.acked_publish import SWEEP_EVERY, AckedPublisher
+from julia_chips.jetstream.acked_publish import SWEEP_EVERY, AckedPublisher
 
 HEADERS = {"Julia-Event-Type": "SendAttempted", "Julia-Event-Version": "1",
            Header.MSG_ID: "req-1:0", "Julia-Note": " two\r\nlines "}

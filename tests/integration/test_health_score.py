@@ -12,7 +12,7 @@ from julia_chips.client import ChipClient
 from julia_chips.clock import FixedClock
 from julia_chips.contract import chip as ev
 from julia_chips.contract.observations import MessageStatus
-from julia_chips.store.acked_publish import AckedPublisher
+from julia_chips.jetstream.acked_publish import AckedPublisher
 from julia_chips.store.observation_log import publish_observation
 from tests.conftest import new_chip_id
 from tests.integration.health_rig import monitoring, until

@@ -12,7 +12,7 @@ import pytest
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 
-from julia_chips.store.inline_delivery import deliver_inline, subscribe_inline
+from julia_chips.jetstream.inline_delivery import deliver_inline, subscribe_inline
 
 Seen = tuple[str, str, bytes, dict[str, str] | None]
 

@@ -28,10 +28,10 @@ from julia_chips.contract.observations import ConnectionUpdate
 from julia_chips.contract.subjects import JuliaHeader, Stream, gateway_raw
 from julia_chips.http.app import create_app
 from julia_chips.http.webhooks import WebhookIngress, create_webhook_app
+from julia_chips.jetstream.acked_publish import AckedPublisher
 from julia_chips.projections.migrations import migrate_url
 from julia_chips.projections.service import Projections
 from julia_chips.sandbox.world import serve
-from julia_chips.store.acked_publish import AckedPublisher
 from julia_chips.store.observation_log import decode_observation, publish_observation
 from tests.conftest import new_chip_id
 from tests.integration.health_rig import connection, monitoring, until

@@ -13,7 +13,7 @@ from nats.aio.client import Client as NATS
 from nats.js.client import JetStreamContext
 
 from julia_chips.contract.subjects import Bucket
-from julia_chips.runtime.part_lease import part_lease, run_while_holding
+from julia_chips.jetstream.part_lease import part_lease, run_while_holding
 from tests.conftest import LEASE_TTL
 from tests.integration.lease_probe import holder_of, until_holder
 

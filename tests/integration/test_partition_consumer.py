@@ -88,7 +88,7 @@ async def test_idle_chip_is_passivated_with_a_snapshot_and_recovered_on_next_com
 
 async def test_deliveries_read_from_the_ack_subject_match_nats_py_metadata(
         js: JetStreamContext) -> None:
-    from julia_chips.store.pull_feed import deliveries, stream_seq
+    from julia_chips.jetstream.pull_feed import deliveries, stream_seq
 
     await js.publish(f"chip.cmd.{new_chip_id()}", b"{}")
     sub = await js.pull_subscribe("chip.cmd.>", durable="deliveries-check")

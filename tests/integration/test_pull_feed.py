@@ -16,7 +16,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
 
-from julia_chips.store.pull_feed import EXPIRES, GatheringPullFeed
+from julia_chips.jetstream.pull_feed import EXPIRES, GatheringPullFeed
 
 
 class Trail:

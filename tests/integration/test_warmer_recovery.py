@@ -14,8 +14,8 @@ from nats.js.client import JetStreamContext
 from julia_chips.client import ChipClient
 from julia_chips.clock import FixedClock
 from julia_chips.contract.subjects import Stream
+from julia_chips.jetstream.streams import ensure_streams
 from julia_chips.runtime.warmer_scheduler import WarmerScheduler
-from julia_chips.store.streams import ensure_streams
 from tests.conftest import LEASE_TTL, new_chip_id
 from tests.integration.warm_fleet import (
     FIRST_MIDNIGHT,

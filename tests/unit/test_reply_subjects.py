@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from julia_chips.config import ConfigError, load_config
-from julia_chips.reply_subjects import DEFAULT_REPLY_PREFIXES, reply_refusal
+from julia_chips.jetstream.reply_subjects import DEFAULT_REPLY_PREFIXES, reply_refusal
 
 PREFIXES = ("_INBOX.", "_INBOX_ops.")
 

@@ -19,8 +19,8 @@ from julia_chips.http.errors import ApiProblem
 from julia_chips.http.keys import NATS_CONN
 from julia_chips.http.params import EventsQuery, chip_id, query
 from julia_chips.http.responses import EventsPage, StoredEventView, json
+from julia_chips.jetstream.stored_chip_event import read_chip_event
 from julia_chips.store.event_log import JetStreamChipEventLog
-from julia_chips.store.stored_chip_event import read_chip_event
 
 SCAN_LIMIT = 5000
 

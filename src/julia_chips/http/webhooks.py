@@ -35,7 +35,7 @@ from julia_chips.gateways.evolution_webhook import decode_evolution
 from julia_chips.gateways.evolution_wire import SECRET_HEADER
 from julia_chips.gateways.observations import Ignored, WebhookRejected
 from julia_chips.gateways.salvy_webhook import decode_salvy
-from julia_chips.store.acked_publish import AckedPublisher
+from julia_chips.jetstream.acked_publish import AckedPublisher
 
 log = logging.getLogger(__name__)
 

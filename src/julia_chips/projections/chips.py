@@ -10,10 +10,10 @@ import asyncpg
 from nats.aio.msg import Msg
 
 from julia_chips.contract.subjects import Stream
+from julia_chips.jetstream.stored_chip_event import read_chip_event
 from julia_chips.projections.base import Envelope, Fold
 from julia_chips.projections.chip_rows import COLUMNS, ChipRow, apply, as_record, from_record
 from julia_chips.projections.chip_rows import is_uuid as is_chip_id
-from julia_chips.store.stored_chip_event import read_chip_event
 
 log = logging.getLogger(__name__)
 

@@ -24,9 +24,9 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.client import JetStreamContext
 from nats.js.errors import NotFoundError
 
+from julia_chips.jetstream.dead_letters import send_to_dead_letters
 from julia_chips.projections import checkpoints
 from julia_chips.projections.base import Envelope, Projection
-from julia_chips.runtime.dead_letters import send_to_dead_letters
 from julia_chips.runtime.metrics import DEAD_LETTERS
 
 log = logging.getLogger(__name__)

@@ -12,9 +12,9 @@ import logging
 from nats.aio.client import Client as NATS
 
 from julia_chips.contract.subjects import PROJECTIONS_LEASE
+from julia_chips.jetstream.part_lease import part_lease, run_while_holding
 from julia_chips.projections.catalog import PROJECTIONS
 from julia_chips.projections.runner import BATCH, ProjectionRunner
-from julia_chips.runtime.part_lease import part_lease, run_while_holding
 
 log = logging.getLogger(__name__)
 

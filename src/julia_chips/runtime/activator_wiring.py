@@ -24,9 +24,9 @@ from julia_chips.gateways.registrars import CloudApiRegistrar, VpsRegistrar
 from julia_chips.gateways.salvy import SalvyClient
 from julia_chips.gateways.vps import VpsClient
 from julia_chips.gateways.vps_hosts import HostRegistry, VpsHost
+from julia_chips.jetstream.part_lease import part_lease, run_while_holding
 from julia_chips.runtime.activation_effects import ActivationPorts
 from julia_chips.runtime.activator import DEFAULT_SETTINGS, Activator, ActivatorSettings
-from julia_chips.runtime.part_lease import part_lease, run_while_holding
 from julia_chips.sandbox.world import Sandbox
 
 log = logging.getLogger(__name__)

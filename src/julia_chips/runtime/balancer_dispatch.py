@@ -25,9 +25,9 @@ from julia_chips.gateways.evolution_errors import (
     RateLimited,
     Unauthorized,
 )
+from julia_chips.jetstream.acked_publish import AckedPublisher
 from julia_chips.privacy import mask_phone
 from julia_chips.runtime.balancer_store import append_message_event
-from julia_chips.store.acked_publish import AckedPublisher
 
 log = logging.getLogger(__name__)
 

@@ -39,7 +39,11 @@ from julia_chips.contract import route as rt
 from julia_chips.contract.chip import Status
 from julia_chips.contract.fleet import AnyFleetEvent
 from julia_chips.contract.subjects import Stream
-from julia_chips.reply_subjects import DEFAULT_REPLY_PREFIXES
+from julia_chips.jetstream.acked_publish import AckedPublisher
+from julia_chips.jetstream.mailbox import Mailboxes
+from julia_chips.jetstream.pull_feed import stream_seq
+from julia_chips.jetstream.reply_subjects import DEFAULT_REPLY_PREFIXES
+from julia_chips.jetstream.stored_chip_event import read_chip_event
 from julia_chips.runtime.balancer_dispatch import WhatsAppSender, crashed_attempt, dispatch
 from julia_chips.runtime.balancer_metrics import (
     BACKLOG,
@@ -51,10 +55,6 @@ from julia_chips.runtime.balancer_store import (
     append_message_event,
     replay,
 )
-from julia_chips.runtime.mailbox import Mailboxes
-from julia_chips.store.acked_publish import AckedPublisher
-from julia_chips.store.pull_feed import stream_seq
-from julia_chips.store.stored_chip_event import read_chip_event
 
 log = logging.getLogger(__name__)
 Job = Callable[[], Awaitable[None]]

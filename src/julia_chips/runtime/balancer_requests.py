@@ -24,12 +24,12 @@ from julia_chips.contract import messages as msg
 from julia_chips.contract import route as rt
 from julia_chips.contract.codec import ENCODER
 from julia_chips.contract.subjects import JuliaHeader, Stream
-from julia_chips.reply_subjects import reply_refusal
+from julia_chips.jetstream.consumer_reset import reset_to_ack_floor
+from julia_chips.jetstream.dead_letters import reply_to_in, send_to_dead_letters
+from julia_chips.jetstream.pull_feed import PullFeed, deliveries
+from julia_chips.jetstream.reply_subjects import reply_refusal
 from julia_chips.runtime.balancer_leader import Job, Leader
 from julia_chips.runtime.balancer_metrics import REQUESTS
-from julia_chips.runtime.dead_letters import reply_to_in, send_to_dead_letters
-from julia_chips.store.consumer_reset import reset_to_ack_floor
-from julia_chips.store.pull_feed import PullFeed, deliveries
 
 log = logging.getLogger(__name__)
 WINDOW = 256  # requests asked of the server ahead of handling

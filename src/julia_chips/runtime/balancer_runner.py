@@ -25,11 +25,11 @@ from julia_chips.clock import Clock, SystemClock
 from julia_chips.config import Config
 from julia_chips.contract.subjects import BALANCER_LEASE
 from julia_chips.infrastructure import connect_nats
+from julia_chips.jetstream.part_lease import part_lease, run_while_holding
 from julia_chips.runtime.balancer_dispatch import FakeSender, WhatsAppSender
 from julia_chips.runtime.balancer_leader import BalancerSettings, FailoverTiming, Leader
 from julia_chips.runtime.balancer_metrics import IS_LEADER
 from julia_chips.runtime.balancer_requests import RequestConsumer
-from julia_chips.runtime.part_lease import part_lease, run_while_holding
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from julia_chips.contract import messages as msg
 from julia_chips.contract import route as rt
 from julia_chips.contract.codec import ENCODER
 from julia_chips.contract.subjects import JuliaHeader, Stream, message_events, route_events
-from julia_chips.store.acked_publish import AckedPublisher
+from julia_chips.jetstream.acked_publish import AckedPublisher
 
 WRONG_LAST_SEQUENCE = 10071
 

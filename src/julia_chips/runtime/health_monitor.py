@@ -50,13 +50,13 @@ from julia_chips.contract.subjects import (
     Stream,
     chip_command,
 )
-from julia_chips.reply_subjects import DEFAULT_REPLY_PREFIXES, reply_refusal
+from julia_chips.jetstream.chip_feed import ChipEventFeed
+from julia_chips.jetstream.consumer_reset import reset_to_ack_floor
+from julia_chips.jetstream.dead_letters import send_to_dead_letters
+from julia_chips.jetstream.part_lease import part_lease, run_while_holding
+from julia_chips.jetstream.reply_subjects import DEFAULT_REPLY_PREFIXES, reply_refusal
 from julia_chips.runtime.brake_log import BrakeLog
 from julia_chips.runtime.chip_failures import chip_failed
-from julia_chips.runtime.chip_feed import ChipEventFeed
-from julia_chips.runtime.dead_letters import send_to_dead_letters
-from julia_chips.runtime.part_lease import part_lease, run_while_holding
-from julia_chips.store.consumer_reset import reset_to_ack_floor
 from julia_chips.store.observation_log import ObservationUnreadable, decode_observation
 
 log = logging.getLogger(__name__)

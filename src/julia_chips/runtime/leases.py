@@ -10,7 +10,7 @@ import math
 
 from nats.js.kv import KeyValue
 
-from julia_chips.runtime.part_lease import LeaderLease
+from julia_chips.jetstream.part_lease import LeaderLease
 
 
 class PartitionLeases:

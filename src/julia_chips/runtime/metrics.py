@@ -10,7 +10,7 @@ DEAD_LETTERS = Counter("julia_dead_letters_total", "Messages sent to the dead le
 COMMANDS_OK = COMMANDS_PROCESSED.labels(ok="true")  # bound once: labels() costs a lookup
 COMMANDS_REFUSED = COMMANDS_PROCESSED.labels(ok="false")
 # Messages on `chip.evt.*` that are not a chip event of the subject's chip, per reader that
-# skipped them (store/stored_chip_event.py): nonzero means someone wrote into the audit log.
+# skipped them (jetstream/stored_chip_event.py): nonzero means someone wrote into the audit log.
 FOREIGN_CHIP_EVENTS = Counter("julia_foreign_chip_events_total",
                               "Foreign messages skipped in CHIP_EVENTS", ["reader"])
 # One chip's work that raised in a fleet-wide loop (monitor, scheduler, activator), by part:

@@ -28,14 +28,14 @@ from julia_chips.contract.subjects import (
     chip_id_of_command_subject,
     partition_commands,
 )
-from julia_chips.reply_subjects import DEFAULT_REPLY_PREFIXES, reply_refusal
+from julia_chips.jetstream.consumer_reset import reset_to_ack_floor
+from julia_chips.jetstream.dead_letters import reply_to_in, send_to_dead_letters
+from julia_chips.jetstream.mailbox import Mailboxes
+from julia_chips.jetstream.pull_feed import InlinePullFeed, deliveries
+from julia_chips.jetstream.reply_subjects import DEFAULT_REPLY_PREFIXES, reply_refusal
 from julia_chips.runtime.chip_actor import ChipActor
-from julia_chips.runtime.dead_letters import reply_to_in, send_to_dead_letters
-from julia_chips.runtime.mailbox import Mailboxes
 from julia_chips.runtime.metrics import COMMANDS_OK, COMMANDS_REFUSED, DEAD_LETTERS
-from julia_chips.store.consumer_reset import reset_to_ack_floor
 from julia_chips.store.event_log import ChipEventLog
-from julia_chips.store.pull_feed import InlinePullFeed, deliveries
 from julia_chips.store.snapshots import SnapshotStore
 
 log = logging.getLogger(__name__)

@@ -20,7 +20,7 @@ from typing import Any
 import msgspec
 
 from julia_chips.clock import Clock
-from julia_chips.runtime.part_lease import Part
+from julia_chips.jetstream.part_lease import Part
 
 log = logging.getLogger(__name__)
 PartFactory = Callable[[], Coroutine[Any, Any, None]]

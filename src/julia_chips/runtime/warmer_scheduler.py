@@ -27,8 +27,8 @@ from julia_chips.client import ChipClient
 from julia_chips.clock import Clock
 from julia_chips.contract.chip import AnyChipEvent
 from julia_chips.contract.chip_commands import CloseWarmDay
+from julia_chips.jetstream.chip_feed import ChipEventFeed
 from julia_chips.runtime.chip_failures import chip_failed
-from julia_chips.runtime.chip_feed import ChipEventFeed
 from julia_chips.runtime.supervisor import run_until
 
 log = logging.getLogger(__name__)

@@ -17,8 +17,8 @@ from nats.js.errors import APIError, NotFoundError
 from julia_chips.contract.chip import AnyChipEvent, ChipEvent
 from julia_chips.contract.codec import encode_event, event_headers
 from julia_chips.contract.subjects import Stream, chip_events
-from julia_chips.store.acked_publish import AckedPublisher
-from julia_chips.store.stored_chip_event import read_chip_event
+from julia_chips.jetstream.acked_publish import AckedPublisher
+from julia_chips.jetstream.stored_chip_event import read_chip_event
 
 WRONG_LAST_SEQUENCE = 10071
 

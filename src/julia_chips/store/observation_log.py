@@ -30,7 +30,7 @@ from julia_chips.contract.observations import (
     TrafficCounted,
 )
 from julia_chips.contract.subjects import JuliaHeader, gateway_observation, sms_observation
-from julia_chips.store.acked_publish import ACK_TIMEOUT, AckedPublisher, PubAck
+from julia_chips.jetstream.acked_publish import ACK_TIMEOUT, AckedPublisher, PubAck
 
 OBSERVATION_HEADER = "Julia-Observation-Kind"
 

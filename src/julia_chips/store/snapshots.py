@@ -15,7 +15,7 @@ from nats.js.kv import KeyValue
 from julia_chips.actors.chip_lifecycle import ChipState
 from julia_chips.contract.chip_commands import CommandReply
 from julia_chips.contract.subjects import Bucket
-from julia_chips.store.acked_publish import AckedPublisher
+from julia_chips.jetstream.acked_publish import AckedPublisher
 
 
 class ChipSnapshot(msgspec.Struct, frozen=True, kw_only=True):

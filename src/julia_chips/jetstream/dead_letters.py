@@ -8,7 +8,7 @@ import msgspec
 from nats.js.client import JetStreamContext
 
 from julia_chips.contract.subjects import JuliaHeader, dead_letter
-from julia_chips.reply_subjects import reply_refusal
+from julia_chips.jetstream.reply_subjects import reply_refusal
 
 
 async def send_to_dead_letters(

@@ -33,7 +33,7 @@ from nats.errors import (
 from nats.js.errors import APIError, NoStreamResponseError
 from nats.protocol.command import hpub_cmd
 
-from julia_chips.store.inline_delivery import subscribe_inline
+from julia_chips.jetstream.inline_delivery import subscribe_inline
 
 ACK_TIMEOUT = 5.0  # seconds for the server's ack before the append counts as failed
 SWEEP_EVERY = 0.1  # seconds between checks for overdue acks: a timeout fires this late at most

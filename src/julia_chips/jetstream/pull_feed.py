@@ -21,7 +21,7 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
-from julia_chips.store.inline_delivery import subscribe_inline
+from julia_chips.jetstream.inline_delivery import subscribe_inline
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from nats.js.client import JetStreamContext
 
 from julia_chips.contract.chip import AnyChipEvent
 from julia_chips.contract.subjects import Stream
-from julia_chips.store.stored_chip_event import read_chip_event
+from julia_chips.jetstream.stored_chip_event import read_chip_event
 
 log = logging.getLogger(__name__)
 
