@@ -23,6 +23,7 @@ import uvloop
 from nats.aio.client import Client as NATS
 from nats.js.api import AckPolicy, ConsumerConfig
 
+from julia_chips.chip.event_log import JetStreamChipEventLog
 from julia_chips.clock import FixedClock
 from julia_chips.contract import chip as ev
 from julia_chips.contract.observations import (
@@ -35,7 +36,6 @@ from julia_chips.contract.subjects import GATEWAY_SIGNALS, Stream
 from julia_chips.embedded.nats_server import EmbeddedNats
 from julia_chips.jetstream.streams import ensure_streams
 from julia_chips.runtime.health_monitor import HealthMonitor, HealthMonitorSettings
-from julia_chips.store.event_log import JetStreamChipEventLog
 from julia_chips.store.observation_log import encode_observation, observation_subject
 
 NOW = datetime(2026, 3, 2, 13, 0, tzinfo=UTC)

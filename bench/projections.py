@@ -28,8 +28,8 @@ import nats
 from nats.aio.msg import Msg
 from nats.js.api import DeliverPolicy
 
-from julia_chips.actors.chip_lifecycle import ChipState
 from julia_chips.actors.warmup import WarmupPolicy
+from julia_chips.chip.model.lifecycle import ChipState
 from julia_chips.contract import chip_commands as cmd
 from julia_chips.contract.chip import AnyChipEvent
 from julia_chips.contract.codec import encode_event, event_headers

@@ -36,6 +36,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
 
 from julia_chips.actors.balancer import decide
 from julia_chips.actors.balancer_state import BalancerState, apply_chip_event, evolve
+from julia_chips.chip.event_log import JetStreamChipEventLog
 from julia_chips.clock import FixedClock
 from julia_chips.contract import chip as ev
 from julia_chips.contract import route as rt
@@ -50,7 +51,6 @@ from julia_chips.route_client import RouteClient
 from julia_chips.runtime.balancer_dispatch import FakeSender
 from julia_chips.runtime.balancer_leader import BalancerSettings
 from julia_chips.runtime.balancer_runner import BalancerRunner
-from julia_chips.store.event_log import JetStreamChipEventLog
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' fleet builders
 from tests.unit.balancer_builders import NOW, chip_history

@@ -42,8 +42,10 @@ from nats.js.api import StreamConfig
 from nats.js.errors import NotFoundError
 
 from julia_chips.app import partition_settings
+from julia_chips.chip.client import ChipClient
+from julia_chips.chip.event_log import JetStreamChipEventLog
+from julia_chips.chip.worker import Worker
 from julia_chips.cli import freeze_startup_heap
-from julia_chips.client import ChipClient
 from julia_chips.clock import SystemClock
 from julia_chips.config import Config
 from julia_chips.contract import chip as chip_ev
@@ -56,9 +58,7 @@ from julia_chips.jetstream.streams import ensure_streams, stream_configs
 from julia_chips.runtime.activator import Activator, ActivatorSettings
 from julia_chips.runtime.activator_wiring import activation_ports, endpoints_from_sandbox
 from julia_chips.runtime.observation_deriver import DEFAULT_DERIVER, ObservationDeriver
-from julia_chips.runtime.worker import Worker
 from julia_chips.sandbox.world import serve, start_sandbox
-from julia_chips.store.event_log import JetStreamChipEventLog
 
 SECRET = "bench-" + secrets.token_hex(8)
 CONCURRENCY = 64

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from julia_chips.chip.event_log import ChipHistory, ChipWriteConflict, StoredEvent
+from julia_chips.chip.snapshots import ChipSnapshot
 from julia_chips.contract.chip import AnyChipEvent, ChipEvent
-from julia_chips.store.event_log import ChipHistory, ChipWriteConflict, StoredEvent
-from julia_chips.store.snapshots import ChipSnapshot
 
 
 class InMemoryChipEventLog:

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from nats.aio.client import Client as NATS
 
 from julia_chips.actors.activation_steps import SagaPolicy
-from julia_chips.client import ChipClient
+from julia_chips.chip.client import ChipClient
+from julia_chips.chip.event_log import JetStreamChipEventLog
 from julia_chips.clock import SystemClock
 from julia_chips.contract import chip as chip_ev
 from julia_chips.contract import chip_commands as cmd
@@ -26,7 +27,6 @@ from julia_chips.runtime.activator_wiring import (
     endpoints_from_sandbox,
 )
 from julia_chips.sandbox.world import Sandbox, serve, start_sandbox
-from julia_chips.store.event_log import JetStreamChipEventLog
 from tests.conftest import new_chip_id
 from tests.integration.ingress_fixtures import deriving
 from tests.integration.workers import running_worker

@@ -12,7 +12,8 @@ import pytest
 from nats.aio.client import Client as NATS
 from nats.js.client import JetStreamContext
 
-from julia_chips.client import ChipClient
+from julia_chips.chip.client import ChipClient
+from julia_chips.chip.event_log import JetStreamChipEventLog
 from julia_chips.clock import FixedClock
 from julia_chips.contract import chip_commands as cmd
 from julia_chips.contract import messages as msg
@@ -21,7 +22,6 @@ from julia_chips.contract.chip import Status
 from julia_chips.route_client import RouteClient
 from julia_chips.runtime.balancer_dispatch import FakeSender
 from julia_chips.runtime.balancer_runner import BalancerRunner
-from julia_chips.store.event_log import JetStreamChipEventLog
 from tests.integration.balancer_harness import (
     SETTINGS,
     ledger,
@@ -51,7 +51,7 @@ async def load_hot_chip(nc: NATS, js: JetStreamContext,
 
 
 async def status_of(js: JetStreamContext, chip_id: str) -> Status | None:
-    from julia_chips.actors.chip_lifecycle import fold
+    from julia_chips.chip.model.lifecycle import fold
 
     stored = await JetStreamChipEventLog(js).load(chip_id)
     return fold(chip_id, [s.event for s in stored]).status

@@ -17,7 +17,7 @@ from nats.aio.client import Client as NATS
 from nats.js.client import JetStreamContext
 from prometheus_client import REGISTRY
 
-from julia_chips.client import ChipClient
+from julia_chips.chip.client import ChipClient
 from julia_chips.clock import FixedClock
 from julia_chips.jetstream.acked_publish import AckedPublisher
 from julia_chips.runtime.warmer_scheduler import WarmerScheduler

@@ -8,9 +8,9 @@ from datetime import timedelta
 from hypothesis import HealthCheck, given, settings
 from nats.js.client import JetStreamContext
 
+from julia_chips.chip.actor import ChipActor
+from julia_chips.chip.event_log import JetStreamChipEventLog
 from julia_chips.contract import chip_commands as cmd
-from julia_chips.runtime.chip_actor import ChipActor
-from julia_chips.store.event_log import JetStreamChipEventLog
 from tests.conftest import new_chip_id
 from tests.fakes import InMemorySnapshotStore
 from tests.unit.chip_builders import NOW

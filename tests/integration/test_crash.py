@@ -11,11 +11,11 @@ from pathlib import Path
 from nats.aio.client import Client as NATS
 from nats.js.client import JetStreamContext
 
-from julia_chips.client import ChipClient
+from julia_chips.chip.client import ChipClient
+from julia_chips.chip.event_log import JetStreamChipEventLog
 from julia_chips.contract import chip_commands as cmd
 from julia_chips.contract.chip_commands import CommandReply
 from julia_chips.contract.subjects import Bucket, Stream
-from julia_chips.store.event_log import JetStreamChipEventLog
 from tests.conftest import LEASE_TTL, PARTITIONS, new_chip_id
 from tests.integration.workers import kill, start_worker_process
 

@@ -11,7 +11,7 @@ from nats.aio.client import Client as NATS
 from nats.js.client import JetStreamContext
 
 from julia_chips.actors.balancer_state import BalancerState
-from julia_chips.client import ChipClient
+from julia_chips.chip.client import ChipClient
 from julia_chips.clock import FixedClock
 from julia_chips.contract import chip_commands as cmd
 from julia_chips.contract import route as rt

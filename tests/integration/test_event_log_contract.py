@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from nats.js.client import JetStreamContext
 
-from julia_chips.actors.chip_lifecycle import decide
+from julia_chips.chip.event_log import ChipEventLog, ChipWriteConflict, JetStreamChipEventLog
+from julia_chips.chip.model.lifecycle import decide
 from julia_chips.contract import chip_commands as cmd
-from julia_chips.store.event_log import ChipEventLog, ChipWriteConflict, JetStreamChipEventLog
 from tests.conftest import new_chip_id
 from tests.fakes import InMemoryChipEventLog
 from tests.unit.chip_builders import NOW, chip_in, run, sample

@@ -15,7 +15,7 @@ from nats.js.client import JetStreamContext
 from prometheus_client import REGISTRY
 
 from julia_chips.app import start_http
-from julia_chips.client import ChipClient
+from julia_chips.chip.client import ChipClient
 from julia_chips.config import Config
 from julia_chips.contract import chip as chip_ev
 from julia_chips.contract import chip_commands as cmd

@@ -9,7 +9,7 @@ import msgspec
 from nats.aio.client import Client as NATS
 from nats.js.client import JetStreamContext
 
-from julia_chips.client import ChipClient
+from julia_chips.chip.client import ChipClient
 from julia_chips.clock import FixedClock
 from julia_chips.contract import chip as ev
 from julia_chips.contract.chip import Status

@@ -8,7 +8,7 @@ from nats.js.client import JetStreamContext
 
 from julia_chips.actors.balancer import choose_chip
 from julia_chips.actors.balancer_state import BalancerState, apply_chip_event
-from julia_chips.client import ChipClient
+from julia_chips.chip.client import ChipClient
 from julia_chips.clock import FixedClock
 from julia_chips.contract import chip as ev
 from julia_chips.contract.observations import MessageStatus

@@ -20,7 +20,7 @@ from nats.aio.client import Client as NATS
 from nats.js.client import JetStreamContext
 
 from julia_chips.app import start_http
-from julia_chips.client import ChipClient
+from julia_chips.chip.client import ChipClient
 from julia_chips.clock import Clock, FixedClock
 from julia_chips.config import Config
 from julia_chips.contract import chip as ev

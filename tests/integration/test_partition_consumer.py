@@ -11,14 +11,14 @@ import msgspec
 from nats.aio.client import Client as NATS
 from nats.js.client import JetStreamContext
 
-from julia_chips.client import ChipClient
+from julia_chips.chip.client import ChipClient
+from julia_chips.chip.event_log import JetStreamChipEventLog
+from julia_chips.chip.partition import PartitionConsumer, PartitionSettings
+from julia_chips.chip.snapshots import KvSnapshotStore
 from julia_chips.clock import FixedClock
 from julia_chips.contract import chip_commands as cmd
 from julia_chips.contract.chip import ChipEvent
 from julia_chips.contract.subjects import JuliaHeader
-from julia_chips.runtime.partition import PartitionConsumer, PartitionSettings
-from julia_chips.store.event_log import JetStreamChipEventLog
-from julia_chips.store.snapshots import KvSnapshotStore
 from tests.conftest import new_chip_id
 
 CLOCK = FixedClock(datetime(2026, 11, 27, 12, tzinfo=UTC))

@@ -13,7 +13,7 @@ from nats.js.api import AckPolicy, ConsumerConfig
 from nats.js.client import JetStreamContext
 from nats.js.kv import KeyValue
 
-from julia_chips.client import ChipClient
+from julia_chips.chip.client import ChipClient
 from julia_chips.contract import chip_commands as cmd
 from julia_chips.contract.subjects import Bucket, Stream, partition_commands
 from tests.conftest import PARTITIONS, new_chip_id
@@ -44,7 +44,7 @@ async def test_a_consumer_that_cannot_start_releases_its_partition_until_it_can(
     kv = await js.key_value(Bucket.SHARD_LEASES)
     operations: list[str] = []
     watching = asyncio.create_task(_lease_operations(kv, "p0", operations))
-    caplog.set_level(logging.ERROR, logger="julia_chips.runtime.worker")
+    caplog.set_level(logging.ERROR, logger="julia_chips.chip.worker")
     client = ChipClient(nc)
     try:
         async with running_worker(nc, wait_for_all=False):

@@ -17,9 +17,10 @@ import asyncpg
 from nats.aio.client import Client as NATS
 from nats.js.client import JetStreamContext
 
-from julia_chips.actors.chip_lifecycle import ChipRuleBroken, ChipState, decide, evolve
 from julia_chips.actors.warmup import DEFAULT_WARMUP, WarmupPolicy
-from julia_chips.client import ChipClient
+from julia_chips.chip.client import ChipClient
+from julia_chips.chip.event_log import JetStreamChipEventLog
+from julia_chips.chip.model.lifecycle import ChipRuleBroken, ChipState, decide, evolve
 from julia_chips.clock import FixedClock
 from julia_chips.contract import chip_commands as cmd
 from julia_chips.contract.chip import AnyChipEvent
@@ -32,7 +33,6 @@ from julia_chips.projections.catalog import PROJECTIONS
 from julia_chips.projections.migrations import migrate_url
 from julia_chips.projections.rebuild import rebuild
 from julia_chips.projections.service import Projections
-from julia_chips.store.event_log import JetStreamChipEventLog
 from tests.integration.workers import running_worker
 
 TABLES = {"julia_chips": "id", "chip_warmer_metrics": "id", "fleet_brake": "id",
@@ -190,7 +190,7 @@ async def caught_up(js: JetStreamContext, database_url: str, timeout: float = 60
 async def assert_rows_match_events(js: JetStreamContext, database_url: str,
                                    chip_ids: list[str]) -> None:
     """Every chip's row equals the actor's fold of its events (the audit's check)."""
-    from julia_chips.actors.chip_lifecycle import fold
+    from julia_chips.chip.model.lifecycle import fold
 
     log = JetStreamChipEventLog(js)
     conn = await asyncpg.connect(database_url)

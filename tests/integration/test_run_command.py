@@ -13,7 +13,7 @@ from pathlib import Path
 
 import nats
 
-from julia_chips.client import ChipClient
+from julia_chips.chip.client import ChipClient
 from julia_chips.contract import chip_commands as cmd
 from julia_chips.contract.subjects import Stream, gateway_observation, gateway_raw
 from tests.conftest import new_chip_id

@@ -11,7 +11,7 @@ import pytest
 from nats.aio.client import Client as NATS
 from nats.js.client import JetStreamContext
 
-from julia_chips.client import ChipClient
+from julia_chips.chip.client import ChipClient
 from julia_chips.clock import FixedClock
 from julia_chips.contract.subjects import Stream
 from julia_chips.jetstream.streams import ensure_streams

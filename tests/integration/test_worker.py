@@ -9,11 +9,11 @@ import pytest
 from nats.aio.client import Client as NATS
 from nats.js.client import JetStreamContext
 
-from julia_chips.client import ChipClient
+from julia_chips.chip.client import ChipClient
+from julia_chips.chip.event_log import JetStreamChipEventLog
 from julia_chips.contract import chip_commands as cmd
 from julia_chips.contract.subjects import JuliaHeader, Stream
 from julia_chips.embedded.nats_server import EmbeddedNats
-from julia_chips.store.event_log import JetStreamChipEventLog
 from tests.conftest import crash_and_restart, new_chip_id
 from tests.integration.workers import running_worker
 

@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 
 from nats.js.client import JetStreamContext
 
-from julia_chips.client import ChipClient
+from julia_chips.chip.client import ChipClient
+from julia_chips.chip.event_log import JetStreamChipEventLog
 from julia_chips.contract import chip as ev
 from julia_chips.contract import chip_commands as cmd
-from julia_chips.store.event_log import JetStreamChipEventLog
 
 # 2026-03-02 10:00 in São Paulo (UTC-3); its midnight is 03:00 UTC.
 MORNING = datetime(2026, 3, 2, 13, 0, tzinfo=UTC)

@@ -6,9 +6,9 @@ import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from julia_chips.actors import chip_lifecycle
 from julia_chips.actors.balancer import Event, decide
 from julia_chips.actors.balancer_state import BalancerState, apply_chip_event, evolve
+from julia_chips.chip.model import lifecycle as chip_lifecycle
 from julia_chips.contract import chip as ev
 from julia_chips.contract import chip_commands as cmd
 from julia_chips.contract import route as rt

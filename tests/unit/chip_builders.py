@@ -5,8 +5,8 @@ from __future__ import annotations
 import itertools
 from datetime import UTC, datetime
 
-from julia_chips.actors.chip_lifecycle import ChipState, decide, evolve
 from julia_chips.actors.warmup import WarmupPolicy
+from julia_chips.chip.model.lifecycle import ChipState, decide, evolve
 from julia_chips.contract import chip_commands as cmd
 from julia_chips.contract.chip import Status
 

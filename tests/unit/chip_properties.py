@@ -6,11 +6,11 @@ from datetime import timedelta
 
 from hypothesis import strategies as st
 
-from julia_chips.actors.chip_lifecycle import MOVES, evolve, fold
+from julia_chips.chip.actor import ChipActor
+from julia_chips.chip.event_log import ChipEventLog
+from julia_chips.chip.model.lifecycle import MOVES, evolve, fold
 from julia_chips.contract import chip_commands as cmd
 from julia_chips.contract.chip import Status
-from julia_chips.runtime.chip_actor import ChipActor
-from julia_chips.store.event_log import ChipEventLog
 from tests.unit.chip_builders import NOW
 
 counts = st.integers(min_value=0, max_value=60)

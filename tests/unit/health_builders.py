@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from julia_chips.actors.chip_lifecycle import ChipState
 from julia_chips.actors.health import ChipHealth, follow, observe
+from julia_chips.chip.model.lifecycle import ChipState
 from julia_chips.contract import chip as ev
 from julia_chips.contract.chip import Status
 from julia_chips.contract.observations import (
@@ -54,5 +54,5 @@ def conversation(n: int, delivered: bool = True, replied: bool = False,
 
 
 def apply(health: ChipHealth, event: ev.AnyChipEvent) -> ChipHealth:
-    from julia_chips.actors.chip_lifecycle import evolve
+    from julia_chips.chip.model.lifecycle import evolve
     return follow(health, event, evolve(health.chip, event))

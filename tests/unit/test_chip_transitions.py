@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from julia_chips.actors.chip_lifecycle import ChipRuleBroken, decide, evolve
 from julia_chips.actors.warmup import WarmupPolicy
+from julia_chips.chip.model.lifecycle import ChipRuleBroken, decide, evolve
 from julia_chips.contract import chip as ev
 from julia_chips.contract import chip_commands as cmd
 from julia_chips.contract.chip import Status

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from julia_chips.actors.chip_lifecycle import ChipState
+from julia_chips.chip.model.lifecycle import ChipState
 from julia_chips.contract.chip import AnyChipEvent
 from julia_chips.projections.audit import compare
 from julia_chips.projections.chip_rows import ChipRow, apply

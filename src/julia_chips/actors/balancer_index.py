@@ -16,7 +16,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Callable, Mapping
 
-from julia_chips.actors import chip_lifecycle
+from julia_chips.chip.model import lifecycle as chip_lifecycle
 from julia_chips.contract.chip import Status
 
 Key = tuple[int, float, str]  # (-left, -health, chip_id): smallest is best

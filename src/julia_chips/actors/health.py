@@ -12,9 +12,9 @@ from datetime import UTC, datetime, timedelta
 
 import msgspec
 
-from julia_chips.actors.chip_lifecycle import OBSERVABLE, ChipState, next_cooling
 from julia_chips.actors.evidence import Finding, Source, Verdict, classify, stronger
 from julia_chips.actors.signals import signal_time
+from julia_chips.chip.model.lifecycle import OBSERVABLE, ChipState, next_cooling
 from julia_chips.contract import chip as ev
 from julia_chips.contract import chip_commands as cmd
 from julia_chips.contract.chip import Status

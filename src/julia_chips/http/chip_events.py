@@ -13,6 +13,7 @@ import msgspec
 from aiohttp import web
 from nats.js.errors import NotFoundError
 
+from julia_chips.chip.event_log import JetStreamChipEventLog
 from julia_chips.contract.codec import event_type
 from julia_chips.contract.subjects import Stream, chip_events
 from julia_chips.http.errors import ApiProblem
@@ -20,7 +21,6 @@ from julia_chips.http.keys import NATS_CONN
 from julia_chips.http.params import EventsQuery, chip_id, query
 from julia_chips.http.responses import EventsPage, StoredEventView, json
 from julia_chips.jetstream.stored_chip_event import read_chip_event
-from julia_chips.store.event_log import JetStreamChipEventLog
 
 SCAN_LIMIT = 5000
 

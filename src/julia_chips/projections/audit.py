@@ -16,11 +16,11 @@ import msgspec
 from rich.console import Console
 from rich.table import Table
 
-from julia_chips.actors.chip_lifecycle import ChipState, fold
+from julia_chips.chip.event_log import StoredEvent
+from julia_chips.chip.model.lifecycle import ChipState, fold
 from julia_chips.contract.codec import event_type
 from julia_chips.privacy import mask_phone
 from julia_chips.projections.chip_rows import COLUMNS, ChipRow, from_record
-from julia_chips.store.event_log import StoredEvent
 
 _COMMON = {"event_id", "chip_id", "command_id", "occurred_at", "type"}
 # Fields both folds have, with the same meaning.

@@ -11,6 +11,7 @@ import asyncpg
 import nats
 from rich.console import Console
 
+from julia_chips.chip.event_log import JetStreamChipEventLog
 from julia_chips.config import Config
 from julia_chips.infrastructure import Endpoints, connect_nats
 from julia_chips.jetstream.streams import ensure_streams
@@ -19,7 +20,6 @@ from julia_chips.projections.catalog import PROJECTIONS
 from julia_chips.projections.migrations import migrate_url
 from julia_chips.projections.rebuild import rebuild
 from julia_chips.projections.service import run_projections
-from julia_chips.store.event_log import JetStreamChipEventLog
 
 log = logging.getLogger(__name__)
 

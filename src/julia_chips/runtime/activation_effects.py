@@ -19,7 +19,7 @@ from nats.js.client import JetStreamContext
 
 from julia_chips.actors import activation_steps as act
 from julia_chips.actors.activation_saga import Saga, current_step
-from julia_chips.client import ChipClient
+from julia_chips.chip.client import ChipClient
 from julia_chips.clock import Clock
 from julia_chips.contract import chip_commands as cmd
 from julia_chips.contract.activation import RegistrarKind, Step

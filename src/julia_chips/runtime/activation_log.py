@@ -13,6 +13,7 @@ from nats.js.api import ConsumerConfig, DeliverPolicy, Header
 from nats.js.client import JetStreamContext
 from nats.js.errors import APIError, NotFoundError
 
+from julia_chips.chip.event_log import WRONG_LAST_SEQUENCE
 from julia_chips.contract.activation import (
     ActivationCompleted,
     ActivationEvent,
@@ -22,7 +23,6 @@ from julia_chips.contract.activation import (
     encode_activation_event,
 )
 from julia_chips.contract.subjects import Stream, activation_events
-from julia_chips.store.event_log import WRONG_LAST_SEQUENCE
 
 
 class SagaWriteConflict(Exception):

@@ -13,7 +13,7 @@ import aiohttp
 import msgspec
 from nats.aio.client import Client as NATS
 
-from julia_chips.client import ChipClient
+from julia_chips.chip.client import ChipClient
 from julia_chips.clock import Clock
 from julia_chips.config import Config, ConfigError
 from julia_chips.contract.subjects import ACTIVATOR_LEASE

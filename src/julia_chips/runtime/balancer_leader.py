@@ -31,7 +31,7 @@ from julia_chips.actors.balancer_state import (
     evolve,
 )
 from julia_chips.actors.recipient_protection import DEFAULT_PROTECTION, ProtectionPolicy
-from julia_chips.client import ChipClient
+from julia_chips.chip.client import ChipClient
 from julia_chips.clock import Clock
 from julia_chips.contract import chip_commands as cmd
 from julia_chips.contract import messages as msg

@@ -26,7 +26,6 @@ from nats.js.client import JetStreamContext
 from prometheus_client import Counter
 
 from julia_chips.actors import fleet_brake as brake
-from julia_chips.actors.chip_lifecycle import ChipState, evolve
 from julia_chips.actors.health import (
     DEFAULT_HEALTH,
     ChipHealth,
@@ -37,6 +36,7 @@ from julia_chips.actors.health import (
 )
 from julia_chips.actors.health import observe as observe_signal
 from julia_chips.actors.signals import signal_time
+from julia_chips.chip.model.lifecycle import ChipState, evolve
 from julia_chips.clock import Clock
 from julia_chips.contract import chip as ev
 from julia_chips.contract.chip_commands import AnyChipCommand

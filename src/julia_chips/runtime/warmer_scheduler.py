@@ -23,7 +23,7 @@ from nats.errors import Error as NatsError
 from prometheus_client import Counter
 
 from julia_chips.actors.warm_schedule import SAO_PAULO, WarmDay, close_command, follow, is_due
-from julia_chips.client import ChipClient
+from julia_chips.chip.client import ChipClient
 from julia_chips.clock import Clock
 from julia_chips.contract.chip import AnyChipEvent
 from julia_chips.contract.chip_commands import CloseWarmDay

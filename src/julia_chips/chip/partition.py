@@ -19,6 +19,9 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.client import JetStreamContext
 
 from julia_chips.actors.warmup import WarmupPolicy
+from julia_chips.chip.actor import ChipActor
+from julia_chips.chip.event_log import ChipEventLog
+from julia_chips.chip.snapshots import SnapshotStore
 from julia_chips.clock import Clock
 from julia_chips.contract.chip_commands import CommandReply
 from julia_chips.contract.codec import decode_command, encode_reply
@@ -33,10 +36,7 @@ from julia_chips.jetstream.dead_letters import reply_to_in, send_to_dead_letters
 from julia_chips.jetstream.mailbox import Mailboxes
 from julia_chips.jetstream.pull_feed import InlinePullFeed, deliveries
 from julia_chips.jetstream.reply_subjects import DEFAULT_REPLY_PREFIXES, reply_refusal
-from julia_chips.runtime.chip_actor import ChipActor
 from julia_chips.runtime.metrics import COMMANDS_OK, COMMANDS_REFUSED, DEAD_LETTERS
-from julia_chips.store.event_log import ChipEventLog
-from julia_chips.store.snapshots import SnapshotStore
 
 log = logging.getLogger(__name__)
 FETCH_BATCH = 256

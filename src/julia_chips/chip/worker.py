@@ -16,12 +16,12 @@ from nats.aio.client import Client as NATS
 from nats.errors import Error as NatsError
 from nats.js.client import JetStreamContext
 
+from julia_chips.chip.event_log import JetStreamChipEventLog
+from julia_chips.chip.partition import PartitionConsumer, PartitionSettings
+from julia_chips.chip.partition_leases import PartitionLeases
+from julia_chips.chip.snapshots import KvSnapshotStore
 from julia_chips.clock import Clock
 from julia_chips.contract.subjects import Bucket
-from julia_chips.runtime.leases import PartitionLeases
-from julia_chips.runtime.partition import PartitionConsumer, PartitionSettings
-from julia_chips.store.event_log import JetStreamChipEventLog
-from julia_chips.store.snapshots import KvSnapshotStore
 
 log = logging.getLogger(__name__)
 

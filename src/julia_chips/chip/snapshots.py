@@ -12,7 +12,7 @@ from nats.js.client import JetStreamContext
 from nats.js.errors import KeyDeletedError, KeyNotFoundError
 from nats.js.kv import KeyValue
 
-from julia_chips.actors.chip_lifecycle import ChipState
+from julia_chips.chip.model.lifecycle import ChipState
 from julia_chips.contract.chip_commands import CommandReply
 from julia_chips.contract.subjects import Bucket
 from julia_chips.jetstream.acked_publish import AckedPublisher
