@@ -28,7 +28,6 @@ import nats
 from nats.aio.msg import Msg
 from nats.js.api import DeliverPolicy
 
-from julia_chips.actors.warmup import WarmupPolicy
 from julia_chips.chip.model.lifecycle import ChipState
 from julia_chips.contract import chip_commands as cmd
 from julia_chips.contract.chip import AnyChipEvent
@@ -39,6 +38,7 @@ from julia_chips.jetstream.streams import ensure_streams
 from julia_chips.projections.migrations import migrate_url
 from julia_chips.projections.rebuild import rebuild
 from julia_chips.projections.service import Projections
+from julia_chips.warmer.model.policy import WarmupPolicy
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' history helpers
 from tests.integration.test_projections_lifecycles import decided_step, publish_events

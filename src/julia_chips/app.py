@@ -15,7 +15,6 @@ import msgspec
 from aiohttp import web
 from nats.aio.client import Client as NATS
 
-from julia_chips.actors.warmup import WarmupPolicy
 from julia_chips.chip.partition import PartitionSettings
 from julia_chips.chip.worker import Worker, new_worker_id
 from julia_chips.clock import Clock, SystemClock
@@ -35,7 +34,8 @@ from julia_chips.runtime.balancer_runner import run_balancer
 from julia_chips.runtime.health_monitor import HealthMonitorSettings, run_health_monitor
 from julia_chips.runtime.observation_deriver import ObservationDeriver, run_observation_deriver
 from julia_chips.runtime.supervisor import PartFactory, SupervisionPolicy, Supervisor, run_until
-from julia_chips.runtime.warmer_scheduler import run_warmer_scheduler
+from julia_chips.warmer.model.policy import WarmupPolicy
+from julia_chips.warmer.scheduler import run_warmer_scheduler
 
 log = logging.getLogger(__name__)
 SHUTDOWN_GRACE = 10.0  # seconds each group of parts gets to stop on SIGINT/SIGTERM

@@ -20,8 +20,8 @@ from prometheus_client import REGISTRY
 from julia_chips.chip.client import ChipClient
 from julia_chips.clock import FixedClock
 from julia_chips.jetstream.acked_publish import AckedPublisher
-from julia_chips.runtime.warmer_scheduler import WarmerScheduler
 from julia_chips.store.observation_log import publish_observation
+from julia_chips.warmer.scheduler import WarmerScheduler
 from tests.conftest import new_chip_id
 from tests.integration.health_rig import connection, monitoring, until
 from tests.integration.raw_events import banned, naive, store_old_cooled, store_raw_event

@@ -17,7 +17,6 @@ import asyncpg
 from nats.aio.client import Client as NATS
 from nats.js.client import JetStreamContext
 
-from julia_chips.actors.warmup import DEFAULT_WARMUP, WarmupPolicy
 from julia_chips.chip.client import ChipClient
 from julia_chips.chip.event_log import JetStreamChipEventLog
 from julia_chips.chip.model.lifecycle import ChipRuleBroken, ChipState, decide, evolve
@@ -33,6 +32,7 @@ from julia_chips.projections.catalog import PROJECTIONS
 from julia_chips.projections.migrations import migrate_url
 from julia_chips.projections.rebuild import rebuild
 from julia_chips.projections.service import Projections
+from julia_chips.warmer.model.policy import DEFAULT_WARMUP, WarmupPolicy
 from tests.integration.workers import running_worker
 
 TABLES = {"julia_chips": "id", "chip_warmer_metrics": "id", "fleet_brake": "id",

@@ -15,7 +15,7 @@ from julia_chips.chip.client import ChipClient
 from julia_chips.clock import FixedClock
 from julia_chips.contract.subjects import Stream
 from julia_chips.jetstream.streams import ensure_streams
-from julia_chips.runtime.warmer_scheduler import WarmerScheduler
+from julia_chips.warmer.scheduler import WarmerScheduler
 from tests.conftest import LEASE_TTL, new_chip_id
 from tests.integration.warm_fleet import (
     FIRST_MIDNIGHT,
@@ -35,7 +35,7 @@ async def test_the_scheduler_outlives_a_missing_command_stream_and_closes_days_a
         await warming_chips(ChipClient(nc), chips)
     await js.delete_stream(Stream.CHIP_CMDS)
     clock.set(FIRST_MIDNIGHT + timedelta(seconds=1))
-    caplog.set_level(logging.WARNING, logger="julia_chips.runtime.warmer_scheduler")
+    caplog.set_level(logging.WARNING, logger="julia_chips.warmer.scheduler")
     scheduler = WarmerScheduler(nc, clock, tick=0.02, resend_after=0.2)
     task = asyncio.create_task(scheduler.run())
     try:

@@ -14,7 +14,7 @@ from nats.js.client import JetStreamContext
 from julia_chips.chip.client import ChipClient
 from julia_chips.clock import AcceleratedClock, Clock, FixedClock
 from julia_chips.contract.subjects import Stream
-from julia_chips.runtime.warmer_scheduler import WarmerScheduler
+from julia_chips.warmer.scheduler import WarmerScheduler
 from tests.conftest import new_chip_id
 from tests.integration.ingress_fixtures import until_stored
 from tests.integration.warm_fleet import (

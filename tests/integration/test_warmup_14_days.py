@@ -14,7 +14,6 @@ from datetime import timedelta
 from nats.aio.client import Client as NATS
 from nats.js.client import JetStreamContext
 
-from julia_chips.actors.warmup import WarmupPolicy
 from julia_chips.chip.client import ChipClient
 from julia_chips.chip.partition import PartitionSettings
 from julia_chips.clock import FixedClock
@@ -23,6 +22,7 @@ from julia_chips.contract.chip import Status
 from julia_chips.contract.observations import HealthSignal, InboundMessage, MessageStatus
 from julia_chips.jetstream.acked_publish import AckedPublisher
 from julia_chips.store.observation_log import publish_observation
+from julia_chips.warmer.model.policy import WarmupPolicy
 from tests.conftest import new_chip_id
 from tests.integration.health_rig import monitoring, until
 from tests.integration.test_warmer_scheduler import scheduling

@@ -14,10 +14,10 @@ from pathlib import Path
 
 from nats.aio.client import Client as NATS
 
-from julia_chips.actors.warmup import WarmupPolicy
 from julia_chips.chip.partition import PartitionSettings
 from julia_chips.chip.worker import Worker
 from julia_chips.clock import Clock, FixedClock
+from julia_chips.warmer.model.policy import WarmupPolicy
 from tests.conftest import LEASE_TTL, PARTITIONS
 
 SETTINGS = PartitionSettings(ack_wait=3.0, max_deliver=3, snapshot_every=5, idle_passivate=60,

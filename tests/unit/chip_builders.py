@@ -5,10 +5,10 @@ from __future__ import annotations
 import itertools
 from datetime import UTC, datetime
 
-from julia_chips.actors.warmup import WarmupPolicy
 from julia_chips.chip.model.lifecycle import ChipState, decide, evolve
 from julia_chips.contract import chip_commands as cmd
 from julia_chips.contract.chip import Status
+from julia_chips.warmer.model.policy import WarmupPolicy
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 _ids = itertools.count()

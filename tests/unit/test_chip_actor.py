@@ -6,11 +6,11 @@ import asyncio
 
 from hypothesis import given, settings
 
-from julia_chips.actors.warmup import WarmupPolicy
 from julia_chips.chip.actor import ChipActor
 from julia_chips.chip.model.lifecycle import decide
 from julia_chips.contract import chip_commands as cmd
 from julia_chips.contract.chip import Status
+from julia_chips.warmer.model.policy import WarmupPolicy
 from tests.fakes import InMemoryChipEventLog, InMemorySnapshotStore
 from tests.unit.chip_builders import NOW, chip_in, run, sample
 from tests.unit.chip_properties import command_sequences, drive_and_check

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from julia_chips.actors.warmup import WarmupPolicy
 from julia_chips.chip.model.lifecycle import ChipRuleBroken, decide, evolve
 from julia_chips.contract import chip as ev
 from julia_chips.contract import chip_commands as cmd
 from julia_chips.contract.chip import Status
+from julia_chips.warmer.model.policy import WarmupPolicy
 from tests.unit.chip_builders import NOW, chip_in, run, sample
 
 S = Status

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from julia_chips.actors.warm_schedule import close_command, closes_at, follow, is_due
 from julia_chips.contract import chip as ev
 from julia_chips.contract.chip import Status
+from julia_chips.warmer.model.schedule import close_command, closes_at, follow, is_due
 
 # 2026-03-02 10:00 in São Paulo (UTC-3, no daylight saving since 2019) = 13:00 UTC.
 OPENED = datetime(2026, 3, 2, 13, 0, tzinfo=UTC)

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from julia_chips.actors.warmup import DayFigures, WarmupPolicy, judge_day, ramp, warmer_progress
+from julia_chips.warmer.model.policy import (
+    DayFigures,
+    WarmupPolicy,
+    judge_day,
+    ramp,
+    warmer_progress,
+)
 
 POLICY = WarmupPolicy()
 GOOD = DayFigures(sent=20, delivered=19, read=15, replied=4, failed=0, received=5)

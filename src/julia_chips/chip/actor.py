@@ -13,7 +13,6 @@ import random
 from collections import OrderedDict
 from datetime import datetime
 
-from julia_chips.actors.warmup import DEFAULT_WARMUP, WarmupPolicy
 from julia_chips.chip.event_log import ChipEventLog, ChipWriteConflict, StoredEvent
 from julia_chips.chip.model.lifecycle import ChipRuleBroken, ChipState, decide, evolve, state_name
 from julia_chips.chip.snapshots import ChipSnapshot, SnapshotStore
@@ -21,6 +20,7 @@ from julia_chips.contract.chip import AnyChipEvent
 from julia_chips.contract.chip_commands import AnyChipCommand, CommandReply, EventRef
 from julia_chips.contract.codec import event_type
 from julia_chips.runtime.metrics import EVENTS_APPENDED
+from julia_chips.warmer.model.policy import DEFAULT_WARMUP, WarmupPolicy
 
 REMEMBERED_REPLIES = 100  # per chip: far more than any sender retries
 MAX_CONFLICT_RETRIES = 8

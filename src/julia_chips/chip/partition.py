@@ -18,7 +18,6 @@ from nats.errors import Error as NatsError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.client import JetStreamContext
 
-from julia_chips.actors.warmup import WarmupPolicy
 from julia_chips.chip.actor import ChipActor
 from julia_chips.chip.event_log import ChipEventLog
 from julia_chips.chip.snapshots import SnapshotStore
@@ -37,6 +36,7 @@ from julia_chips.jetstream.mailbox import Mailboxes
 from julia_chips.jetstream.pull_feed import InlinePullFeed, deliveries
 from julia_chips.jetstream.reply_subjects import DEFAULT_REPLY_PREFIXES, reply_refusal
 from julia_chips.runtime.metrics import COMMANDS_OK, COMMANDS_REFUSED, DEAD_LETTERS
+from julia_chips.warmer.model.policy import WarmupPolicy
 
 log = logging.getLogger(__name__)
 FETCH_BATCH = 256

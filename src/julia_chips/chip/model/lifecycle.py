@@ -11,11 +11,11 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from julia_chips.actors.warmup import DEFAULT_WARMUP, DayFigures, WarmupPolicy, judge_day
-from julia_chips.actors.warmup import warmer_progress as progress_of
 from julia_chips.contract import chip as ev
 from julia_chips.contract import chip_commands as cmd
 from julia_chips.contract.chip import Status
+from julia_chips.warmer.model.policy import DEFAULT_WARMUP, DayFigures, WarmupPolicy, judge_day
+from julia_chips.warmer.model.policy import warmer_progress as progress_of
 
 E = TypeVar("E", bound=ev.ChipEvent)
 NEW = "new"  # the state name of a chip with no events yet
