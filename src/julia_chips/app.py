@@ -19,6 +19,7 @@ from julia_chips.chip.partition import PartitionSettings
 from julia_chips.chip.worker import Worker, new_worker_id
 from julia_chips.clock import Clock, SystemClock
 from julia_chips.config import Config, ConfigError
+from julia_chips.health.monitor import HealthMonitorSettings, run_health_monitor
 from julia_chips.http.app import create_app
 from julia_chips.http.keys import SUPERVISOR
 from julia_chips.http.webhooks import WEBHOOK_INGRESS, WebhookIngress, webhook_routes
@@ -31,7 +32,6 @@ from julia_chips.projections.service import run_projections
 from julia_chips.runtime.activator_wiring import run_activator
 from julia_chips.runtime.balancer_dispatch import EvolutionSender
 from julia_chips.runtime.balancer_runner import run_balancer
-from julia_chips.runtime.health_monitor import HealthMonitorSettings, run_health_monitor
 from julia_chips.runtime.observation_deriver import ObservationDeriver, run_observation_deriver
 from julia_chips.runtime.supervisor import PartFactory, SupervisionPolicy, Supervisor, run_until
 from julia_chips.warmer.model.policy import WarmupPolicy

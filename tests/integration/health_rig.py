@@ -9,10 +9,10 @@ from datetime import timedelta
 
 from nats.aio.client import Client as NATS
 
-from julia_chips.actors.fleet_brake import BrakePolicy
 from julia_chips.clock import Clock
 from julia_chips.contract.observations import ConnectionUpdate
-from julia_chips.runtime.health_monitor import HealthMonitor, HealthMonitorSettings
+from julia_chips.health.model.brake import BrakePolicy
+from julia_chips.health.monitor import HealthMonitor, HealthMonitorSettings
 
 FAST = HealthMonitorSettings(flush_interval=0.05, tick=0.02, fetch_batch=500,
                              brake=BrakePolicy(threshold=3, window=timedelta(hours=1),

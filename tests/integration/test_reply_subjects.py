@@ -33,10 +33,10 @@ from julia_chips.contract.subjects import (
     chip_events,
     route_command,
 )
+from julia_chips.health.monitor import run_health_monitor
 from julia_chips.route_client import RouteClient
 from julia_chips.runtime.balancer_dispatch import FakeSender
 from julia_chips.runtime.balancer_runner import balancer_settings
-from julia_chips.runtime.health_monitor import run_health_monitor
 from tests.conftest import LEASE_TTL, new_chip_id
 from tests.integration.balancer_harness import SETTINGS as BALANCER
 from tests.integration.balancer_harness import route_events, running_balancer, seed_chip

@@ -19,11 +19,11 @@ from julia_chips.contract.subjects import (
     HEALTH_MONITOR_LEASE,
     PROJECTIONS_LEASE,
 )
+from julia_chips.health.monitor import run_health_monitor
 from julia_chips.projections.migrations import migrate_url
 from julia_chips.projections.rebuild import rebuild
 from julia_chips.projections.service import run_projections
 from julia_chips.runtime.activator_wiring import run_activator
-from julia_chips.runtime.health_monitor import run_health_monitor
 from tests.conftest import LEASE_TTL
 from tests.integration.activation_fixtures import FAST, activation_world
 from tests.integration.health_rig import FAST as FAST_MONITOR

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from julia_chips.actors.health import ChipHealth, follow, observe
 from julia_chips.chip.model.lifecycle import ChipState
 from julia_chips.contract import chip as ev
 from julia_chips.contract.chip import Status
@@ -14,6 +13,7 @@ from julia_chips.contract.observations import (
     InboundMessage,
     MessageStatus,
 )
+from julia_chips.health.model.monitoring import ChipHealth, follow, observe
 
 NOW = datetime(2026, 3, 2, 13, 0, tzinfo=UTC)
 

@@ -2,7 +2,7 @@
 
 Each fixture becomes the typed signal a gateway decoder produces, is folded into a healthy
 warming chip, and must lead to exactly the command below; transients lead to none. The
-expected table is written out here on purpose, not read from actors/evidence.py.
+expected table is written out here on purpose, not read from health/model/evidence.py.
 """
 
 from __future__ import annotations
@@ -14,8 +14,6 @@ from typing import Any
 
 import pytest
 
-from julia_chips.actors.evidence import EVIDENCE, Source, Verdict, classify
-from julia_chips.actors.health import decide
 from julia_chips.contract import chip_commands as cmd
 from julia_chips.contract.observations import (
     AccountNotice,
@@ -25,6 +23,8 @@ from julia_chips.contract.observations import (
 )
 from julia_chips.gateways.evolution_errors import RateLimited, error_from_response
 from julia_chips.gateways.evolution_webhook import decode_evolution
+from julia_chips.health.model.evidence import EVIDENCE, Source, Verdict, classify
+from julia_chips.health.model.monitoring import decide
 from tests.unit.health_builders import NOW, fold, healthy_chip
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "health"

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from julia_chips.actors.fleet_brake import (
+from julia_chips.contract.fleet import FleetBrakeEngaged, FleetBrakeReleased
+from julia_chips.health.model.brake import (
     BrakePolicy,
     BrakeState,
     ban_seen,
@@ -12,7 +13,6 @@ from julia_chips.actors.fleet_brake import (
     evolve,
     release,
 )
-from julia_chips.contract.fleet import FleetBrakeEngaged, FleetBrakeReleased
 
 NOW = datetime(2026, 3, 2, 13, 0, tzinfo=UTC)
 POLICY = BrakePolicy(threshold=3, window=timedelta(hours=1), cool_off=timedelta(hours=6))

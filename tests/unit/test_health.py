@@ -6,10 +6,16 @@ from datetime import timedelta
 
 import msgspec
 
-from julia_chips.actors.health import HealthPolicy, decide, escalating_rest, score, take_traffic
 from julia_chips.contract import chip as ev
 from julia_chips.contract import chip_commands as cmd
 from julia_chips.contract.chip import Status
+from julia_chips.health.model.monitoring import (
+    HealthPolicy,
+    decide,
+    escalating_rest,
+    score,
+    take_traffic,
+)
 from tests.unit.health_builders import (
     NOW,
     apply,
@@ -155,7 +161,7 @@ def test_disconnects_alone_make_no_traffic_batch() -> None:
 
 def test_custom_policy_window() -> None:
     policy = HealthPolicy(bucket_seconds=60, window_buckets=2)
-    from julia_chips.actors.health import observe
+    from julia_chips.health.model.monitoring import observe
     health = observe(healthy_chip(), receipt(1, "ERROR"), policy)
     assert score(health, NOW + timedelta(minutes=1), policy).window.failed == 1
     assert score(health, NOW + timedelta(minutes=3), policy).window.failed == 0

@@ -13,10 +13,10 @@ from nats.js.api import Header
 from nats.js.client import JetStreamContext
 from nats.js.errors import APIError, NotFoundError
 
-from julia_chips.actors.fleet_brake import BrakeState, evolve
 from julia_chips.chip.event_log import WRONG_LAST_SEQUENCE
 from julia_chips.contract.fleet import AnyFleetEvent
 from julia_chips.contract.subjects import FLEET_BRAKE, Stream
+from julia_chips.health.model.brake import BrakeState, evolve
 
 _ENCODER = msgspec.json.Encoder()
 _DECODER = msgspec.json.Decoder(AnyFleetEvent)

@@ -12,8 +12,6 @@ from datetime import UTC, datetime, timedelta
 
 import msgspec
 
-from julia_chips.actors.evidence import Finding, Source, Verdict, classify, stronger
-from julia_chips.actors.signals import signal_time
 from julia_chips.chip.model.lifecycle import OBSERVABLE, ChipState, next_cooling
 from julia_chips.contract import chip as ev
 from julia_chips.contract import chip_commands as cmd
@@ -27,6 +25,8 @@ from julia_chips.contract.observations import (
     SendRefused,
     TrafficCounted,
 )
+from julia_chips.health.model.evidence import Finding, Source, Verdict, classify, stronger
+from julia_chips.health.model.signals import signal_time
 
 COOLABLE = frozenset({Status.WARMING, Status.READY, Status.ACTIVE})
 MAX_BATCH = 100_000  # ObserveTraffic's per-field bound

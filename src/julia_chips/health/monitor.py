@@ -25,17 +25,6 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.client import JetStreamContext
 from prometheus_client import Counter
 
-from julia_chips.actors import fleet_brake as brake
-from julia_chips.actors.health import (
-    DEFAULT_HEALTH,
-    ChipHealth,
-    HealthPolicy,
-    decide,
-    follow,
-    take_traffic,
-)
-from julia_chips.actors.health import observe as observe_signal
-from julia_chips.actors.signals import signal_time
 from julia_chips.chip.model.lifecycle import ChipState, evolve
 from julia_chips.clock import Clock
 from julia_chips.contract import chip as ev
@@ -50,12 +39,23 @@ from julia_chips.contract.subjects import (
     Stream,
     chip_command,
 )
+from julia_chips.health.brake_log import BrakeLog
+from julia_chips.health.model import brake as brake
+from julia_chips.health.model.monitoring import (
+    DEFAULT_HEALTH,
+    ChipHealth,
+    HealthPolicy,
+    decide,
+    follow,
+    take_traffic,
+)
+from julia_chips.health.model.monitoring import observe as observe_signal
+from julia_chips.health.model.signals import signal_time
 from julia_chips.jetstream.chip_feed import ChipEventFeed
 from julia_chips.jetstream.consumer_reset import reset_to_ack_floor
 from julia_chips.jetstream.dead_letters import send_to_dead_letters
 from julia_chips.jetstream.part_lease import part_lease, run_while_holding
 from julia_chips.jetstream.reply_subjects import DEFAULT_REPLY_PREFIXES, reply_refusal
-from julia_chips.runtime.brake_log import BrakeLog
 from julia_chips.runtime.chip_failures import chip_failed
 from julia_chips.store.observation_log import ObservationUnreadable, decode_observation
 
