@@ -5,7 +5,7 @@
     .venv/bin/python bench/routing.py --profile /tmp/balancer.txt   # py-spy, collapsed stacks
 
 Runs a real nats-server (embedded) and the balancer as its own process
-(`python -m julia_chips.runtime.balancer_runner`, as in production and the leader-kill test),
+(`python -m julia_chips.balancer.runner`, as in production and the leader-kill test),
 so the load generator does not share its event loop; `--balancer inline` runs it in this
 process instead. The baseline is the raw JetStream request rate (nats-py `js.publish` + ack)
 at the same concurrency, same server, same run, alternated with the end-to-end runs (best
@@ -34,8 +34,12 @@ import nats
 import uvloop
 from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
 
-from julia_chips.actors.balancer import decide
-from julia_chips.actors.balancer_state import BalancerState, apply_chip_event, evolve
+from julia_chips.balancer.client import RouteClient
+from julia_chips.balancer.dispatch import FakeSender
+from julia_chips.balancer.leader import BalancerSettings
+from julia_chips.balancer.model.decide import decide
+from julia_chips.balancer.model.state import BalancerState, apply_chip_event, evolve
+from julia_chips.balancer.runner import BalancerRunner
 from julia_chips.chip.event_log import JetStreamChipEventLog
 from julia_chips.clock import FixedClock
 from julia_chips.contract import chip as ev
@@ -47,10 +51,6 @@ from julia_chips.embedded.nats_server import EmbeddedNats
 from julia_chips.jetstream.pull_feed import PullFeed
 from julia_chips.jetstream.reply_inbox import ReplyInbox
 from julia_chips.jetstream.streams import ensure_streams, stream_configs
-from julia_chips.route_client import RouteClient
-from julia_chips.runtime.balancer_dispatch import FakeSender
-from julia_chips.runtime.balancer_leader import BalancerSettings
-from julia_chips.runtime.balancer_runner import BalancerRunner
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' fleet builders
 from tests.unit.balancer_builders import NOW, chip_history
@@ -219,7 +219,7 @@ async def failover(nc: nats.NATS, js: nats.js.JetStreamContext, expected: int,
 def start_balancer(url: str, chips: int, profile: Path | None) -> subprocess.Popen[bytes]:
     env = {**os.environ, "NATS_URL": url, "MAX_CHIPS_ACTIVE": str(chips),
            "JULIA_LEASE_TTL": "5"}
-    command = [sys.executable, "-m", "julia_chips.runtime.balancer_runner", "--holder", "bench"]
+    command = [sys.executable, "-m", "julia_chips.balancer.runner", "--holder", "bench"]
     if profile is not None:
         spy = Path(sys.executable).with_name("py-spy")
         command = [str(spy), "record", "--format", "raw", "--rate", "200", "-o", str(profile),

@@ -15,6 +15,8 @@ import msgspec
 from aiohttp import web
 from nats.aio.client import Client as NATS
 
+from julia_chips.balancer.dispatch import EvolutionSender
+from julia_chips.balancer.runner import run_balancer
 from julia_chips.chip.partition import PartitionSettings
 from julia_chips.chip.worker import Worker, new_worker_id
 from julia_chips.clock import Clock, SystemClock
@@ -30,8 +32,6 @@ from julia_chips.privacy import without_credentials
 from julia_chips.projections.migrations import migrate_url
 from julia_chips.projections.service import run_projections
 from julia_chips.runtime.activator_wiring import run_activator
-from julia_chips.runtime.balancer_dispatch import EvolutionSender
-from julia_chips.runtime.balancer_runner import run_balancer
 from julia_chips.runtime.observation_deriver import ObservationDeriver, run_observation_deriver
 from julia_chips.runtime.supervisor import PartFactory, SupervisionPolicy, Supervisor, run_until
 from julia_chips.warmer.model.policy import WarmupPolicy

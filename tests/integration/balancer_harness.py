@@ -10,15 +10,15 @@ from nats.aio.client import Client as NATS
 from nats.js.client import JetStreamContext
 from nats.js.errors import NotFoundError
 
+from julia_chips.balancer.dispatch import FakeSender, WhatsAppSender
+from julia_chips.balancer.leader import BalancerSettings
+from julia_chips.balancer.runner import BalancerRunner
 from julia_chips.chip.event_log import JetStreamChipEventLog
 from julia_chips.clock import Clock, FixedClock
 from julia_chips.contract import messages as msg
 from julia_chips.contract import route as rt
 from julia_chips.contract.chip import Status
 from julia_chips.contract.subjects import Stream
-from julia_chips.runtime.balancer_dispatch import FakeSender, WhatsAppSender
-from julia_chips.runtime.balancer_leader import BalancerSettings
-from julia_chips.runtime.balancer_runner import BalancerRunner
 from tests.conftest import LEASE_TTL
 from tests.unit.balancer_builders import NOW, chip_history
 

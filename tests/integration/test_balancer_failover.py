@@ -12,6 +12,9 @@ import pytest
 from nats.aio.client import Client as NATS
 from nats.js.client import JetStreamContext
 
+from julia_chips.balancer.client import RouteClient
+from julia_chips.balancer.dispatch import FakeSender
+from julia_chips.balancer.runner import BalancerRunner
 from julia_chips.chip.client import ChipClient
 from julia_chips.chip.event_log import JetStreamChipEventLog
 from julia_chips.clock import FixedClock
@@ -19,9 +22,6 @@ from julia_chips.contract import chip_commands as cmd
 from julia_chips.contract import messages as msg
 from julia_chips.contract import route as rt
 from julia_chips.contract.chip import Status
-from julia_chips.route_client import RouteClient
-from julia_chips.runtime.balancer_dispatch import FakeSender
-from julia_chips.runtime.balancer_runner import BalancerRunner
 from tests.integration.balancer_harness import (
     SETTINGS,
     ledger,

@@ -15,11 +15,11 @@ from pathlib import Path
 from nats.aio.client import Client as NATS
 from nats.js.client import JetStreamContext
 
+from julia_chips.balancer.client import RouteClient
 from julia_chips.contract import route as rt
 from julia_chips.contract.chip import Status
 from julia_chips.contract.route import RouteReply
 from julia_chips.contract.subjects import BALANCER_LEASE, Bucket
-from julia_chips.route_client import RouteClient
 from tests.conftest import LEASE_TTL
 from tests.integration.balancer_harness import route_events, seed_chip
 from tests.integration.workers import kill
@@ -34,7 +34,7 @@ def start_balancer(nats_url: str, holder: str, tmp: Path) -> subprocess.Popen[by
            "JULIA_ACK_WAIT": "3", "MAX_CHIPS_ACTIVE": "10"}
     with (tmp / f"{holder}.log").open("ab") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "julia_chips.runtime.balancer_runner", "--holder", holder,
+            [sys.executable, "-m", "julia_chips.balancer.runner", "--holder", holder,
              "--fake-gateway-journal", str(tmp / f"{holder}.sent")],
             env=env, stdout=out, stderr=subprocess.STDOUT)
 

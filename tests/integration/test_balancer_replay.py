@@ -10,8 +10,8 @@ from datetime import timedelta
 from nats.aio.msg import Msg
 from nats.js.client import JetStreamContext
 
+from julia_chips.balancer.route_log import replay
 from julia_chips.contract.subjects import Stream
-from julia_chips.runtime.balancer_store import replay
 
 
 async def publish_ledger(js: JetStreamContext, n: int) -> None:

@@ -10,7 +10,9 @@ import asyncpg
 from nats.aio.client import Client as NATS
 from nats.js.client import JetStreamContext
 
-from julia_chips.actors.balancer_state import BalancerState
+from julia_chips.balancer.client import RouteClient
+from julia_chips.balancer.dispatch import FakeSender
+from julia_chips.balancer.model.state import BalancerState
 from julia_chips.chip.client import ChipClient
 from julia_chips.clock import FixedClock
 from julia_chips.contract import chip_commands as cmd
@@ -21,8 +23,6 @@ from julia_chips.projections.doctors import backlog_summary, doctor_view
 from julia_chips.projections.migrations import migrate_url
 from julia_chips.projections.rebuild import rebuild
 from julia_chips.projections.service import Projections
-from julia_chips.route_client import RouteClient
-from julia_chips.runtime.balancer_dispatch import FakeSender
 from tests.integration.balancer_harness import running_balancer, seed_chip, wait_until
 from tests.integration.test_projections_lifecycles import caught_up, checksums
 from tests.integration.workers import running_worker

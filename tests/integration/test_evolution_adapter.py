@@ -268,7 +268,7 @@ async def test_balancer_sender_tells_refused_from_sent(
 ) -> None:
     """The balancer's port over this client: a send the gateway refuses is a refusal (safe
     to report as failed), never an unknown outcome; a real send returns its message id."""
-    from julia_chips.runtime.balancer_dispatch import EvolutionSender, SendRefused
+    from julia_chips.balancer.dispatch import EvolutionSender, SendRefused
 
     await linked(client, receiver)
     sender = EvolutionSender(client)

@@ -15,6 +15,7 @@ from nats.js.client import JetStreamContext
 from prometheus_client import REGISTRY
 
 from julia_chips.app import start_http
+from julia_chips.balancer.client import RouteClient
 from julia_chips.chip.client import ChipClient
 from julia_chips.config import Config
 from julia_chips.contract import chip as chip_ev
@@ -27,7 +28,6 @@ from julia_chips.jetstream.chip_feed import ChipEventFeed
 from julia_chips.projections.audit import read_row
 from julia_chips.projections.migrations import migrate_url
 from julia_chips.projections.service import Projections
-from julia_chips.route_client import RouteClient
 from tests.conftest import new_chip_id
 from tests.integration.activation_fixtures import activation_world, running_activator
 from tests.integration.balancer_harness import running_balancer, seed_chip

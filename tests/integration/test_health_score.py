@@ -6,8 +6,8 @@ from __future__ import annotations
 from nats.aio.client import Client as NATS
 from nats.js.client import JetStreamContext
 
-from julia_chips.actors.balancer import choose_chip
-from julia_chips.actors.balancer_state import BalancerState, apply_chip_event
+from julia_chips.balancer.model.decide import choose_chip
+from julia_chips.balancer.model.state import BalancerState, apply_chip_event
 from julia_chips.chip.client import ChipClient
 from julia_chips.clock import FixedClock
 from julia_chips.contract import chip as ev

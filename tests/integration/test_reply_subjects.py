@@ -18,6 +18,9 @@ from nats.errors import NoRespondersError
 from nats.js.client import JetStreamContext
 
 from julia_chips.app import partition_settings
+from julia_chips.balancer.client import RouteClient
+from julia_chips.balancer.dispatch import FakeSender
+from julia_chips.balancer.runner import balancer_settings
 from julia_chips.chip.client import ChipClient
 from julia_chips.chip.event_log import JetStreamChipEventLog
 from julia_chips.clock import FixedClock
@@ -34,9 +37,6 @@ from julia_chips.contract.subjects import (
     route_command,
 )
 from julia_chips.health.monitor import run_health_monitor
-from julia_chips.route_client import RouteClient
-from julia_chips.runtime.balancer_dispatch import FakeSender
-from julia_chips.runtime.balancer_runner import balancer_settings
 from tests.conftest import LEASE_TTL, new_chip_id
 from tests.integration.balancer_harness import SETTINGS as BALANCER
 from tests.integration.balancer_harness import route_events, running_balancer, seed_chip

@@ -8,12 +8,12 @@ from collections import Counter
 from nats.aio.client import Client as NATS
 from nats.js.client import JetStreamContext
 
+from julia_chips.balancer.client import RouteClient
+from julia_chips.balancer.dispatch import FakeSender
 from julia_chips.contract import messages as msg
 from julia_chips.contract import route as rt
 from julia_chips.contract.chip import Status
 from julia_chips.contract.subjects import Stream
-from julia_chips.route_client import RouteClient
-from julia_chips.runtime.balancer_dispatch import FakeSender
 from tests.integration.balancer_harness import (
     ledger,
     read_stream,

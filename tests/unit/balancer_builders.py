@@ -6,8 +6,8 @@ import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from julia_chips.actors.balancer import Event, decide
-from julia_chips.actors.balancer_state import BalancerState, apply_chip_event, evolve
+from julia_chips.balancer.model.decide import Event, decide
+from julia_chips.balancer.model.state import BalancerState, apply_chip_event, evolve
 from julia_chips.chip.model import lifecycle as chip_lifecycle
 from julia_chips.contract import chip as ev
 from julia_chips.contract import chip_commands as cmd

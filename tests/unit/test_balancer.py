@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from julia_chips.actors.balancer import RouteRefused, decide
-from julia_chips.actors.balancer_backlog import serve_backlog
-from julia_chips.actors.balancer_state import BalancerState, apply_fleet_event
+from julia_chips.balancer.model.backlog import serve_backlog
+from julia_chips.balancer.model.decide import RouteRefused, decide
+from julia_chips.balancer.model.state import BalancerState, apply_fleet_event
 from julia_chips.contract import messages as msg
 from julia_chips.contract import route as rt
 from julia_chips.contract.chip import Status

@@ -8,9 +8,9 @@ from datetime import timedelta
 
 import pytest
 
-from julia_chips.actors.balancer import RouteRefused, decide
-from julia_chips.actors.balancer_failover import plan_failover, plan_pool
-from julia_chips.actors.balancer_state import BalancerState, evolve
+from julia_chips.balancer.model.decide import RouteRefused, decide
+from julia_chips.balancer.model.failover import plan_failover, plan_pool
+from julia_chips.balancer.model.state import BalancerState, evolve
 from julia_chips.contract import chip_commands as cmd
 from julia_chips.contract import route as rt
 from julia_chips.contract.chip import Status

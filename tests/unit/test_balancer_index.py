@@ -7,9 +7,9 @@ from datetime import datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from julia_chips.actors.balancer import choose_chip
-from julia_chips.actors.balancer_state import BalancerState, evolve, health_of
-from julia_chips.actors.recipient_protection import local_day
+from julia_chips.balancer.model.decide import choose_chip
+from julia_chips.balancer.model.protection import local_day
+from julia_chips.balancer.model.state import BalancerState, evolve, health_of
 from julia_chips.contract import chip_commands as cmd
 from julia_chips.contract import messages as msg
 from julia_chips.contract.chip import Status

@@ -9,11 +9,11 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from julia_chips.actors.balancer import Event, RouteRefused, decide
-from julia_chips.actors.balancer_backlog import serve_backlog
-from julia_chips.actors.balancer_failover import orphaned_chips, plan_failover
-from julia_chips.actors.balancer_state import BalancerState, can_serve, evolve
-from julia_chips.actors.recipient_protection import local_day, within_prospecting_hours
+from julia_chips.balancer.model.backlog import serve_backlog
+from julia_chips.balancer.model.decide import Event, RouteRefused, decide
+from julia_chips.balancer.model.failover import orphaned_chips, plan_failover
+from julia_chips.balancer.model.protection import local_day, within_prospecting_hours
+from julia_chips.balancer.model.state import BalancerState, can_serve, evolve
 from julia_chips.contract import chip_commands as cmd
 from julia_chips.contract import messages as msg
 from julia_chips.contract import route as rt

@@ -9,7 +9,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from julia_chips.actors.balancer_state import BalancerState, evolve
+from julia_chips.balancer.model.state import BalancerState, evolve
 from julia_chips.contract import messages as msg
 from julia_chips.contract import route as rt
 from julia_chips.projections.base import Envelope

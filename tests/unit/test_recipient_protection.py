@@ -2,7 +2,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from julia_chips.actors.recipient_protection import (
+from julia_chips.balancer.model.protection import (
     is_opt_out,
     prospecting_in_week,
     within_prospecting_hours,

@@ -1,6 +1,6 @@
 """Rows of the doctor read models as pure folds over ROUTE_EVENTS and MSG_EVENTS.
 
-The doctor's flags follow the balancer's own `evolve` (actors/balancer_state.py): consent
+The doctor's flags follow the balancer's own `evolve` (balancer/model/state.py): consent
 only ever turns on (a reply or an opt-in), an opt-out holds until an opt-in, a quarantine
 takes the doctor off their chip. Every value comes from an event, so a rebuild writes the
 very same rows. Phone numbers and message texts are left in the streams (LGPD).

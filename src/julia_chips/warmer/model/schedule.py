@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 
-from julia_chips.actors.recipient_protection import SAO_PAULO as SAO_PAULO
+from julia_chips.balancer.model.protection import SAO_PAULO as SAO_PAULO
 from julia_chips.contract import chip as ev
 from julia_chips.contract.chip import Status
 from julia_chips.contract.chip_commands import CloseWarmDay

@@ -11,8 +11,8 @@ from datetime import datetime, timedelta
 
 import msgspec
 
-from julia_chips.actors.balancer_index import ChipIndex, Key
-from julia_chips.actors.recipient_protection import local_day
+from julia_chips.balancer.model.index import ChipIndex, Key
+from julia_chips.balancer.model.protection import local_day
 from julia_chips.chip.model import lifecycle as chip_lifecycle
 from julia_chips.contract import messages as msg
 from julia_chips.contract import route as rt

@@ -15,8 +15,7 @@ from typing import Any
 
 import msgspec
 
-from julia_chips.actors.balancer_state import BalancerState, Doctor, can_serve
-from julia_chips.actors.recipient_protection import (
+from julia_chips.balancer.model.protection import (
     DEFAULT_PROTECTION,
     ProtectionPolicy,
     is_opt_out,
@@ -24,6 +23,7 @@ from julia_chips.actors.recipient_protection import (
     prospecting_in_week,
     within_prospecting_hours,
 )
+from julia_chips.balancer.model.state import BalancerState, Doctor, can_serve
 from julia_chips.contract import messages as msg
 from julia_chips.contract import route as rt
 

@@ -14,6 +14,7 @@ import logging
 from pathlib import Path
 from typing import Protocol
 
+from julia_chips.balancer.route_log import append_message_event
 from julia_chips.clock import Clock
 from julia_chips.contract import messages as msg
 from julia_chips.gateways.evolution import EvolutionClient
@@ -27,7 +28,6 @@ from julia_chips.gateways.evolution_errors import (
 )
 from julia_chips.jetstream.acked_publish import AckedPublisher
 from julia_chips.privacy import mask_phone
-from julia_chips.runtime.balancer_store import append_message_event
 
 log = logging.getLogger(__name__)
 

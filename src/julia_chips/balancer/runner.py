@@ -6,7 +6,7 @@ the dead leader left unacked. The lease is held as every singleton part's is
 (`part_lease.run_while_holding`: renewed every `ttl / 3`); the leader steps down the moment a
 renewal fails or a fenced write tells it someone else leads.
 
-Run alone: `python -m julia_chips.runtime.balancer_runner [--fake-gateway-journal PATH]`.
+Run alone: `python -m julia_chips.balancer.runner [--fake-gateway-journal PATH]`.
 """
 
 from __future__ import annotations
@@ -21,15 +21,15 @@ from pathlib import Path
 import uvloop
 from nats.aio.client import Client as NATS
 
+from julia_chips.balancer.dispatch import FakeSender, WhatsAppSender
+from julia_chips.balancer.leader import BalancerSettings, FailoverTiming, Leader
+from julia_chips.balancer.metrics import IS_LEADER
+from julia_chips.balancer.requests import RequestConsumer
 from julia_chips.clock import Clock, SystemClock
 from julia_chips.config import Config
 from julia_chips.contract.subjects import BALANCER_LEASE
 from julia_chips.infrastructure import connect_nats
 from julia_chips.jetstream.part_lease import part_lease, run_while_holding
-from julia_chips.runtime.balancer_dispatch import FakeSender, WhatsAppSender
-from julia_chips.runtime.balancer_leader import BalancerSettings, FailoverTiming, Leader
-from julia_chips.runtime.balancer_metrics import IS_LEADER
-from julia_chips.runtime.balancer_requests import RequestConsumer
 
 log = logging.getLogger(__name__)
 

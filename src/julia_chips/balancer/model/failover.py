@@ -16,8 +16,8 @@ from typing import Any
 
 import msgspec
 
-from julia_chips.actors.balancer_state import BalancerState, can_serve, health_of
-from julia_chips.actors.recipient_protection import DEFAULT_PROTECTION, ProtectionPolicy
+from julia_chips.balancer.model.protection import DEFAULT_PROTECTION, ProtectionPolicy
+from julia_chips.balancer.model.state import BalancerState, can_serve, health_of
 from julia_chips.contract import route as rt
 from julia_chips.contract.chip import Status
 

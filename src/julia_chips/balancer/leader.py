@@ -19,10 +19,17 @@ import msgspec
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 
-from julia_chips.actors.balancer import Event
-from julia_chips.actors.balancer_backlog import serve_backlog
-from julia_chips.actors.balancer_failover import orphaned_chips, plan_failover, plan_pool
-from julia_chips.actors.balancer_state import (
+from julia_chips.balancer.dispatch import WhatsAppSender, crashed_attempt, dispatch
+from julia_chips.balancer.metrics import (
+    BACKLOG,
+    BACKLOG_OLDEST,
+    FAILOVER_SECONDS,
+)
+from julia_chips.balancer.model.backlog import serve_backlog
+from julia_chips.balancer.model.decide import Event
+from julia_chips.balancer.model.failover import orphaned_chips, plan_failover, plan_pool
+from julia_chips.balancer.model.protection import DEFAULT_PROTECTION, ProtectionPolicy
+from julia_chips.balancer.model.state import (
     ATTEMPT_MEMORY_DAYS,
     SERVING,
     BalancerState,
@@ -30,7 +37,11 @@ from julia_chips.actors.balancer_state import (
     apply_fleet_event,
     evolve,
 )
-from julia_chips.actors.recipient_protection import DEFAULT_PROTECTION, ProtectionPolicy
+from julia_chips.balancer.route_log import (
+    RouteLog,
+    append_message_event,
+    replay,
+)
 from julia_chips.chip.client import ChipClient
 from julia_chips.clock import Clock
 from julia_chips.contract import chip_commands as cmd
@@ -44,17 +55,6 @@ from julia_chips.jetstream.mailbox import Mailboxes
 from julia_chips.jetstream.pull_feed import stream_seq
 from julia_chips.jetstream.reply_subjects import DEFAULT_REPLY_PREFIXES
 from julia_chips.jetstream.stored_chip_event import read_chip_event
-from julia_chips.runtime.balancer_dispatch import WhatsAppSender, crashed_attempt, dispatch
-from julia_chips.runtime.balancer_metrics import (
-    BACKLOG,
-    BACKLOG_OLDEST,
-    FAILOVER_SECONDS,
-)
-from julia_chips.runtime.balancer_store import (
-    RouteLog,
-    append_message_event,
-    replay,
-)
 
 log = logging.getLogger(__name__)
 Job = Callable[[], Awaitable[None]]

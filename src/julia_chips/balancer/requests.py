@@ -18,8 +18,10 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 from prometheus_client import Counter
 
-from julia_chips.actors.balancer import Event, RouteRefused, decide
-from julia_chips.actors.balancer_state import evolve
+from julia_chips.balancer.leader import Job, Leader
+from julia_chips.balancer.metrics import REQUESTS
+from julia_chips.balancer.model.decide import Event, RouteRefused, decide
+from julia_chips.balancer.model.state import evolve
 from julia_chips.contract import messages as msg
 from julia_chips.contract import route as rt
 from julia_chips.contract.codec import ENCODER
@@ -28,8 +30,6 @@ from julia_chips.jetstream.consumer_reset import reset_to_ack_floor
 from julia_chips.jetstream.dead_letters import reply_to_in, send_to_dead_letters
 from julia_chips.jetstream.pull_feed import PullFeed, deliveries
 from julia_chips.jetstream.reply_subjects import reply_refusal
-from julia_chips.runtime.balancer_leader import Job, Leader
-from julia_chips.runtime.balancer_metrics import REQUESTS
 
 log = logging.getLogger(__name__)
 WINDOW = 256  # requests asked of the server ahead of handling

@@ -11,9 +11,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from julia_chips.actors.balancer import Event, attempted, place, placement_events, prospecting_block
-from julia_chips.actors.balancer_state import BalancerState
-from julia_chips.actors.recipient_protection import DEFAULT_PROTECTION, ProtectionPolicy
+from julia_chips.balancer.model.decide import (
+    Event,
+    attempted,
+    place,
+    placement_events,
+    prospecting_block,
+)
+from julia_chips.balancer.model.protection import DEFAULT_PROTECTION, ProtectionPolicy
+from julia_chips.balancer.model.state import BalancerState
 from julia_chips.contract import route as rt
 
 
