@@ -41,6 +41,8 @@ from aiohttp import web
 from nats.js.api import StreamConfig
 from nats.js.errors import NotFoundError
 
+from julia_chips.activation.activator import Activator, ActivatorSettings
+from julia_chips.activation.wiring import activation_ports, endpoints_from_sandbox
 from julia_chips.app import partition_settings
 from julia_chips.chip.client import ChipClient
 from julia_chips.chip.event_log import JetStreamChipEventLog
@@ -55,8 +57,6 @@ from julia_chips.embedded.nats_server import EmbeddedNats
 from julia_chips.embedded.process import free_port
 from julia_chips.http.webhooks import WebhookIngress, create_webhook_app
 from julia_chips.jetstream.streams import ensure_streams, stream_configs
-from julia_chips.runtime.activator import Activator, ActivatorSettings
-from julia_chips.runtime.activator_wiring import activation_ports, endpoints_from_sandbox
 from julia_chips.runtime.observation_deriver import DEFAULT_DERIVER, ObservationDeriver
 from julia_chips.sandbox.world import serve, start_sandbox
 

@@ -15,6 +15,7 @@ import msgspec
 from aiohttp import web
 from nats.aio.client import Client as NATS
 
+from julia_chips.activation.wiring import run_activator
 from julia_chips.balancer.dispatch import EvolutionSender
 from julia_chips.balancer.runner import run_balancer
 from julia_chips.chip.partition import PartitionSettings
@@ -31,7 +32,6 @@ from julia_chips.outside_world import OutsideWorld, outside_world, whatsapp_send
 from julia_chips.privacy import without_credentials
 from julia_chips.projections.migrations import migrate_url
 from julia_chips.projections.service import run_projections
-from julia_chips.runtime.activator_wiring import run_activator
 from julia_chips.runtime.observation_deriver import ObservationDeriver, run_observation_deriver
 from julia_chips.runtime.supervisor import PartFactory, SupervisionPolicy, Supervisor, run_until
 from julia_chips.warmer.model.policy import WarmupPolicy

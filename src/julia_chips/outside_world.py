@@ -15,14 +15,14 @@ from contextlib import asynccontextmanager
 import aiohttp
 import msgspec
 
-from julia_chips.balancer.dispatch import EvolutionSender
-from julia_chips.config import Config
-from julia_chips.gateways.evolution import EvolutionClient
-from julia_chips.runtime.activator_wiring import (
+from julia_chips.activation.wiring import (
     ActivatorEndpoints,
     endpoints_from_config,
     endpoints_from_sandbox,
 )
+from julia_chips.balancer.dispatch import EvolutionSender
+from julia_chips.config import Config
+from julia_chips.gateways.evolution import EvolutionClient
 from julia_chips.sandbox.world import Sandbox, start_sandbox
 
 log = logging.getLogger(__name__)

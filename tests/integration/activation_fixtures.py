@@ -11,7 +11,14 @@ from dataclasses import dataclass
 
 from nats.aio.client import Client as NATS
 
-from julia_chips.actors.activation_steps import SagaPolicy
+from julia_chips.activation.activator import Activator, ActivatorSettings
+from julia_chips.activation.model.steps import SagaPolicy
+from julia_chips.activation.saga_log import ActivationLog
+from julia_chips.activation.wiring import (
+    ActivatorEndpoints,
+    activation_ports,
+    endpoints_from_sandbox,
+)
 from julia_chips.chip.client import ChipClient
 from julia_chips.chip.event_log import JetStreamChipEventLog
 from julia_chips.clock import SystemClock
@@ -19,13 +26,6 @@ from julia_chips.contract import chip as chip_ev
 from julia_chips.contract import chip_commands as cmd
 from julia_chips.contract.activation import AnyActivationEvent, Step
 from julia_chips.http.webhooks import WebhookIngress, create_webhook_app
-from julia_chips.runtime.activation_log import ActivationLog
-from julia_chips.runtime.activator import Activator, ActivatorSettings
-from julia_chips.runtime.activator_wiring import (
-    ActivatorEndpoints,
-    activation_ports,
-    endpoints_from_sandbox,
-)
 from julia_chips.sandbox.world import Sandbox, serve, start_sandbox
 from tests.conftest import new_chip_id
 from tests.integration.ingress_fixtures import deriving

@@ -17,13 +17,13 @@ from pathlib import Path
 import msgspec
 import nats
 
-from julia_chips.actors import activation_steps as act
-from julia_chips.actors.activation_saga import Saga
+from julia_chips.activation import activator as activator_module
+from julia_chips.activation.activator import Activator
+from julia_chips.activation.effects import ActivationPorts, perform
+from julia_chips.activation.model import steps as act
+from julia_chips.activation.model.saga import Saga
+from julia_chips.activation.wiring import ActivatorEndpoints, activation_ports
 from julia_chips.clock import Clock, SystemClock
-from julia_chips.runtime import activator as activator_module
-from julia_chips.runtime.activation_effects import ActivationPorts, perform
-from julia_chips.runtime.activator import Activator
-from julia_chips.runtime.activator_wiring import ActivatorEndpoints, activation_ports
 from tests.integration.activation_fixtures import FAST
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import msgspec
 from nats.aio.client import Client as NATS
 
-from julia_chips.actors.activation_saga import instance_name
+from julia_chips.activation.model.saga import instance_name
 from julia_chips.contract import activation as ev
 from julia_chips.contract import chip as chip_ev
 from julia_chips.contract import chip_commands as cmd

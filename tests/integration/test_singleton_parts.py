@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from nats.aio.client import Client as NATS
 from nats.js.client import JetStreamContext
 
+from julia_chips.activation.wiring import run_activator
 from julia_chips.clock import FixedClock
 from julia_chips.config import Config
 from julia_chips.contract import chip as chip_ev
@@ -23,7 +24,6 @@ from julia_chips.health.monitor import run_health_monitor
 from julia_chips.projections.migrations import migrate_url
 from julia_chips.projections.rebuild import rebuild
 from julia_chips.projections.service import run_projections
-from julia_chips.runtime.activator_wiring import run_activator
 from tests.conftest import LEASE_TTL
 from tests.integration.activation_fixtures import FAST, activation_world
 from tests.integration.health_rig import FAST as FAST_MONITOR

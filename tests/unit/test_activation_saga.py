@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from julia_chips.actors import activation_steps as act
-from julia_chips.actors.activation_saga import Saga, current_step, decide, evolve, fold, next_action
+from julia_chips.activation.model import steps as act
+from julia_chips.activation.model.saga import Saga, current_step, decide, evolve, fold, next_action
 from julia_chips.contract import activation as ev
 from julia_chips.contract.activation import Step
 

@@ -13,6 +13,8 @@ import aiohttp
 import msgspec
 from nats.aio.client import Client as NATS
 
+from julia_chips.activation.activator import DEFAULT_SETTINGS, Activator, ActivatorSettings
+from julia_chips.activation.effects import ActivationPorts
 from julia_chips.chip.client import ChipClient
 from julia_chips.clock import Clock
 from julia_chips.config import Config, ConfigError
@@ -25,8 +27,6 @@ from julia_chips.gateways.salvy import SalvyClient
 from julia_chips.gateways.vps import VpsClient
 from julia_chips.gateways.vps_hosts import HostRegistry, VpsHost
 from julia_chips.jetstream.part_lease import part_lease, run_while_holding
-from julia_chips.runtime.activation_effects import ActivationPorts
-from julia_chips.runtime.activator import DEFAULT_SETTINGS, Activator, ActivatorSettings
 from julia_chips.sandbox.world import Sandbox
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from julia_chips.actors import activation_steps as act
+from julia_chips.activation.model import steps as act
 from julia_chips.contract import activation as ev
 from julia_chips.contract.activation import RegistrarKind, Step
 

@@ -17,8 +17,9 @@ from datetime import datetime
 
 from nats.js.client import JetStreamContext
 
-from julia_chips.actors import activation_steps as act
-from julia_chips.actors.activation_saga import Saga, current_step
+from julia_chips.activation import observation_waits as waits
+from julia_chips.activation.model import steps as act
+from julia_chips.activation.model.saga import Saga, current_step
 from julia_chips.chip.client import ChipClient
 from julia_chips.clock import Clock
 from julia_chips.contract import chip_commands as cmd
@@ -30,7 +31,6 @@ from julia_chips.gateways.salvy import SalvyClient
 from julia_chips.gateways.salvy_errors import SalvyRateLimited, SalvyUnavailable
 from julia_chips.gateways.vps import NoHostCapacity, VpsClient
 from julia_chips.gateways.vps_hosts import HostRegistry
-from julia_chips.runtime import observation_waits as waits
 
 log = logging.getLogger(__name__)
 

@@ -1,1 +1,0 @@
-"""Actors' decisions: pure `decide` and `evolve` functions, no I/O, no clock."""
