@@ -35,8 +35,8 @@ from julia_chips.contract.observations import (
 from julia_chips.contract.subjects import GATEWAY_SIGNALS, Stream
 from julia_chips.embedded.nats_server import EmbeddedNats
 from julia_chips.health.monitor import HealthMonitor, HealthMonitorSettings
+from julia_chips.ingest.observation_log import encode_observation, observation_subject
 from julia_chips.jetstream.streams import ensure_streams
-from julia_chips.store.observation_log import encode_observation, observation_subject
 
 NOW = datetime(2026, 3, 2, 13, 0, tzinfo=UTC)
 

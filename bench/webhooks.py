@@ -55,9 +55,9 @@ from julia_chips.contract import chip_commands as cmd
 from julia_chips.contract.subjects import Stream
 from julia_chips.embedded.nats_server import EmbeddedNats
 from julia_chips.embedded.process import free_port
-from julia_chips.http.webhooks import WebhookIngress, create_webhook_app
+from julia_chips.ingest.deriver import DEFAULT_DERIVER, ObservationDeriver
+from julia_chips.ingest.webhooks import WebhookIngress, create_webhook_app
 from julia_chips.jetstream.streams import ensure_streams, stream_configs
-from julia_chips.runtime.observation_deriver import DEFAULT_DERIVER, ObservationDeriver
 from julia_chips.sandbox.world import serve, start_sandbox
 
 SECRET = "bench-" + secrets.token_hex(8)

@@ -25,14 +25,14 @@ from julia_chips.config import Config, ConfigError
 from julia_chips.health.monitor import HealthMonitorSettings, run_health_monitor
 from julia_chips.http.app import create_app
 from julia_chips.http.keys import SUPERVISOR
-from julia_chips.http.webhooks import WEBHOOK_INGRESS, WebhookIngress, webhook_routes
 from julia_chips.infrastructure import Endpoints, connect_nats, infrastructure
+from julia_chips.ingest.deriver import ObservationDeriver, run_observation_deriver
+from julia_chips.ingest.webhooks import WEBHOOK_INGRESS, WebhookIngress, webhook_routes
 from julia_chips.jetstream.streams import ensure_streams
 from julia_chips.outside_world import OutsideWorld, outside_world, whatsapp_sender
 from julia_chips.privacy import without_credentials
 from julia_chips.projections.migrations import migrate_url
 from julia_chips.projections.service import run_projections
-from julia_chips.runtime.observation_deriver import ObservationDeriver, run_observation_deriver
 from julia_chips.runtime.supervisor import PartFactory, SupervisionPolicy, Supervisor, run_until
 from julia_chips.warmer.model.policy import WarmupPolicy
 from julia_chips.warmer.scheduler import run_warmer_scheduler

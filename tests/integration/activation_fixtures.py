@@ -25,7 +25,7 @@ from julia_chips.clock import SystemClock
 from julia_chips.contract import chip as chip_ev
 from julia_chips.contract import chip_commands as cmd
 from julia_chips.contract.activation import AnyActivationEvent, Step
-from julia_chips.http.webhooks import WebhookIngress, create_webhook_app
+from julia_chips.ingest.webhooks import WebhookIngress, create_webhook_app
 from julia_chips.sandbox.world import Sandbox, serve, start_sandbox
 from tests.conftest import new_chip_id
 from tests.integration.ingress_fixtures import deriving

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import nats
 
+from julia_chips.ingest.deriver import ObservationDeriver, run_observation_deriver
 from julia_chips.jetstream.acked_publish import AckedPublisher, PubAck
-from julia_chips.runtime.observation_deriver import ObservationDeriver, run_observation_deriver
 from tests.conftest import LEASE_TTL
 from tests.integration.ingress_fixtures import FAST_DERIVER
 

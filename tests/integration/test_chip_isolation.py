@@ -19,8 +19,8 @@ from prometheus_client import REGISTRY
 
 from julia_chips.chip.client import ChipClient
 from julia_chips.clock import FixedClock
+from julia_chips.ingest.observation_log import publish_observation
 from julia_chips.jetstream.acked_publish import AckedPublisher
-from julia_chips.store.observation_log import publish_observation
 from julia_chips.warmer.scheduler import WarmerScheduler
 from tests.conftest import new_chip_id
 from tests.integration.health_rig import connection, monitoring, until

@@ -15,7 +15,7 @@ from nats.aio.client import Client as NATS
 from nats.js.client import JetStreamContext
 
 from julia_chips.contract.subjects import DERIVER_LEASE, Stream
-from julia_chips.runtime.observation_deriver import ObservationDeriver
+from julia_chips.ingest.deriver import ObservationDeriver
 from tests.conftest import LEASE_TTL
 from tests.integration.ingress_fixtures import (
     FAST_DERIVER,

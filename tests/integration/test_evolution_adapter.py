@@ -25,7 +25,7 @@ from julia_chips.gateways.evolution_errors import (
 )
 from julia_chips.gateways.evolution_webhook import decode_evolution
 from julia_chips.gateways.evolution_wire import InstanceSpec, WebhookTarget
-from julia_chips.gateways.observations import EvolutionObservation
+from julia_chips.ingest.outcomes import EvolutionObservation
 from julia_chips.sandbox.world import Sandbox, start_sandbox
 from tests.integration.sandbox_fixtures import Receiver, SleepRecorder, receiver
 

@@ -15,8 +15,8 @@ from julia_chips.contract import chip as ev
 from julia_chips.contract.chip import Status
 from julia_chips.contract.fleet import AnyFleetEvent, FleetBrakeEngaged, FleetBrakeReleased
 from julia_chips.contract.subjects import FLEET_BRAKE, FLEET_BRAKE_RELEASE, JuliaHeader, Stream
+from julia_chips.ingest.observation_log import publish_observation
 from julia_chips.jetstream.acked_publish import AckedPublisher
-from julia_chips.store.observation_log import publish_observation
 from tests.conftest import new_chip_id
 from tests.integration.health_rig import FAST, connection, monitoring, until
 from tests.integration.warm_fleet import MORNING, events_of, warming_chips

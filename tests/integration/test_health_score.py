@@ -12,8 +12,8 @@ from julia_chips.chip.client import ChipClient
 from julia_chips.clock import FixedClock
 from julia_chips.contract import chip as ev
 from julia_chips.contract.observations import MessageStatus
+from julia_chips.ingest.observation_log import publish_observation
 from julia_chips.jetstream.acked_publish import AckedPublisher
-from julia_chips.store.observation_log import publish_observation
 from tests.conftest import new_chip_id
 from tests.integration.health_rig import monitoring, until
 from tests.integration.warm_fleet import MORNING, events_of, warming_chips

@@ -27,12 +27,12 @@ from julia_chips.contract import chip as ev
 from julia_chips.contract.observations import ConnectionUpdate
 from julia_chips.contract.subjects import JuliaHeader, Stream, gateway_raw
 from julia_chips.http.app import create_app
-from julia_chips.http.webhooks import WebhookIngress, create_webhook_app
+from julia_chips.ingest.observation_log import decode_observation, publish_observation
+from julia_chips.ingest.webhooks import WebhookIngress, create_webhook_app
 from julia_chips.jetstream.acked_publish import AckedPublisher
 from julia_chips.projections.migrations import migrate_url
 from julia_chips.projections.service import Projections
 from julia_chips.sandbox.world import serve
-from julia_chips.store.observation_log import decode_observation, publish_observation
 from tests.conftest import new_chip_id
 from tests.integration.health_rig import connection, monitoring, until
 from tests.integration.ingress_fixtures import (

@@ -25,9 +25,9 @@ from nats.js.client import JetStreamContext
 from julia_chips.contract.observations import InboundMessage, SmsReceived
 from julia_chips.contract.subjects import JuliaHeader, Stream
 from julia_chips.embedded.nats_server import EmbeddedNats
+from julia_chips.ingest.deriver import ObservationDeriver
+from julia_chips.ingest.observation_log import decode_observation
 from julia_chips.jetstream.acked_publish import AckedPublisher, PubAck
-from julia_chips.runtime.observation_deriver import ObservationDeriver
-from julia_chips.store.observation_log import decode_observation
 from tests.conftest import crash_and_restart
 from tests.integration.ingress_fixtures import (
     FAST_DERIVER,

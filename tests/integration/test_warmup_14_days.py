@@ -20,8 +20,8 @@ from julia_chips.clock import FixedClock
 from julia_chips.contract import chip as ev
 from julia_chips.contract.chip import Status
 from julia_chips.contract.observations import HealthSignal, InboundMessage, MessageStatus
+from julia_chips.ingest.observation_log import publish_observation
 from julia_chips.jetstream.acked_publish import AckedPublisher
-from julia_chips.store.observation_log import publish_observation
 from julia_chips.warmer.model.policy import WarmupPolicy
 from tests.conftest import new_chip_id
 from tests.integration.health_rig import monitoring, until

@@ -21,10 +21,10 @@ from julia_chips.contract.observations import Observation, SmsReceived
 from julia_chips.contract.subjects import Stream
 from julia_chips.embedded.nats_server import EmbeddedNats
 from julia_chips.gateways.evolution_webhook import decode_evolution
-from julia_chips.gateways.observations import Ignored
 from julia_chips.gateways.salvy_webhook import decode_salvy
-from julia_chips.runtime.observation_deriver import ObservationDeriver
-from julia_chips.store.observation_log import decode_observation
+from julia_chips.ingest.deriver import ObservationDeriver
+from julia_chips.ingest.observation_log import decode_observation
+from julia_chips.ingest.outcomes import Ignored
 from tests.integration.ingress_fixtures import (
     FAST_DERIVER,
     SALVY_SECRET,

@@ -25,16 +25,16 @@ import julia_chips.gateways
 from julia_chips.contract.chip_commands import CHIP_COMMAND_TYPES, Cool
 from julia_chips.contract.codec import decode_command
 from julia_chips.contract.route import VERBS
-from julia_chips.gateways.observations import WebhookRejected
 from julia_chips.gateways.salvy import PhoneAccount
 from julia_chips.gateways.salvy_webhook import decode_salvy
 from julia_chips.http import params, webhooks
 from julia_chips.http.params import EventsQuery
-from julia_chips.store.observation_log import (
+from julia_chips.ingest.observation_log import (
     AnyObserved,
     ObservationUnreadable,
     decode_observation,
 )
+from julia_chips.ingest.outcomes import WebhookRejected
 
 NAIVE = "2026-03-02T13:00:00"  # decoded only, never compared with a clock
 ZONE_MISSING = "Expected `datetime` with a timezone component"

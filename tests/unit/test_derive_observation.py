@@ -10,7 +10,7 @@ import pytest
 
 from julia_chips.contract.observations import SmsReceived
 from julia_chips.gateways.evolution_webhook import decode_evolution
-from julia_chips.runtime.observation_deriver import RawUnreadable, derive
+from julia_chips.ingest.deriver import RawUnreadable, derive
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 RECEIVED = datetime(2025, 11, 27, 12, 30, tzinfo=UTC)

@@ -10,7 +10,7 @@ import pytest
 
 from julia_chips.contract.observations import ConnectionUpdate, InboundMessage, MessageStatus
 from julia_chips.gateways.evolution_webhook import decode_evolution
-from julia_chips.gateways.observations import Ignored, WebhookRejected
+from julia_chips.ingest.outcomes import Ignored, WebhookRejected
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 RECEIVED = datetime(2025, 11, 27, 12, 30, tzinfo=UTC)

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from julia_chips.contract.observations import SmsReceived
-from julia_chips.gateways.observations import Ignored, WebhookRejected
 from julia_chips.gateways.salvy_webhook import decode_salvy
+from julia_chips.ingest.outcomes import Ignored, WebhookRejected
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 

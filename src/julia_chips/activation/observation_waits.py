@@ -18,7 +18,7 @@ from nats.js.errors import NotFoundError
 from julia_chips.clock import Clock
 from julia_chips.contract.observations import ConnectionUpdate, SmsReceived
 from julia_chips.contract.subjects import Stream, gateway_observation, sms_observation
-from julia_chips.store.observation_log import ObservationUnreadable, decode_observation
+from julia_chips.ingest.observation_log import ObservationUnreadable, decode_observation
 
 POLL = 0.1  # seconds between looks at the stream
 

@@ -20,7 +20,7 @@ from julia_chips.contract.observations import (
 )
 from julia_chips.gateways.http_exchange import UNREADABLE
 from julia_chips.gateways.jid import phone_from_jid
-from julia_chips.gateways.observations import EvolutionObservation, Ignored, WebhookRejected
+from julia_chips.ingest.outcomes import EvolutionObservation, Ignored, WebhookRejected
 
 
 class _Envelope(msgspec.Struct, kw_only=True):

@@ -12,8 +12,8 @@ import msgspec
 from julia_chips.contract.observations import SmsReceived
 from julia_chips.contract.timestamps import AwareDatetime
 from julia_chips.gateways.http_exchange import UNREADABLE
-from julia_chips.gateways.observations import Ignored, SalvyObservation, WebhookRejected
 from julia_chips.gateways.sms_code import whatsapp_code
+from julia_chips.ingest.outcomes import Ignored, SalvyObservation, WebhookRejected
 
 
 class _Envelope(msgspec.Struct, kw_only=True):

@@ -2,7 +2,7 @@
 record a ban, and engages the fleet brake on a burst of bans.
 
 Inputs: typed signals on `gw.obs.>` (durable consumer `health-monitor`, see
-store/observation_log.py) and CHIP_EVENTS (instance -> chip from `Activated`, status and cooling
+ingest/observation_log.py) and CHIP_EVENTS (instance -> chip from `Activated`, status and cooling
 from the rest, bans for the brake). Outputs: chip commands (stored on CHIP_CMDS; the ids are
 deterministic, so a repeat is deduped by the chip) and brake events on `fleet.evt.brake`.
 
@@ -51,13 +51,13 @@ from julia_chips.health.model.monitoring import (
 )
 from julia_chips.health.model.monitoring import observe as observe_signal
 from julia_chips.health.model.signals import signal_time
+from julia_chips.ingest.observation_log import ObservationUnreadable, decode_observation
 from julia_chips.jetstream.chip_feed import ChipEventFeed
 from julia_chips.jetstream.consumer_reset import reset_to_ack_floor
 from julia_chips.jetstream.dead_letters import send_to_dead_letters
 from julia_chips.jetstream.part_lease import part_lease, run_while_holding
 from julia_chips.jetstream.reply_subjects import DEFAULT_REPLY_PREFIXES, reply_refusal
 from julia_chips.runtime.chip_failures import chip_failed
-from julia_chips.store.observation_log import ObservationUnreadable, decode_observation
 
 log = logging.getLogger(__name__)
 PART = "health_monitor"  # its label in julia_chip_failures_total

@@ -5,7 +5,7 @@ body in GATEWAY_IN, and only then answer 200. A body we cannot decode gets a 400
 field and nothing is stored, so a bad sender learns at once; NATS being unreachable gets a
 503, so the sender retries and nothing is lost. Retries are harmless: the raw message carries
 a `Nats-Msg-Id` derived from the delivery. The typed observation in GATEWAY_OBS is derived
-after the 200 by runtime/observation_deriver.py, from the stored body with the same decoders:
+after the 200 by ingest/deriver.py, from the stored body with the same decoders:
 one publish per request, and what is decoded here only decides 400 or not.
 
 Mount on any aiohttp application::
@@ -33,8 +33,8 @@ from julia_chips.contract.subjects import JuliaHeader, SubjectTokenInvalid, gate
 from julia_chips.gateways import svix
 from julia_chips.gateways.evolution_webhook import decode_evolution
 from julia_chips.gateways.evolution_wire import SECRET_HEADER
-from julia_chips.gateways.observations import Ignored, WebhookRejected
 from julia_chips.gateways.salvy_webhook import decode_salvy
+from julia_chips.ingest.outcomes import Ignored, WebhookRejected
 from julia_chips.jetstream.acked_publish import AckedPublisher
 
 log = logging.getLogger(__name__)

@@ -42,14 +42,14 @@ from prometheus_client import Counter
 from julia_chips.contract.observations import Observation
 from julia_chips.contract.subjects import DERIVER_LEASE, JuliaHeader, Stream, SubjectTokenInvalid
 from julia_chips.gateways.evolution_webhook import decode_evolution
-from julia_chips.gateways.observations import Ignored, WebhookRejected
 from julia_chips.gateways.salvy_webhook import decode_salvy
+from julia_chips.ingest.observation_log import observation_message, observation_subject
+from julia_chips.ingest.outcomes import Ignored, WebhookRejected
 from julia_chips.jetstream.acked_publish import AckedPublisher, PubAck
 from julia_chips.jetstream.consumer_reset import reset_to_ack_floor
 from julia_chips.jetstream.dead_letters import send_to_dead_letters
 from julia_chips.jetstream.part_lease import part_lease, run_while_holding
 from julia_chips.jetstream.pull_feed import GatheringPullFeed, stream_seq
-from julia_chips.store.observation_log import observation_message, observation_subject
 
 log = logging.getLogger(__name__)
 DERIVED = Counter("julia_observations_derived_total", "Raw webhooks the deriver handled",

@@ -1,1 +1,0 @@
-"""Storage on JetStream: streams and buckets, the chip event log, snapshots, leases."""
