@@ -22,7 +22,7 @@ from julia_chips.activation.wiring import (
 )
 from julia_chips.balancer.dispatch import EvolutionSender
 from julia_chips.config import Config
-from julia_chips.gateways.evolution import EvolutionClient
+from julia_chips.gateways.evolution.client import EvolutionClient
 from julia_chips.sandbox.world import Sandbox, start_sandbox
 
 log = logging.getLogger(__name__)

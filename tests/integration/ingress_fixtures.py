@@ -18,7 +18,7 @@ from nats.js.client import JetStreamContext
 
 from julia_chips.clock import SystemClock
 from julia_chips.contract.subjects import Stream
-from julia_chips.gateways import svix
+from julia_chips.gateways.salvy import svix
 from julia_chips.ingest.deriver import DeriverSettings, ObservationDeriver
 from julia_chips.ingest.webhooks import WebhookIngress, create_webhook_app
 from julia_chips.sandbox.world import serve

@@ -10,8 +10,8 @@ import pytest
 
 from julia_chips.contract.observations import ConnectionUpdate, InboundMessage, MessageStatus
 from julia_chips.gateways.backoff import Backoff
-from julia_chips.gateways.evolution import EvolutionClient
-from julia_chips.gateways.evolution_errors import (
+from julia_chips.gateways.evolution.client import EvolutionClient
+from julia_chips.gateways.evolution.errors import (
     GatewayError,
     GatewayUnavailable,
     InstanceMissing,
@@ -23,8 +23,8 @@ from julia_chips.gateways.evolution_errors import (
     SendOutcomeUnknown,
     Unauthorized,
 )
-from julia_chips.gateways.evolution_webhook import decode_evolution
-from julia_chips.gateways.evolution_wire import InstanceSpec, WebhookTarget
+from julia_chips.gateways.evolution.webhook import decode_evolution
+from julia_chips.gateways.evolution.wire import InstanceSpec, WebhookTarget
 from julia_chips.ingest.outcomes import EvolutionObservation
 from julia_chips.sandbox.world import Sandbox, start_sandbox
 from tests.integration.sandbox_fixtures import Receiver, SleepRecorder, receiver

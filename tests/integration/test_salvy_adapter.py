@@ -10,8 +10,8 @@ import pytest
 
 from julia_chips.contract.observations import SmsReceived
 from julia_chips.gateways.backoff import Backoff
-from julia_chips.gateways.salvy import SalvyClient
-from julia_chips.gateways.salvy_errors import (
+from julia_chips.gateways.salvy.client import SalvyClient
+from julia_chips.gateways.salvy.errors import (
     AreaCodeUnavailable,
     IdempotencyMismatch,
     PhoneAccountMissing,
@@ -20,8 +20,8 @@ from julia_chips.gateways.salvy_errors import (
     SalvyUnauthorized,
     SalvyUnavailable,
 )
-from julia_chips.gateways.salvy_webhook import decode_salvy
-from julia_chips.gateways.svix import SignatureInvalid, verify
+from julia_chips.gateways.salvy.svix import SignatureInvalid, verify
+from julia_chips.gateways.salvy.webhook import decode_salvy
 from julia_chips.sandbox.world import Sandbox, start_sandbox
 from tests.integration.sandbox_fixtures import Receiver, SleepRecorder, receiver
 

@@ -10,16 +10,16 @@ import msgspec
 import pytest
 
 from julia_chips.contract.observations import SmsReceived
-from julia_chips.gateways.salvy import SalvyClient
-from julia_chips.gateways.salvy_webhook import decode_salvy
-from julia_chips.gateways.vps import (
+from julia_chips.gateways.salvy.client import SalvyClient
+from julia_chips.gateways.salvy.webhook import decode_salvy
+from julia_chips.gateways.vps.client import (
     HostCommandFailed,
     HostCommands,
     HostUnreachable,
     NoHostCapacity,
     VpsClient,
 )
-from julia_chips.gateways.vps_hosts import HostRegistry, VpsHost
+from julia_chips.gateways.vps.hosts import HostRegistry, VpsHost
 from julia_chips.sandbox.vps_host import SandboxVpsHost
 from julia_chips.sandbox.world import start_sandbox
 from tests.integration.sandbox_fixtures import Receiver, receiver

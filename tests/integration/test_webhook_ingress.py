@@ -20,8 +20,8 @@ from nats.js.errors import NotFoundError
 from julia_chips.contract.observations import Observation, SmsReceived
 from julia_chips.contract.subjects import Stream
 from julia_chips.embedded.nats_server import EmbeddedNats
-from julia_chips.gateways.evolution_webhook import decode_evolution
-from julia_chips.gateways.salvy_webhook import decode_salvy
+from julia_chips.gateways.evolution.webhook import decode_evolution
+from julia_chips.gateways.salvy.webhook import decode_salvy
 from julia_chips.ingest.deriver import ObservationDeriver
 from julia_chips.ingest.observation_log import decode_observation
 from julia_chips.ingest.outcomes import Ignored

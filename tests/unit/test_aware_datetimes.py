@@ -25,8 +25,8 @@ import julia_chips.gateways
 from julia_chips.contract.chip_commands import CHIP_COMMAND_TYPES, Cool
 from julia_chips.contract.codec import decode_command
 from julia_chips.contract.route import VERBS
-from julia_chips.gateways.salvy import PhoneAccount
-from julia_chips.gateways.salvy_webhook import decode_salvy
+from julia_chips.gateways.salvy.client import PhoneAccount
+from julia_chips.gateways.salvy.webhook import decode_salvy
 from julia_chips.http import params, webhooks
 from julia_chips.http.params import EventsQuery
 from julia_chips.ingest.observation_log import (

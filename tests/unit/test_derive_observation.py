@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from julia_chips.contract.observations import SmsReceived
-from julia_chips.gateways.evolution_webhook import decode_evolution
+from julia_chips.gateways.evolution.webhook import decode_evolution
 from julia_chips.ingest.deriver import RawUnreadable, derive
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"

@@ -21,8 +21,8 @@ from julia_chips.contract.observations import (
     HealthSignal,
     SendRefused,
 )
-from julia_chips.gateways.evolution_errors import RateLimited, error_from_response
-from julia_chips.gateways.evolution_webhook import decode_evolution
+from julia_chips.gateways.evolution.errors import RateLimited, error_from_response
+from julia_chips.gateways.evolution.webhook import decode_evolution
 from julia_chips.health.model.evidence import EVIDENCE, Source, Verdict, classify
 from julia_chips.health.model.monitoring import decide
 from tests.unit.health_builders import NOW, fold, healthy_chip

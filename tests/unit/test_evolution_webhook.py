@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from julia_chips.contract.observations import ConnectionUpdate, InboundMessage, MessageStatus
-from julia_chips.gateways.evolution_webhook import decode_evolution
+from julia_chips.gateways.evolution.webhook import decode_evolution
 from julia_chips.ingest.outcomes import Ignored, WebhookRejected
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"

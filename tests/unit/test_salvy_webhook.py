@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from julia_chips.contract.observations import SmsReceived
-from julia_chips.gateways.salvy_webhook import decode_salvy
+from julia_chips.gateways.salvy.webhook import decode_salvy
 from julia_chips.ingest.outcomes import Ignored, WebhookRejected
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from julia_chips.gateways.sms_code import whatsapp_code
+from julia_chips.gateways.salvy.sms_code import whatsapp_code
 
 SAMPLES = [
     ("Seu código do WhatsApp: 123-456", "123456"),

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from julia_chips.gateways.svix import SignatureInvalid, sign, verify
+from julia_chips.gateways.salvy.svix import SignatureInvalid, sign, verify
 
 SECRET = "whsec_" + base64.b64encode(b"a shared secret of 24 b!").decode()
 NOW = datetime(2025, 11, 27, 12, 0, tzinfo=UTC)

@@ -24,13 +24,13 @@ from julia_chips.chip.client import ChipClient
 from julia_chips.clock import Clock
 from julia_chips.contract import chip_commands as cmd
 from julia_chips.contract.activation import RegistrarKind, Step
-from julia_chips.gateways.evolution_errors import InstanceMissing, InstanceNameTaken, redact
-from julia_chips.gateways.evolution_wire import InstanceSpec, WebhookTarget
+from julia_chips.gateways.evolution.errors import InstanceMissing, InstanceNameTaken, redact
+from julia_chips.gateways.evolution.wire import InstanceSpec, WebhookTarget
 from julia_chips.gateways.registrars import EvolutionFor, Registrar, RegistrationFailed
-from julia_chips.gateways.salvy import SalvyClient
-from julia_chips.gateways.salvy_errors import SalvyRateLimited, SalvyUnavailable
-from julia_chips.gateways.vps import NoHostCapacity, VpsClient
-from julia_chips.gateways.vps_hosts import HostRegistry
+from julia_chips.gateways.salvy.client import SalvyClient
+from julia_chips.gateways.salvy.errors import SalvyRateLimited, SalvyUnavailable
+from julia_chips.gateways.vps.client import NoHostCapacity, VpsClient
+from julia_chips.gateways.vps.hosts import HostRegistry
 
 log = logging.getLogger(__name__)
 

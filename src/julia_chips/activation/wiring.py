@@ -20,12 +20,12 @@ from julia_chips.clock import Clock
 from julia_chips.config import Config, ConfigError
 from julia_chips.contract.subjects import ACTIVATOR_LEASE
 from julia_chips.gateways.cloud_api import CloudApiClient
-from julia_chips.gateways.evolution import EvolutionClient
-from julia_chips.gateways.evolution_wire import WebhookTarget
+from julia_chips.gateways.evolution.client import EvolutionClient
+from julia_chips.gateways.evolution.wire import WebhookTarget
 from julia_chips.gateways.registrars import CloudApiRegistrar, VpsRegistrar
-from julia_chips.gateways.salvy import SalvyClient
-from julia_chips.gateways.vps import VpsClient
-from julia_chips.gateways.vps_hosts import HostRegistry, VpsHost
+from julia_chips.gateways.salvy.client import SalvyClient
+from julia_chips.gateways.vps.client import VpsClient
+from julia_chips.gateways.vps.hosts import HostRegistry, VpsHost
 from julia_chips.jetstream.part_lease import part_lease, run_while_holding
 from julia_chips.sandbox.world import Sandbox
 

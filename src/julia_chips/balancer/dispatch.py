@@ -1,7 +1,7 @@
 """Dispatch without double-sends: record the attempt, call the gateway, record the outcome.
 
 The gateway is a port (`WhatsAppSender`). In production it is the Evolution API client
-(`gateways/evolution.py`) behind `EvolutionSender`; in tests, `FakeSender`. Anything other
+(`gateways/evolution/client.py`) behind `EvolutionSender`; in tests, `FakeSender`. Anything other
 than a definite "not sent" from the gateway settles the attempt as `SendUnknown`, never as a
 failure to retry: a doctor messaged twice is the harm this module exists to prevent.
 """
@@ -17,8 +17,8 @@ from typing import Protocol
 from julia_chips.balancer.route_log import append_message_event
 from julia_chips.clock import Clock
 from julia_chips.contract import messages as msg
-from julia_chips.gateways.evolution import EvolutionClient
-from julia_chips.gateways.evolution_errors import (
+from julia_chips.gateways.evolution.client import EvolutionClient
+from julia_chips.gateways.evolution.errors import (
     GatewayUnavailable,
     InstanceMissing,
     InstanceNotConnected,

@@ -15,8 +15,8 @@ from typing import TypeVar
 import aiohttp
 import msgspec
 
+from julia_chips.gateways.evolution.jid import digits_only
 from julia_chips.gateways.http_exchange import UNREADABLE, decode_strict, exchange, segment
-from julia_chips.gateways.jid import digits_only
 from julia_chips.privacy import mask_phone
 
 log = logging.getLogger(__name__)

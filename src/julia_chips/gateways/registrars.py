@@ -20,11 +20,11 @@ from typing import Protocol, TypeVar
 import msgspec
 
 from julia_chips.gateways.cloud_api import CODE_MISMATCH, CloudApiClient, CloudApiError
-from julia_chips.gateways.evolution import EvolutionClient
-from julia_chips.gateways.evolution_errors import GatewayError
-from julia_chips.gateways.evolution_wire import Integration
-from julia_chips.gateways.vps import HostCommandFailed, HostUnreachable, VpsClient
-from julia_chips.gateways.vps_hosts import VpsHost
+from julia_chips.gateways.evolution.client import EvolutionClient
+from julia_chips.gateways.evolution.errors import GatewayError
+from julia_chips.gateways.evolution.wire import Integration
+from julia_chips.gateways.vps.client import HostCommandFailed, HostUnreachable, VpsClient
+from julia_chips.gateways.vps.hosts import VpsHost
 from julia_chips.privacy import mask_phone
 
 log = logging.getLogger(__name__)

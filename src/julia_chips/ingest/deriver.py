@@ -41,8 +41,8 @@ from prometheus_client import Counter
 
 from julia_chips.contract.observations import Observation
 from julia_chips.contract.subjects import DERIVER_LEASE, JuliaHeader, Stream, SubjectTokenInvalid
-from julia_chips.gateways.evolution_webhook import decode_evolution
-from julia_chips.gateways.salvy_webhook import decode_salvy
+from julia_chips.gateways.evolution.webhook import decode_evolution
+from julia_chips.gateways.salvy.webhook import decode_salvy
 from julia_chips.ingest.observation_log import observation_message, observation_subject
 from julia_chips.ingest.outcomes import Ignored, WebhookRejected
 from julia_chips.jetstream.acked_publish import AckedPublisher, PubAck

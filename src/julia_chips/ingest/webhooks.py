@@ -30,10 +30,10 @@ from nats.js.client import JetStreamContext
 from julia_chips.clock import Clock
 from julia_chips.contract.observations import SmsReceived
 from julia_chips.contract.subjects import JuliaHeader, SubjectTokenInvalid, gateway_raw
-from julia_chips.gateways import svix
-from julia_chips.gateways.evolution_webhook import decode_evolution
-from julia_chips.gateways.evolution_wire import SECRET_HEADER
-from julia_chips.gateways.salvy_webhook import decode_salvy
+from julia_chips.gateways.evolution.webhook import decode_evolution
+from julia_chips.gateways.evolution.wire import SECRET_HEADER
+from julia_chips.gateways.salvy import svix
+from julia_chips.gateways.salvy.webhook import decode_salvy
 from julia_chips.ingest.outcomes import Ignored, WebhookRejected
 from julia_chips.jetstream.acked_publish import AckedPublisher
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from julia_chips.gateways.jid import digits_only, jid_from_phone
+from julia_chips.gateways.evolution.jid import digits_only, jid_from_phone
 from julia_chips.sandbox.evolution_world import EvolutionWorld, SandboxInstance
 
 WORLD = web.AppKey("evolution_world", EvolutionWorld)

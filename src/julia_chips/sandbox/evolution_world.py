@@ -19,7 +19,7 @@ from typing import Any
 
 import msgspec
 
-from julia_chips.gateways.jid import jid_from_phone
+from julia_chips.gateways.evolution.jid import jid_from_phone
 from julia_chips.sandbox.doctors import DoctorPopulation
 from julia_chips.sandbox.webhook_poster import WebhookPoster
 

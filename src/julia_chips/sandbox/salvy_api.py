@@ -17,7 +17,7 @@ import msgspec
 from aiohttp import web
 
 from julia_chips.clock import Clock
-from julia_chips.gateways import svix
+from julia_chips.gateways.salvy import svix
 from julia_chips.sandbox.webhook_poster import WebhookPoster
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

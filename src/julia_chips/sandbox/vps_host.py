@@ -14,8 +14,8 @@ from collections.abc import Callable
 import asyncssh
 import msgspec
 
-from julia_chips.gateways.vps import DEFAULT_COMMANDS, HostCommands
-from julia_chips.gateways.vps_hosts import VpsHost
+from julia_chips.gateways.vps.client import DEFAULT_COMMANDS, HostCommands
+from julia_chips.gateways.vps.hosts import VpsHost
 
 CodeSender = Callable[[str], str | None]  # digits-only number -> the code WhatsApp texted
 _ENCODER = msgspec.json.Encoder()

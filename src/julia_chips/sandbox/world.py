@@ -15,7 +15,7 @@ import asyncssh
 from aiohttp import web
 
 from julia_chips.clock import Clock, SystemClock
-from julia_chips.gateways.vps_hosts import VpsHost
+from julia_chips.gateways.vps.hosts import VpsHost
 from julia_chips.sandbox.cloud_api import GRAPH_VERSION, CloudApiWorld, create_cloud_api_app
 from julia_chips.sandbox.doctors import DoctorPopulation
 from julia_chips.sandbox.evolution_api import create_evolution_app

@@ -20,7 +20,7 @@ import msgspec
 from julia_chips.contract.timestamps import AwareDatetime
 from julia_chips.gateways.backoff import Backoff, Sleep, retrying
 from julia_chips.gateways.http_exchange import Params, decode_strict, exchange, segment
-from julia_chips.gateways.salvy_errors import (
+from julia_chips.gateways.salvy.errors import (
     SalvyError,
     SalvyRateLimited,
     SalvyUnavailable,

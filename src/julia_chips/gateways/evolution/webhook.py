@@ -18,8 +18,8 @@ from julia_chips.contract.observations import (
     InboundMessage,
     MessageStatus,
 )
+from julia_chips.gateways.evolution.jid import phone_from_jid
 from julia_chips.gateways.http_exchange import UNREADABLE
-from julia_chips.gateways.jid import phone_from_jid
 from julia_chips.ingest.outcomes import EvolutionObservation, Ignored, WebhookRejected
 
 

@@ -16,7 +16,7 @@ import msgspec
 
 from julia_chips.contract.observations import ConnectionState
 from julia_chips.gateways.backoff import Backoff, Sleep, retrying
-from julia_chips.gateways.evolution_errors import (
+from julia_chips.gateways.evolution.errors import (
     GatewayError,
     GatewayUnavailable,
     LinkFailed,
@@ -24,7 +24,8 @@ from julia_chips.gateways.evolution_errors import (
     error_from_response,
     redact,
 )
-from julia_chips.gateways.evolution_wire import (
+from julia_chips.gateways.evolution.jid import digits_only, phone_from_jid
+from julia_chips.gateways.evolution.wire import (
     ConnectResponse,
     CreatedInstance,
     CreateResponse,
@@ -37,7 +38,6 @@ from julia_chips.gateways.evolution_wire import (
     create_body,
 )
 from julia_chips.gateways.http_exchange import decode_strict, exchange, segment
-from julia_chips.gateways.jid import digits_only, phone_from_jid
 from julia_chips.privacy import mask_phone
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ import msgspec
 from julia_chips.contract.observations import SmsReceived
 from julia_chips.contract.timestamps import AwareDatetime
 from julia_chips.gateways.http_exchange import UNREADABLE
-from julia_chips.gateways.sms_code import whatsapp_code
+from julia_chips.gateways.salvy.sms_code import whatsapp_code
 from julia_chips.ingest.outcomes import Ignored, SalvyObservation, WebhookRejected
 
 

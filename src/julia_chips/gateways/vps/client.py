@@ -21,9 +21,9 @@ from typing import Any, TypeVar
 import asyncssh
 import msgspec
 
-from julia_chips.gateways.evolution_errors import redact
-from julia_chips.gateways.jid import digits_only
-from julia_chips.gateways.vps_hosts import HostHealth, VpsHost
+from julia_chips.gateways.evolution.errors import redact
+from julia_chips.gateways.evolution.jid import digits_only
+from julia_chips.gateways.vps.hosts import HostHealth, VpsHost
 from julia_chips.privacy import mask_phone
 
 log = logging.getLogger(__name__)
