@@ -33,9 +33,9 @@ from julia_chips.contract import chip_commands as cmd
 from julia_chips.contract.chip import AnyChipEvent
 from julia_chips.contract.codec import encode_event, event_headers
 from julia_chips.contract.subjects import Stream, chip_events
+from julia_chips.db.migrations import migrate_url
 from julia_chips.embedded.nats_server import EmbeddedNats
 from julia_chips.jetstream.streams import ensure_streams
-from julia_chips.projections.migrations import migrate_url
 from julia_chips.projections.rebuild import rebuild
 from julia_chips.projections.service import Projections
 from julia_chips.warmer.model.policy import WarmupPolicy

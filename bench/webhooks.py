@@ -47,7 +47,7 @@ from julia_chips.app import partition_settings
 from julia_chips.chip.client import ChipClient
 from julia_chips.chip.event_log import JetStreamChipEventLog
 from julia_chips.chip.worker import Worker
-from julia_chips.cli import freeze_startup_heap
+from julia_chips.cli.main import freeze_startup_heap
 from julia_chips.clock import SystemClock
 from julia_chips.config import Config
 from julia_chips.contract import chip as chip_ev

@@ -2,6 +2,6 @@
 
 import sys
 
-from julia_chips.cli import main
+from julia_chips.cli.main import main
 
 sys.exit(main())

@@ -22,6 +22,7 @@ from julia_chips.chip.partition import PartitionSettings
 from julia_chips.chip.worker import Worker, new_worker_id
 from julia_chips.clock import Clock, SystemClock
 from julia_chips.config import Config, ConfigError
+from julia_chips.db.migrations import migrate_url
 from julia_chips.health.monitor import HealthMonitorSettings, run_health_monitor
 from julia_chips.http.app import create_app
 from julia_chips.http.keys import SUPERVISOR
@@ -31,9 +32,8 @@ from julia_chips.ingest.webhooks import WEBHOOK_INGRESS, WebhookIngress, webhook
 from julia_chips.jetstream.streams import ensure_streams
 from julia_chips.outside_world import OutsideWorld, outside_world, whatsapp_sender
 from julia_chips.privacy import without_credentials
-from julia_chips.projections.migrations import migrate_url
 from julia_chips.projections.service import run_projections
-from julia_chips.runtime.supervisor import PartFactory, SupervisionPolicy, Supervisor, run_until
+from julia_chips.supervisor import PartFactory, SupervisionPolicy, Supervisor, run_until
 from julia_chips.warmer.model.policy import WarmupPolicy
 from julia_chips.warmer.scheduler import run_warmer_scheduler
 

@@ -13,9 +13,9 @@ from nats.aio.client import Client as NATS
 from nats.js.client import JetStreamContext
 from rich.console import Console
 
+from julia_chips.cli.projections import audit
+from julia_chips.db.migrations import migrate_url
 from julia_chips.infrastructure import Endpoints
-from julia_chips.projections.commands import audit
-from julia_chips.projections.migrations import migrate_url
 from julia_chips.projections.service import Projections
 from tests.integration.test_projections_lifecycles import caught_up, drive_chips
 

@@ -18,9 +18,9 @@ from julia_chips.clock import FixedClock
 from julia_chips.contract import chip_commands as cmd
 from julia_chips.contract import route as rt
 from julia_chips.contract.chip import Status
+from julia_chips.db.migrations import migrate_url
 from julia_chips.projections.catalog import PROJECTIONS
 from julia_chips.projections.doctors import backlog_summary, doctor_view
-from julia_chips.projections.migrations import migrate_url
 from julia_chips.projections.rebuild import rebuild
 from julia_chips.projections.service import Projections
 from tests.integration.balancer_harness import running_balancer, seed_chip, wait_until

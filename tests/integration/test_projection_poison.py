@@ -12,8 +12,8 @@ from nats.js.client import JetStreamContext
 from julia_chips.contract import chip as ev
 from julia_chips.contract.codec import encode_event
 from julia_chips.contract.subjects import JuliaHeader, Stream, chip_events, dead_letter
+from julia_chips.db.migrations import migrate_url
 from julia_chips.projections import checkpoints
-from julia_chips.projections.migrations import migrate_url
 from julia_chips.projections.service import Projections
 from tests.conftest import new_chip_id
 from tests.integration.test_projections_lifecycles import T0, caught_up, publish_events

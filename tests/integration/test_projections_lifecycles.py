@@ -26,10 +26,10 @@ from julia_chips.contract.chip import AnyChipEvent
 from julia_chips.contract.codec import encode_event, event_headers
 from julia_chips.contract.fleet import FleetBrakeEngaged, FleetBrakeReleased
 from julia_chips.contract.subjects import FLEET_BRAKE, Stream, chip_events
+from julia_chips.db.migrations import migrate_url
 from julia_chips.projections import checkpoints
 from julia_chips.projections.audit import compare, read_row
 from julia_chips.projections.catalog import PROJECTIONS
-from julia_chips.projections.migrations import migrate_url
 from julia_chips.projections.rebuild import rebuild
 from julia_chips.projections.service import Projections
 from julia_chips.warmer.model.policy import DEFAULT_WARMUP, WarmupPolicy

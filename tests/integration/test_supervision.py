@@ -27,7 +27,7 @@ from julia_chips.config import Config
 from julia_chips.embedded.nats_server import REPO_NATS_CONF, EmbeddedNats
 from julia_chips.http.app import create_app
 from julia_chips.http.keys import SUPERVISOR
-from julia_chips.runtime.supervisor import SupervisionPolicy, Supervisor
+from julia_chips.supervisor import SupervisionPolicy, Supervisor
 from tests.conftest import PARTITIONS
 
 FAST = SupervisionPolicy(first_backoff=0.1, max_backoff=0.4, max_restarts=10, stable_after=60)
@@ -52,7 +52,7 @@ async def test_a_failing_part_is_restarted_with_backoff_and_logged_by_name(
         recovered.set()
         await stop.wait()
 
-    caplog.set_level(logging.INFO, logger="julia_chips.runtime.supervisor")
+    caplog.set_level(logging.INFO, logger="julia_chips.supervisor")
     task = supervisor.start("stream reader", stream_reader, stop)
     await _until(lambda: len(starts) >= 5)
     await js.add_stream(name="SUPERVISED", subjects=["supervised.>"])

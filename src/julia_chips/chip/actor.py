@@ -19,7 +19,7 @@ from julia_chips.chip.snapshots import ChipSnapshot, SnapshotStore
 from julia_chips.contract.chip import AnyChipEvent
 from julia_chips.contract.chip_commands import AnyChipCommand, CommandReply, EventRef
 from julia_chips.contract.codec import event_type
-from julia_chips.runtime.metrics import EVENTS_APPENDED
+from julia_chips.prometheus import EVENTS_APPENDED
 from julia_chips.warmer.model.policy import DEFAULT_WARMUP, WarmupPolicy
 
 REMEMBERED_REPLIES = 100  # per chip: far more than any sender retries

@@ -35,7 +35,7 @@ from julia_chips.jetstream.dead_letters import reply_to_in, send_to_dead_letters
 from julia_chips.jetstream.mailbox import Mailboxes
 from julia_chips.jetstream.pull_feed import InlinePullFeed, deliveries
 from julia_chips.jetstream.reply_subjects import DEFAULT_REPLY_PREFIXES, reply_refusal
-from julia_chips.runtime.metrics import COMMANDS_OK, COMMANDS_REFUSED, DEAD_LETTERS
+from julia_chips.prometheus import COMMANDS_OK, COMMANDS_REFUSED, DEAD_LETTERS
 from julia_chips.warmer.model.policy import WarmupPolicy
 
 log = logging.getLogger(__name__)

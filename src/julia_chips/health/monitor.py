@@ -26,6 +26,7 @@ from nats.js.client import JetStreamContext
 from prometheus_client import Counter
 
 from julia_chips.chip.model.lifecycle import ChipState, evolve
+from julia_chips.chip_failures import chip_failed
 from julia_chips.clock import Clock
 from julia_chips.contract import chip as ev
 from julia_chips.contract.chip_commands import AnyChipCommand
@@ -57,7 +58,6 @@ from julia_chips.jetstream.consumer_reset import reset_to_ack_floor
 from julia_chips.jetstream.dead_letters import send_to_dead_letters
 from julia_chips.jetstream.part_lease import part_lease, run_while_holding
 from julia_chips.jetstream.reply_subjects import DEFAULT_REPLY_PREFIXES, reply_refusal
-from julia_chips.runtime.chip_failures import chip_failed
 
 log = logging.getLogger(__name__)
 PART = "health_monitor"  # its label in julia_chip_failures_total

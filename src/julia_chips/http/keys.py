@@ -8,7 +8,7 @@ from nats.aio.client import Client as NATS
 
 from julia_chips.clock import Clock
 from julia_chips.config import Config
-from julia_chips.runtime.supervisor import Supervisor
+from julia_chips.supervisor import Supervisor
 
 CONFIG = web.AppKey("config", Config)
 CLOCK = web.AppKey("clock", Clock)

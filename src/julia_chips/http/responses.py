@@ -10,7 +10,7 @@ from aiohttp import web
 
 from julia_chips.projections.chip_rows import ChipRow
 from julia_chips.projections.fleet import FleetSummary
-from julia_chips.runtime.supervisor import PartStatus
+from julia_chips.supervisor import PartStatus
 
 _ENCODER = msgspec.json.Encoder()
 

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from julia_chips.contract.chip import AnyChipEvent
 from julia_chips.contract.codec import decode_event
 from julia_chips.contract.subjects import chip_events
-from julia_chips.runtime.metrics import FOREIGN_CHIP_EVENTS
+from julia_chips.prometheus import FOREIGN_CHIP_EVENTS
 
 log = logging.getLogger(__name__)
 

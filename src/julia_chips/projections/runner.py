@@ -27,7 +27,7 @@ from nats.js.errors import NotFoundError
 from julia_chips.jetstream.dead_letters import send_to_dead_letters
 from julia_chips.projections import checkpoints
 from julia_chips.projections.base import Envelope, Projection
-from julia_chips.runtime.metrics import DEAD_LETTERS
+from julia_chips.prometheus import DEAD_LETTERS
 
 log = logging.getLogger(__name__)
 

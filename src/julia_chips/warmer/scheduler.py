@@ -23,12 +23,12 @@ from nats.errors import Error as NatsError
 from prometheus_client import Counter
 
 from julia_chips.chip.client import ChipClient
+from julia_chips.chip_failures import chip_failed
 from julia_chips.clock import Clock
 from julia_chips.contract.chip import AnyChipEvent
 from julia_chips.contract.chip_commands import CloseWarmDay
 from julia_chips.jetstream.chip_feed import ChipEventFeed
-from julia_chips.runtime.chip_failures import chip_failed
-from julia_chips.runtime.supervisor import run_until
+from julia_chips.supervisor import run_until
 from julia_chips.warmer.model.schedule import SAO_PAULO, WarmDay, close_command, follow, is_due
 
 log = logging.getLogger(__name__)

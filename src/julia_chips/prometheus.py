@@ -14,6 +14,6 @@ COMMANDS_REFUSED = COMMANDS_PROCESSED.labels(ok="false")
 FOREIGN_CHIP_EVENTS = Counter("julia_foreign_chip_events_total",
                               "Foreign messages skipped in CHIP_EVENTS", ["reader"])
 # One chip's work that raised in a fleet-wide loop (monitor, scheduler, activator), by part:
-# skipped for that chip so the rest of the fleet goes on (runtime/chip_failures.py).
+# skipped for that chip so the rest of the fleet goes on (chip_failures.py).
 CHIP_FAILURES = Counter("julia_chip_failures_total",
                         "Per-chip work that raised and was skipped for that chip", ["part"])

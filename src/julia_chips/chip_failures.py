@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from julia_chips.runtime.metrics import CHIP_FAILURES
+from julia_chips.prometheus import CHIP_FAILURES
 
 log = logging.getLogger(__name__)
 

@@ -53,7 +53,7 @@ def _parser() -> argparse.ArgumentParser:
 
 async def _operator_command(config: Config, args: argparse.Namespace) -> int:
     from julia_chips import app
-    from julia_chips.projections import commands
+    from julia_chips.cli import projections as commands
 
     async with app.endpoints_for(config) as endpoints:
         if args.command == "db":

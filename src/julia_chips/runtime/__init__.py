@@ -1,1 +1,0 @@
-"""Runners: the I/O around the pure actors (leases, consumers, mailboxes, replies)."""
