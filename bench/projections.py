@@ -33,7 +33,7 @@ from julia_chips.contract import chip_commands as cmd
 from julia_chips.contract.chip import AnyChipEvent
 from julia_chips.contract.codec import encode_event, event_headers
 from julia_chips.contract.subjects import Stream, chip_events
-from julia_chips.db.migrations import migrate_url
+from julia_chips.db.migrate import migrate_url
 from julia_chips.embedded.nats_server import EmbeddedNats
 from julia_chips.jetstream.streams import ensure_streams
 from julia_chips.projections.rebuild import rebuild

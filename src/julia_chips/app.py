@@ -22,7 +22,7 @@ from julia_chips.chip.partition import PartitionSettings
 from julia_chips.chip.worker import Worker, new_worker_id
 from julia_chips.clock import Clock, SystemClock
 from julia_chips.config import Config, ConfigError
-from julia_chips.db.migrations import migrate_url
+from julia_chips.db.migrate import migrate_url
 from julia_chips.health.monitor import HealthMonitorSettings, run_health_monitor
 from julia_chips.http.app import create_app
 from julia_chips.http.keys import SUPERVISOR

@@ -14,7 +14,7 @@ from nats.js.client import JetStreamContext
 from rich.console import Console
 
 from julia_chips.cli.projections import audit
-from julia_chips.db.migrations import migrate_url
+from julia_chips.db.migrate import migrate_url
 from julia_chips.infrastructure import Endpoints
 from julia_chips.projections.service import Projections
 from tests.integration.test_projections_lifecycles import caught_up, drive_chips

@@ -18,7 +18,7 @@ from julia_chips.clock import FixedClock
 from julia_chips.contract import chip_commands as cmd
 from julia_chips.contract import route as rt
 from julia_chips.contract.chip import Status
-from julia_chips.db.migrations import migrate_url
+from julia_chips.db.migrate import migrate_url
 from julia_chips.projections.catalog import PROJECTIONS
 from julia_chips.projections.doctors import backlog_summary, doctor_view
 from julia_chips.projections.rebuild import rebuild

@@ -23,7 +23,7 @@ from julia_chips.contract import chip_commands as cmd
 from julia_chips.contract.chip import Status
 from julia_chips.contract.codec import encode_event, event_headers
 from julia_chips.contract.subjects import JuliaHeader, chip_events
-from julia_chips.db.migrations import migrate_url
+from julia_chips.db.migrate import migrate_url
 from julia_chips.http.app import create_app
 from julia_chips.jetstream.chip_feed import ChipEventFeed
 from julia_chips.projections.audit import read_row

@@ -28,7 +28,7 @@ from julia_chips.contract import messages as msg
 from julia_chips.contract import route as rt
 from julia_chips.contract.codec import ENCODER
 from julia_chips.contract.subjects import message_events, route_events
-from julia_chips.db.migrations import migrate_url
+from julia_chips.db.migrate import migrate_url
 from julia_chips.http.app import create_app
 from julia_chips.projections.service import Projections
 from tests.integration.test_projections_lifecycles import (

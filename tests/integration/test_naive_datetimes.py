@@ -26,7 +26,7 @@ from julia_chips.config import Config
 from julia_chips.contract import chip as ev
 from julia_chips.contract.observations import ConnectionUpdate
 from julia_chips.contract.subjects import JuliaHeader, Stream, gateway_raw
-from julia_chips.db.migrations import migrate_url
+from julia_chips.db.migrate import migrate_url
 from julia_chips.http.app import create_app
 from julia_chips.ingest.observation_log import decode_observation, publish_observation
 from julia_chips.ingest.webhooks import WebhookIngress, create_webhook_app

@@ -12,7 +12,7 @@ from nats.js.client import JetStreamContext
 from julia_chips.contract import chip as ev
 from julia_chips.contract.codec import encode_event
 from julia_chips.contract.subjects import JuliaHeader, Stream, chip_events, dead_letter
-from julia_chips.db.migrations import migrate_url
+from julia_chips.db.migrate import migrate_url
 from julia_chips.projections import checkpoints
 from julia_chips.projections.service import Projections
 from tests.conftest import new_chip_id

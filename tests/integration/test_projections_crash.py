@@ -19,7 +19,7 @@ from nats.js.client import JetStreamContext
 
 from julia_chips.contract.chip import WarmDayCompleted
 from julia_chips.contract.subjects import Stream
-from julia_chips.db.migrations import migrate_url
+from julia_chips.db.migrate import migrate_url
 from julia_chips.projections import checkpoints
 from julia_chips.projections.rebuild import rebuild
 from julia_chips.projections.service import Projections

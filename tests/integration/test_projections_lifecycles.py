@@ -26,7 +26,7 @@ from julia_chips.contract.chip import AnyChipEvent
 from julia_chips.contract.codec import encode_event, event_headers
 from julia_chips.contract.fleet import FleetBrakeEngaged, FleetBrakeReleased
 from julia_chips.contract.subjects import FLEET_BRAKE, Stream, chip_events
-from julia_chips.db.migrations import migrate_url
+from julia_chips.db.migrate import migrate_url
 from julia_chips.projections import checkpoints
 from julia_chips.projections.audit import compare, read_row
 from julia_chips.projections.catalog import PROJECTIONS

@@ -20,7 +20,7 @@ from julia_chips.contract.subjects import (
     HEALTH_MONITOR_LEASE,
     PROJECTIONS_LEASE,
 )
-from julia_chips.db.migrations import migrate_url
+from julia_chips.db.migrate import migrate_url
 from julia_chips.health.monitor import run_health_monitor
 from julia_chips.projections.rebuild import rebuild
 from julia_chips.projections.service import run_projections

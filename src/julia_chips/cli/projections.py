@@ -13,7 +13,7 @@ from rich.console import Console
 
 from julia_chips.chip.event_log import JetStreamChipEventLog
 from julia_chips.config import Config
-from julia_chips.db.migrations import migrate_url
+from julia_chips.db.migrate import migrate_url
 from julia_chips.infrastructure import Endpoints, connect_nats
 from julia_chips.jetstream.streams import ensure_streams
 from julia_chips.projections.audit import print_audit, read_row

@@ -1,7 +1,7 @@
 """What the outside world told us, as typed facts: the health monitor and activator fold them.
 
 Gateways decode webhook bodies into these once (gateways/), so nothing downstream sees a
-dict; they live here, beside the other wire types, so actors/ can fold them without importing
+dict; they live here, beside the other wire types, so the models can fold them without importing
 an adapter. Timestamps the sender cannot be trusted with (Evolution's `date_time` is local
 time wearing a `Z`) are replaced by our own clock's reading at receipt. Cloud API chips report
 trouble as error codes on sends and as account webhooks, not as socket closes; a dispatcher

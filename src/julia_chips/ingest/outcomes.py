@@ -1,7 +1,7 @@
 """What a webhook decoder answers besides a fact: an event ignored on purpose, or a rejection.
 
 The facts themselves (connection updates, receipts, inbound messages, SMS) are wire types in
-contract/observations.py, so actors/ can fold them without importing this adapter layer.
+contract/observations.py, so the models can fold them without importing this adapter layer.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Plain SQL migrations from `julia_chips/migrations/NNN_name.sql`, applied once each, in order.
+"""Plain SQL migrations from `julia_chips/db/migrations/NNN_name.sql`, applied once each, in order.
 
 Each file runs in its own transaction together with its row in `schema_migrations`, so a
 failed migration leaves nothing half-applied; an advisory lock lets several processes start
@@ -26,7 +26,7 @@ class Migration(msgspec.Struct, frozen=True):
 def available() -> list[Migration]:
     """The migrations shipped with the package, oldest first."""
     found = []
-    for entry in resources.files("julia_chips.migrations").iterdir():
+    for entry in resources.files("julia_chips.db.migrations").iterdir():
         match = _NAME.match(entry.name)
         if match:
             found.append(Migration(int(match.group(1)), entry.name, entry.read_text("utf-8")))
