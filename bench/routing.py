@@ -35,7 +35,6 @@ import uvloop
 from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
 
 from julia_chips.balancer.client import RouteClient
-from julia_chips.balancer.dispatch import FakeSender
 from julia_chips.balancer.leader import BalancerSettings
 from julia_chips.balancer.model.decide import decide
 from julia_chips.balancer.model.state import BalancerState, apply_chip_event, evolve
@@ -53,6 +52,7 @@ from julia_chips.jetstream.reply_inbox import ReplyInbox
 from julia_chips.jetstream.streams import ensure_streams, stream_configs
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' fleet builders
+from tests.fakes import FakeSender
 from tests.unit.balancer_builders import NOW, chip_history
 
 PHONE = "+5511987654321"

@@ -3,8 +3,12 @@ the real ones."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import Sequence
+from pathlib import Path
 
+from julia_chips.balancer.dispatch import SendRefused
 from julia_chips.chip.event_log import ChipHistory, ChipWriteConflict, StoredEvent
 from julia_chips.chip.snapshots import ChipSnapshot
 from julia_chips.contract.chip import AnyChipEvent, ChipEvent
@@ -62,3 +66,27 @@ class InMemorySnapshotStore:
 
 def _as_any(event: ChipEvent) -> AnyChipEvent:
     return event  # type: ignore[return-value]
+
+
+class FakeSender:
+    """In-memory gateway for tests and benchmarks; `journal` keeps sends across a SIGKILL."""
+
+    def __init__(self, journal: Path | None = None, delay: float = 0.0) -> None:
+        self.sent: list[tuple[str, str, str]] = []
+        self.hang_on: set[str] = set()  # texts whose send never answers (crash tests)
+        self.refuse_on: set[str] = set()
+        self._journal = journal
+        self._delay = delay
+
+    async def send_text(self, instance: str, phone: str, text: str) -> str:
+        if text in self.refuse_on:
+            raise SendRefused("number is not on WhatsApp")
+        self.sent.append((instance, phone, text))
+        if self._journal is not None:
+            with self._journal.open("a") as out:
+                out.write(json.dumps({"instance": instance, "text": text}) + "\n")
+        if self._delay:
+            await asyncio.sleep(self._delay)
+        if text in self.hang_on:
+            await asyncio.Event().wait()
+        return f"fake-{len(self.sent)}"

@@ -10,7 +10,7 @@ from nats.aio.client import Client as NATS
 from nats.js.client import JetStreamContext
 from nats.js.errors import NotFoundError
 
-from julia_chips.balancer.dispatch import FakeSender, WhatsAppSender
+from julia_chips.balancer.dispatch import WhatsAppSender
 from julia_chips.balancer.leader import BalancerSettings
 from julia_chips.balancer.runner import BalancerRunner
 from julia_chips.chip.event_log import JetStreamChipEventLog
@@ -20,6 +20,7 @@ from julia_chips.contract import route as rt
 from julia_chips.contract.chip import Status
 from julia_chips.contract.subjects import Stream
 from tests.conftest import LEASE_TTL
+from tests.fakes import FakeSender
 from tests.unit.balancer_builders import NOW, chip_history
 
 SETTINGS = BalancerSettings(max_active=6, lease_ttl=LEASE_TTL, ack_wait=3.0, max_deliver=5,

@@ -13,7 +13,6 @@ from nats.aio.client import Client as NATS
 from nats.js.client import JetStreamContext
 
 from julia_chips.balancer.client import RouteClient
-from julia_chips.balancer.dispatch import FakeSender
 from julia_chips.balancer.runner import BalancerRunner
 from julia_chips.chip.client import ChipClient
 from julia_chips.chip.event_log import JetStreamChipEventLog
@@ -22,6 +21,7 @@ from julia_chips.contract import chip_commands as cmd
 from julia_chips.contract import messages as msg
 from julia_chips.contract import route as rt
 from julia_chips.contract.chip import Status
+from tests.fakes import FakeSender
 from tests.integration.balancer_harness import (
     SETTINGS,
     ledger,

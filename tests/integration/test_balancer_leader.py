@@ -34,8 +34,8 @@ def start_balancer(nats_url: str, holder: str, tmp: Path) -> subprocess.Popen[by
            "JULIA_ACK_WAIT": "3", "MAX_CHIPS_ACTIVE": "10"}
     with (tmp / f"{holder}.log").open("ab") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "julia_chips.balancer.runner", "--holder", holder,
-             "--fake-gateway-journal", str(tmp / f"{holder}.sent")],
+            [sys.executable, "-m", "tests.integration.balancer_process", "--holder", holder,
+             "--gateway-journal", str(tmp / f"{holder}.sent")],
             env=env, stdout=out, stderr=subprocess.STDOUT)
 
 

@@ -11,7 +11,6 @@ from nats.aio.client import Client as NATS
 from nats.js.client import JetStreamContext
 
 from julia_chips.balancer.client import RouteClient
-from julia_chips.balancer.dispatch import FakeSender
 from julia_chips.balancer.model.state import BalancerState
 from julia_chips.chip.client import ChipClient
 from julia_chips.clock import FixedClock
@@ -23,6 +22,7 @@ from julia_chips.projections.catalog import PROJECTIONS
 from julia_chips.projections.doctors import backlog_summary, doctor_view
 from julia_chips.projections.rebuild import rebuild
 from julia_chips.projections.service import Projections
+from tests.fakes import FakeSender
 from tests.integration.balancer_harness import running_balancer, seed_chip, wait_until
 from tests.integration.test_projections_lifecycles import caught_up, checksums
 from tests.integration.workers import running_worker

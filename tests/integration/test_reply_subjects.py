@@ -19,7 +19,6 @@ from nats.js.client import JetStreamContext
 
 from julia_chips.app import partition_settings
 from julia_chips.balancer.client import RouteClient
-from julia_chips.balancer.dispatch import FakeSender
 from julia_chips.balancer.runner import balancer_settings
 from julia_chips.chip.client import ChipClient
 from julia_chips.chip.event_log import JetStreamChipEventLog
@@ -38,6 +37,7 @@ from julia_chips.contract.subjects import (
 )
 from julia_chips.health.monitor import run_health_monitor
 from tests.conftest import LEASE_TTL, new_chip_id
+from tests.fakes import FakeSender
 from tests.integration.balancer_harness import SETTINGS as BALANCER
 from tests.integration.balancer_harness import route_events, running_balancer, seed_chip
 from tests.integration.health_rig import FAST as FAST_MONITOR

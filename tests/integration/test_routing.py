@@ -9,11 +9,11 @@ from nats.aio.client import Client as NATS
 from nats.js.client import JetStreamContext
 
 from julia_chips.balancer.client import RouteClient
-from julia_chips.balancer.dispatch import FakeSender
 from julia_chips.contract import messages as msg
 from julia_chips.contract import route as rt
 from julia_chips.contract.chip import Status
 from julia_chips.contract.subjects import Stream
+from tests.fakes import FakeSender
 from tests.integration.balancer_harness import (
     ledger,
     read_stream,

@@ -1,17 +1,15 @@
 """Dispatch without double-sends: record the attempt, call the gateway, record the outcome.
 
 The gateway is a port (`WhatsAppSender`). In production it is the Evolution API client
-(`gateways/evolution/client.py`) behind `EvolutionSender`; in tests, `FakeSender`. Anything other
-than a definite "not sent" from the gateway settles the attempt as `SendUnknown`, never as a
-failure to retry: a doctor messaged twice is the harm this module exists to prevent.
+(`gateways/evolution/client.py`) behind `EvolutionSender`; in tests, `FakeSender` (in
+`tests/fakes.py`). Anything other than a definite "not sent" from the gateway settles the
+attempt as `SendUnknown`, never as a failure to retry: a doctor messaged twice is the harm
+this module exists to prevent.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
 import logging
-from pathlib import Path
 from typing import Protocol
 
 from julia_chips.balancer.route_log import append_message_event
@@ -67,30 +65,6 @@ class EvolutionSender:
                 raise SendRefused(f"gateway not reached: {err}") from err
             raise
         return str(sent.message_id)
-
-
-class FakeSender:
-    """In-memory gateway for tests and benchmarks; `journal` keeps sends across a SIGKILL."""
-
-    def __init__(self, journal: Path | None = None, delay: float = 0.0) -> None:
-        self.sent: list[tuple[str, str, str]] = []
-        self.hang_on: set[str] = set()  # texts whose send never answers (crash tests)
-        self.refuse_on: set[str] = set()
-        self._journal = journal
-        self._delay = delay
-
-    async def send_text(self, instance: str, phone: str, text: str) -> str:
-        if text in self.refuse_on:
-            raise SendRefused("number is not on WhatsApp")
-        self.sent.append((instance, phone, text))
-        if self._journal is not None:
-            with self._journal.open("a") as out:
-                out.write(json.dumps({"instance": instance, "text": text}) + "\n")
-        if self._delay:
-            await asyncio.sleep(self._delay)
-        if text in self.hang_on:
-            await asyncio.Event().wait()
-        return f"fake-{len(self.sent)}"
 
 
 async def dispatch(publisher: AckedPublisher, sender: WhatsAppSender, clock: Clock,

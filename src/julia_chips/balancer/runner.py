@@ -5,30 +5,23 @@ A standby polls the lease every `ttl / 4`; when the leader dies its key expires 
 the dead leader left unacked. The lease is held as every singleton part's is
 (`part_lease.run_while_holding`: renewed every `ttl / 3`); the leader steps down the moment a
 renewal fails or a fenced write tells it someone else leads.
-
-Run alone: `python -m julia_chips.balancer.runner [--fake-gateway-journal PATH]`.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import contextlib
 import logging
 import uuid
-from pathlib import Path
 
-import uvloop
 from nats.aio.client import Client as NATS
 
-from julia_chips.balancer.dispatch import FakeSender, WhatsAppSender
+from julia_chips.balancer.dispatch import WhatsAppSender
 from julia_chips.balancer.leader import BalancerSettings, FailoverTiming, Leader
 from julia_chips.balancer.metrics import IS_LEADER
 from julia_chips.balancer.requests import RequestConsumer
-from julia_chips.clock import Clock, SystemClock
+from julia_chips.clock import Clock
 from julia_chips.config import Config
 from julia_chips.contract.subjects import BALANCER_LEASE
-from julia_chips.infrastructure import connect_nats
 from julia_chips.jetstream.part_lease import part_lease, run_while_holding
 
 log = logging.getLogger(__name__)
@@ -122,30 +115,3 @@ async def run_balancer(nc: NATS, clock: Clock, config: Config, gateway: WhatsApp
     except asyncio.CancelledError:
         runner.stop()
         raise
-
-
-async def _main(journal: Path | None, holder: str | None) -> int:
-    from julia_chips.config import load_config
-
-    config = load_config()
-    if not config.nats_url:
-        raise SystemExit("NATS_URL must be set to run the balancer alone")
-    nc = await connect_nats(config.nats_url)
-    await run_balancer(nc, SystemClock(), config, FakeSender(journal), holder)
-    return 0
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description="run one balancer (leader or standby)")
-    parser.add_argument("--fake-gateway-journal", type=Path, default=None,
-                        help="send through an in-memory fake that logs sends to this file")
-    parser.add_argument("--holder", default=None, help="name in the lease (default: random)")
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C / SIGINT is a normal way to stop
-        uvloop.run(_main(args.fake_gateway_journal, args.holder))  # as `julia-chips run` does
-
-
-if __name__ == "__main__":
-    main()
