@@ -27,8 +27,9 @@ from julia_chips.contract.codec import decode_command
 from julia_chips.contract.route import VERBS
 from julia_chips.gateways.salvy.client import PhoneAccount
 from julia_chips.gateways.salvy.webhook import decode_salvy
-from julia_chips.http import params, webhooks
+from julia_chips.http import params
 from julia_chips.http.params import EventsQuery
+from julia_chips.ingest import webhooks
 from julia_chips.ingest.observation_log import (
     AnyObserved,
     ObservationUnreadable,
