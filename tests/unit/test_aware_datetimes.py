@@ -98,8 +98,8 @@ def _structs_of(module: ModuleType) -> list[type]:
 
 
 def _gateway_modules() -> Iterator[ModuleType]:
-    for found in pkgutil.iter_modules(julia_chips.gateways.__path__):
-        yield importlib.import_module(f"julia_chips.gateways.{found.name}")
+    for found in pkgutil.walk_packages(julia_chips.gateways.__path__, "julia_chips.gateways."):
+        yield importlib.import_module(found.name)
 
 
 INBOUND: list[Any] = [
@@ -133,7 +133,7 @@ def _naive_datetimes(t: mi.Type, path: str, seen: set[type]) -> Iterator[str]:
 def test_no_inbound_type_accepts_a_datetime_without_a_zone() -> None:
     """Query parameters (`since`, whose 400 test_http_api checks) already refused one; route
     commands and Evolution bodies carry no datetime today: a new one must say its zone too
-    (use `events.timestamps.AwareDatetime`)."""
+    (use `contract.timestamps.AwareDatetime`)."""
     seen: set[type] = set()
     naive = [p for t in INBOUND for p in _naive_datetimes(mi.type_info(t), "", seen)]
     assert naive == []
