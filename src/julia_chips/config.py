@@ -98,7 +98,6 @@ _STR_VARS = {
     "EVOLUTION_API_URL": "evolution_api_url",
     "EVOLUTION_API_KEY": "evolution_api_key",
     "VPS_SSH_KEY": "vps_ssh_key",
-    "VPS_HOSTS_FILE": "vps_hosts_file",
     "CLOUD_API_URL": "cloud_api_url",
     "CLOUD_API_TOKEN": "cloud_api_token",
     "CLOUD_API_WABA_ID": "cloud_api_waba_id",
@@ -106,6 +105,8 @@ _STR_VARS = {
     "JULIA_PUBLIC_URL": "public_url",
     "JULIA_HTTP_HOST": "http_host",
 }
+
+_PATH_VARS = {"JULIA_DATA_DIR": "data_dir", "VPS_HOSTS_FILE": "vps_hosts_file"}
 
 
 def _number(var: str, raw: str, kind: type[int] | type[float], low: float, high: float) -> float:
@@ -148,8 +149,9 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
     for var, (field, kind, low, high) in _NUMBER_VARS.items():
         if env.get(var):
             values[field] = _number(var, env[var], kind, low, high)
-    if env.get("JULIA_DATA_DIR"):
-        values["data_dir"] = Path(env["JULIA_DATA_DIR"])
+    for var, field in _PATH_VARS.items():
+        if env.get(var):
+            values[field] = Path(env[var])
     if env.get("JULIA_REPLY_PREFIXES"):
         values["reply_prefixes"] = _reply_prefixes(env["JULIA_REPLY_PREFIXES"])
     config = msgspec.convert(values, Config)

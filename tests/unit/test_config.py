@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from julia_chips.config import ConfigError, load_config
@@ -31,3 +33,9 @@ def test_repr_hides_secrets() -> None:
     config = load_config({"JULIA_API_TOKEN": "tok-123", "EVOLUTION_API_KEY": "evo-456"})
     assert "tok-123" not in repr(config) and "evo-456" not in repr(config)
     assert "api_token='<set>'" in repr(config)
+
+
+def test_file_variables_are_read_as_paths() -> None:
+    config = load_config({"VPS_HOSTS_FILE": "/etc/julia/hosts.json", "JULIA_DATA_DIR": "d"})
+    assert config.vps_hosts_file == Path("/etc/julia/hosts.json")
+    assert config.data_dir == Path("d")

@@ -27,7 +27,7 @@ from julia_chips.gateways.salvy.client import SalvyClient
 from julia_chips.gateways.vps.client import VpsClient
 from julia_chips.gateways.vps.hosts import HostRegistry, VpsHost
 from julia_chips.jetstream.part_lease import part_lease, run_while_holding
-from julia_chips.sandbox.world import Sandbox
+from julia_chips.sandbox.world import CLOUD_API_PIN, Sandbox
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ class ActivatorEndpoints(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def endpoints_from_sandbox(sandbox: Sandbox, *, webhook_url: str, webhook_secret: str,
-                           pin: str = "246810") -> ActivatorEndpoints:
+                           pin: str = CLOUD_API_PIN) -> ActivatorEndpoints:
     assert sandbox.cloud_api is not None
     return ActivatorEndpoints(
         salvy_url=sandbox.salvy_url, salvy_token=sandbox.salvy_token,

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 import sys
 
 import uvloop
@@ -44,8 +45,10 @@ def _parser() -> argparse.ArgumentParser:
     audit.add_argument("chip_id")
     sandbox = sub.add_parser("sandbox", help="serve the stand-ins for Evolution, Salvy, the "
                                              "Cloud API and VPS hosts on 127.0.0.1")
+    sandbox.add_argument("--public-url", default="http://127.0.0.1:8000",
+                         help="where `julia-chips run` takes webhooks (its JULIA_PUBLIC_URL)")
     sandbox.add_argument("--salvy-webhook-url", default=None,
-                         help="where SMS webhooks go, e.g. http://127.0.0.1:8000/webhooks/salvy")
+                         help="where SMS webhooks go (default: <public url>/webhooks/salvy)")
     sandbox.add_argument("--hosts", type=int, default=10)
     sandbox.add_argument("--doctors", type=int, default=50)
     return parser
@@ -65,12 +68,28 @@ async def _operator_command(config: Config, args: argparse.Namespace) -> int:
         return await commands.projections_run(endpoints, args.batch, config)
 
 
-async def _sandbox(args: argparse.Namespace) -> int:
+async def _sandbox(args: argparse.Namespace, config: Config) -> int:
+    """Serve the sandbox; write what `run` in another process needs to use it into the data
+    folder (keys taken from the environment when set there, random otherwise)."""
+    from julia_chips.sandbox.env_file import sandbox_env, write_env_file
     from julia_chips.sandbox.serve import serve_sandbox
+    from julia_chips.sandbox.world import Sandbox, SandboxKeys
+
+    public_url = args.public_url.rstrip("/")
+
+    async def announce(sandbox: Sandbox) -> None:
+        variables = sandbox_env(sandbox, config.data_dir, public_url, os.environ)
+        path = write_env_file(variables, config.data_dir)
+        log.info("sandbox doctors listed at %s/sandbox/doctors (apikey EVOLUTION_API_KEY)",
+                 sandbox.evolution_url)
+        log.info("environment for `julia-chips run` written to %s: set -a; . %s; set +a",
+                 path, path)
 
     with contextlib.suppress(asyncio.CancelledError):
-        await serve_sandbox(salvy_webhook_url=args.salvy_webhook_url, hosts=args.hosts,
-                            doctors=args.doctors)
+        await serve_sandbox(salvy_webhook_url=args.salvy_webhook_url
+                            or f"{public_url}/webhooks/salvy", hosts=args.hosts,
+                            doctors=args.doctors, keys=SandboxKeys.from_env(os.environ),
+                            ready=announce)
     return 0
 
 
@@ -108,5 +127,5 @@ def _run(args: argparse.Namespace, config: Config) -> int:
     if args.command == "deriver":
         return uvloop.run(app.run_deriver(config))
     if args.command == "sandbox":
-        return uvloop.run(_sandbox(args))
+        return uvloop.run(_sandbox(args, config))
     return uvloop.run(_operator_command(config, args))

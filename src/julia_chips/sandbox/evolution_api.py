@@ -33,6 +33,7 @@ def create_evolution_app(world: EvolutionWorld) -> web.Application:
         web.delete("/instance/logout/{name}", _logout),
         web.delete("/instance/delete/{name}", _delete),
         web.post("/message/sendText/{name}", _send_text),
+        web.get("/sandbox/doctors", _doctors),
     ])  # fmt: skip
     return app
 
@@ -75,6 +76,18 @@ def _with_instance(handler: InstanceHandler) -> Handler:
         return await handler(request, instance)
 
     return guarded
+
+
+async def _doctors(request: web.Request) -> web.Response:
+    """Not Evolution's: the sandbox's own list of who is on WhatsApp, so a person or a
+    process beside the sandbox can find numbers to send to (and see who opted out)."""
+    world = request.app[WORLD]
+    if request.headers.get("apikey") != world.api_key:
+        return error(401, "Unauthorized")
+    opted_out = world.doctors.opted_out
+    return web.json_response([
+        {"doctor_id": d.doctor_id, "phone": d.phone, "name": d.name,
+         "opted_out": d.phone in opted_out} for d in world.doctors.doctors])
 
 
 async def _create(request: web.Request) -> web.Response:

@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-from julia_chips.sandbox.world import Sandbox, start_sandbox
+from julia_chips.sandbox.world import Sandbox, SandboxKeys, start_sandbox
 
 log = logging.getLogger(__name__)
 
@@ -14,6 +14,7 @@ log = logging.getLogger(__name__)
 async def serve_sandbox(*, salvy_webhook_url: str | None = None, hosts: int = 10,
                         host_capacity: int = 10, doctors: int = 50, seed: int = 7,
                         pace: float = 1.0, link_delay: float | None = 1.0,
+                        keys: SandboxKeys | None = None,
                         ready: Callable[[Sandbox], Awaitable[None]] | None = None) -> None:
     """Serve every stand-in on 127.0.0.1 until cancelled; URLs are logged, secrets never.
 
@@ -23,7 +24,7 @@ async def serve_sandbox(*, salvy_webhook_url: str | None = None, hosts: int = 10
     """
     sandbox = await start_sandbox(salvy_webhook_url=salvy_webhook_url, hosts=hosts,
                                   host_capacity=host_capacity, doctors=doctors, seed=seed,
-                                  pace=pace, link_delay=link_delay)
+                                  pace=pace, link_delay=link_delay, keys=keys)
     try:
         log.info("sandbox Evolution API at %s", sandbox.evolution_url)
         log.info("sandbox Salvy API at %s (SMS webhooks to %s)", sandbox.salvy_url,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import asyncssh
@@ -25,6 +26,38 @@ from julia_chips.sandbox.vps_host import SandboxVpsHost
 from julia_chips.sandbox.webhook_poster import WebhookPoster
 
 LOOPBACK = "127.0.0.1"
+CLOUD_API_WABA_ID = "1000000000001"
+CLOUD_API_PIN = "246810"  # the two-step PIN the activator registers numbers with
+
+
+@dataclass(frozen=True)
+class SandboxKeys:
+    """The keys the stand-ins accept. Random by default; `from_env` takes those already set
+    under the names `julia-chips run` reads, so a sandbox in one process and `run` in another
+    agree without either printing a key."""
+
+    evolution_api_key: str
+    salvy_token: str
+    salvy_webhook_secret: str
+    cloud_api_token: str
+
+    @classmethod
+    def generate(cls) -> SandboxKeys:
+        return cls(evolution_api_key=secrets.token_hex(16),
+                   salvy_token=f"salvy_test_{secrets.token_hex(12)}",
+                   salvy_webhook_secret="whsec_"
+                   + base64.b64encode(secrets.token_bytes(24)).decode(),
+                   cloud_api_token=secrets.token_hex(16))
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> SandboxKeys:
+        random_keys = cls.generate()
+        return cls(
+            evolution_api_key=env.get("EVOLUTION_API_KEY") or random_keys.evolution_api_key,
+            salvy_token=env.get("SALVY_API_TOKEN") or random_keys.salvy_token,
+            salvy_webhook_secret=env.get("SALVY_WEBHOOK_SECRET")
+            or random_keys.salvy_webhook_secret,
+            cloud_api_token=env.get("CLOUD_API_TOKEN") or random_keys.cloud_api_token)
 
 
 @dataclass
@@ -77,6 +110,7 @@ async def start_sandbox(
     pace: float = 1.0,
     link_delay: float | None = 1.0,
     clock: Clock | None = None,
+    keys: SandboxKeys | None = None,
 ) -> Sandbox:
     """Start the Evolution and Salvy stand-ins and `hosts` SSH hosts on 127.0.0.1.
 
@@ -85,22 +119,23 @@ async def start_sandbox(
     :param salvy_webhook_url: where `sms.received` goes (Salvy sets it in its dashboard).
     :param pace: seconds per simulated doctor "beat"; tests use ~0.01.
     :param link_delay: seconds from connect to `open`; None = only `evolution.link()`.
+    :param keys: the keys to accept (default: random ones).
     """
+    keys = keys or SandboxKeys.generate()
     poster = WebhookPoster()
     population = DoctorPopulation.seeded(doctors, seed=seed, pace=pace)
     evolution = EvolutionWorld(
-        api_key=secrets.token_hex(16), doctors=population, poster=poster, link_delay=link_delay
+        api_key=keys.evolution_api_key, doctors=population, poster=poster, link_delay=link_delay
     )
     salvy = SalvyWorld(
-        token=f"salvy_test_{secrets.token_hex(12)}",
-        webhook_secret="whsec_" + base64.b64encode(secrets.token_bytes(24)).decode(),
+        token=keys.salvy_token, webhook_secret=keys.salvy_webhook_secret,
         poster=poster, clock=clock or SystemClock(), seed=seed,
     )  # fmt: skip
     salvy.webhook_url = salvy_webhook_url
     evo_runner, evolution_url = await serve(create_evolution_app(evolution))
     evolution.server_url = evolution_url
     salvy_runner, salvy_url = await serve(create_salvy_app(salvy))
-    cloud = CloudApiWorld(token=secrets.token_hex(16), waba_id="1000000000001", salvy=salvy)
+    cloud = CloudApiWorld(token=keys.cloud_api_token, waba_id=CLOUD_API_WABA_ID, salvy=salvy)
     cloud_runner, cloud_url = await serve(create_cloud_api_app(cloud))
     client_key = asyncssh.generate_private_key("ssh-ed25519")
     sandbox_hosts = [

@@ -1,0 +1,106 @@
+"""`julia-chips sandbox` on its own is usable from another process: it writes the environment
+`julia-chips run` needs (keys taken from the environment when set, never printed), lists its
+doctors over HTTP, and a `run` started with that environment activates a chip through it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shlex
+import signal
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import aiohttp
+import nats
+
+from julia_chips.chip.client import ChipClient
+from julia_chips.contract import chip_commands as cmd
+from julia_chips.embedded.process import free_port
+from tests.conftest import new_chip_id
+from tests.integration.test_run_command import _read, _wait_for_line
+
+GIVEN_KEY = "evolution-key-from-the-environment"
+
+
+def _env_file(path: Path) -> tuple[int, dict[str, str]]:
+    """The file's permission bits and its variables, read as a shell would."""
+    pairs = (shlex.split(line)[0].split("=", 1) for line in path.read_text().splitlines())
+    return stat.S_IMODE(path.stat().st_mode), dict(pairs)
+
+
+def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        return subprocess.Popen([sys.executable, "-m", "julia_chips", *args], env=env,
+                                stdout=out, stderr=subprocess.STDOUT)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+async def _status(base: str, chip_id: str) -> str | None:
+    async with aiohttp.ClientSession() as http, http.get(f"{base}/chips/{chip_id}") as resp:
+        return str((await resp.json())["status"]) if resp.status == 200 else None
+
+
+async def test_a_run_in_another_process_activates_a_chip_through_the_sandbox(
+        tmp_path: Path) -> None:
+    port = free_port()
+    base_env = {k: v for k, v in os.environ.items()
+                if k not in ("NATS_URL", "DATABASE_URL", "JULIA_DATA_DIR")}
+    sandbox_log, run_log = tmp_path / "sandbox.log", tmp_path / "run.log"
+    sandbox = _spawn(["sandbox", "--public-url", f"http://127.0.0.1:{port}", "--hosts", "2",
+                      "--doctors", "5"],
+                     base_env | {"JULIA_DATA_DIR": str(tmp_path / "sandbox"),
+                                 "EVOLUTION_API_KEY": GIVEN_KEY}, sandbox_log)
+    run = None
+    try:
+        env_path = Path((await _wait_for_line(
+            sandbox_log, r"written to (\S+): set -a")).group(1))
+        mode, found = _env_file(env_path)
+        assert mode == 0o600
+        assert found["EVOLUTION_API_KEY"] == GIVEN_KEY  # taken from the environment
+        log_text = _read(sandbox_log)
+        for secret in ("EVOLUTION_API_KEY", "SALVY_API_TOKEN", "SALVY_WEBHOOK_SECRET",
+                       "CLOUD_API_TOKEN", "JULIA_WEBHOOK_SECRET"):
+            assert found[secret] and found[secret] not in log_text, secret
+
+        doctors_url = f"{found['EVOLUTION_API_URL']}/sandbox/doctors"
+        async with aiohttp.ClientSession() as http:
+            async with http.get(doctors_url) as resp:
+                assert resp.status == 401
+            async with http.get(doctors_url, headers={"apikey": GIVEN_KEY}) as resp:
+                doctors = await resp.json()
+        assert len(doctors) == 5 and all(d["phone"].startswith("+55") for d in doctors)
+        assert not any(d["opted_out"] for d in doctors)
+
+        run = _spawn(["run"], base_env | found | {"JULIA_DATA_DIR": str(tmp_path / "run"),
+                                                   "JULIA_HTTP_PORT": str(port)}, run_log)
+        nats_url = (await _wait_for_line(run_log, r"running \(NATS (nats://[\d.:]+)\)")).group(1)
+        assert "serving the sandbox" not in _read(run_log)  # it uses the other process's
+        chip_id = new_chip_id()
+        nc = await nats.connect(nats_url)
+        try:
+            reply = await ChipClient(nc).send(chip_id, cmd.Provision(command_id="p", ddd=11),
+                                              timeout=20)
+        finally:
+            await nc.close()
+        assert reply.ok, reply
+        status = None
+        for _ in range(600):
+            status = await _status(f"http://127.0.0.1:{port}", chip_id)
+            if status == "warming":
+                break
+            await asyncio.sleep(0.1)
+        assert status == "warming", (_read(run_log)[-3000:], _read(sandbox_log)[-2000:])
+    finally:
+        if run is not None:
+            await asyncio.to_thread(_stop, run)
+        await asyncio.to_thread(_stop, sandbox)
