@@ -58,14 +58,15 @@ class Fleet:
             self._fresh.settle()
         return chip
 
-    def count_send(self, chip_id: str, day: int) -> None:
-        """A send attempted on local `day`; one from a day already past counts for nothing."""
+    def count_send(self, chip_id: str, day: int, consented: bool) -> None:
+        """A send attempted on local `day` (`consented`: the kind of conversation it was
+        chosen for); one from a day already past counts for nothing."""
         if day > self._day:
             self._day, self._used = day, {}
             self._today.copy(self._fresh)
         if day == self._day:
             self._used[chip_id] = self._used.get(chip_id, 0) + 1
-            self._today.settle()
+            self._today.lowered(consented)
 
     def used_today(self, chip_id: str, now: datetime) -> int:
         return self._used.get(chip_id, 0) if local_day(now) == self._day else 0

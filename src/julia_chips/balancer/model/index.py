@@ -71,15 +71,22 @@ class ChipIndex:
         self._settle(self._any, consented=True)
         self._settle(self._active, consented=False)
 
+    def lowered(self, consented: bool) -> None:
+        """A send of this kind lowered a chip's key: repair the heap such decisions read.
+        The other heap may keep a stale top until a send of its own kind (`best` walks past
+        it meanwhile), which halves the repairs when both heaps hold the same chips."""
+        self._settle(self._any if consented else self._active, consented)
+
     def _settle(self, heap: list[Key], consented: bool) -> None:
         while heap:
             entry = heap[0]
             key = self._key_for(entry[2], consented)
             if key == entry:
                 return
-            heapq.heappop(heap)
-            if key is not None:
-                heapq.heappush(heap, key)
+            if key is None:
+                heapq.heappop(heap)
+            else:
+                heapq.heapreplace(heap, key)  # one sift instead of a pop and a push
 
     def _key_for(self, chip_id: str, consented: bool) -> Key | None:
         """The chip's real key in the heap for this kind of conversation, None: not in it."""

@@ -84,7 +84,7 @@ def _evolve_ledger(state: BalancerState, event: msg.AnyMessageEvent) -> Balancer
             day = local_day(event.occurred_at)
             if day > state.fleet.day:
                 _forget_attempts(state, day - ATTEMPT_MEMORY_DAYS)
-            state.fleet.count_send(event.chip_id, day)
+            state.fleet.count_send(event.chip_id, day, event.consented)
             state.attempts[event.attempt_id] = Attempt(chip_id=event.chip_id,
                                                        doctor_id=event.doctor_id, day=day)
             state.backlog.remove(event.attempt_id)  # served, even if the RequestServed that
