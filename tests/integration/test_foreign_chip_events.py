@@ -140,7 +140,7 @@ async def test_the_balancer_rebuilds_past_foreign_messages_and_routes(
     async with running_balancer(nc) as runner:
         reply = await RouteClient(nc).send("d1", "+5511987654321", "oi", "reply")
         assert runner.leader is not None
-        chips = set(runner.leader.state.chips)
+        chips = set(runner.leader.state.fleet.chips)
     assert reply.ok and reply.chip_id == "a"
     assert chips == {"a"}
     assert skipped("balancer") > before

@@ -52,5 +52,5 @@ async def test_a_chip_that_fails_more_scores_lower_and_ranks_below_a_clean_one(
     for chip in (clean, failing):
         for event in await events_of(js, chip):
             apply_chip_event(state, event)
-    assert state.chips[failing].health_score == (await scores(js, failing))[-1]
+    assert state.fleet.chips[failing].health_score == (await scores(js, failing))[-1]
     assert choose_chip(state, True, clock.now(), {}) == clean  # same cap: health decides

@@ -6,6 +6,9 @@ import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import msgspec
+
+from julia_chips.balancer.model.backlog_pass import serve_backlog
 from julia_chips.balancer.model.decide import Event, decide
 from julia_chips.balancer.model.state import BalancerState, apply_chip_event, evolve
 from julia_chips.chip.model import lifecycle as chip_lifecycle
@@ -44,7 +47,7 @@ def add_chip(state: BalancerState, chip_id: str, status: Status, cap: int) -> No
 def chip_command(state: BalancerState, chip_id: str, command: Any,
                  at: datetime = NOW) -> list[ev.AnyChipEvent]:
     """Run a chip command through the chip's own rules; [] when the chip refuses it."""
-    chip = state.chips[chip_id]
+    chip = state.fleet.chips[chip_id]
     try:
         events = chip_lifecycle.decide(chip, command, at)
     except chip_lifecycle.ChipRuleBroken:
@@ -77,5 +80,26 @@ def run(state: BalancerState, command: rt.AnyRouteCommand, at: datetime = NOW) -
     return apply(state, decide(state, command, at))
 
 
+def backlog_events(state: BalancerState, now: datetime, cause_id: str) -> list[Event]:
+    """A backlog pass's events in append order, entry after entry."""
+    return [e for serving in serve_backlog(state, now, cause_id) for e in serving.events]
+
+
 def later(hours: float) -> datetime:
     return NOW + timedelta(hours=hours)
+
+
+def snapshot(value: object) -> object:
+    """`value` as plain data with every attribute reachable from it (a chip index's heaps
+    too) and dicts in their order, so two snapshots are equal only if nothing changed."""
+    if isinstance(value, msgspec.Struct):
+        return type(value), [snapshot(getattr(value, f)) for f in value.__struct_fields__]
+    if isinstance(value, dict):
+        return [(k, snapshot(v)) for k, v in value.items()]
+    if isinstance(value, list | tuple):
+        return [snapshot(v) for v in value]
+    if isinstance(value, set | frozenset):
+        return frozenset(value)
+    if hasattr(value, "__dict__"):
+        return type(value), [(k, snapshot(v)) for k, v in vars(value).items() if not callable(v)]
+    return value

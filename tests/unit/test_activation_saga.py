@@ -16,7 +16,7 @@ CHIP = "c1"
 
 def apply(saga: Saga, *outcomes: act.Outcome, now: datetime = NOW) -> Saga:
     for outcome in outcomes:
-        for event in decide(saga, outcome, POLICY, now):
+        for event in decide(saga, outcome, now, POLICY):
             saga = evolve(saga, event)
     return saga
 
@@ -51,12 +51,12 @@ def test_replay_gives_the_same_state_and_a_repeat_outcome_adds_nothing() -> None
     events: list[ev.AnyActivationEvent] = []
     saga = Saga(chip_id=CHIP)
     for outcome in HAPPY[:5]:
-        new = decide(saga, outcome, POLICY, NOW)
+        new = decide(saga, outcome, NOW, POLICY)
         events += new
         for event in new:
             saga = evolve(saga, event)
     assert fold(CHIP, events) == saga
-    assert decide(saga, act.Requested(), POLICY, NOW) == []
+    assert decide(saga, act.Requested(), NOW, POLICY) == []
     assert len({e.event_id for e in events}) == len(events)
 
 
@@ -102,7 +102,7 @@ def test_lost_host_is_excluded_and_the_instance_redone() -> None:
 def test_outcome_for_the_wrong_step_is_a_runner_bug() -> None:
     saga = apply(Saga(chip_id=CHIP), *HAPPY[:2])
     try:
-        decide(saga, act.Opened(), POLICY, NOW)
+        decide(saga, act.Opened(), NOW, POLICY)
     except Exception as exc:
         assert "number" in str(exc)
     else:
@@ -112,6 +112,6 @@ def test_outcome_for_the_wrong_step_is_a_runner_bug() -> None:
 def test_events_round_trip_on_the_wire() -> None:
     saga = Saga(chip_id=CHIP)
     for outcome in HAPPY:
-        for event in decide(saga, outcome, POLICY, NOW):
+        for event in decide(saga, outcome, NOW, POLICY):
             assert ev.decode_activation_event(ev.encode_activation_event(event)) == event
             saga = evolve(saga, event)

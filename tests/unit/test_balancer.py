@@ -6,14 +6,22 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from julia_chips.balancer.model.backlog import serve_backlog
 from julia_chips.balancer.model.decide import RouteRefused, decide
 from julia_chips.balancer.model.state import BalancerState, apply_fleet_event
 from julia_chips.contract import messages as msg
 from julia_chips.contract import route as rt
 from julia_chips.contract.chip import Status
 from julia_chips.contract.fleet import FleetBrakeEngaged
-from tests.unit.balancer_builders import NOW, add_chip, apply, later, run, scored, send
+from tests.unit.balancer_builders import (
+    NOW,
+    add_chip,
+    apply,
+    backlog_events,
+    later,
+    run,
+    scored,
+    send,
+)
 
 
 def fleet(**chips: tuple[Status, int]) -> BalancerState:
@@ -56,7 +64,7 @@ def test_a_sticky_chip_at_its_cap_queues_rather_than_moves() -> None:
     events = run(state, send("d1"))
     assert [type(e) for e in events] == [rt.RequestQueued]
     assert "daily cap" in events[0].reason and chip in events[0].reason  # type: ignore[union-attr]
-    assert state.doctor("d1").chip_id == chip
+    assert state.doctors.get("d1").chip_id == chip
 
 
 def test_warming_chips_take_only_consented_conversations() -> None:
@@ -71,7 +79,7 @@ def test_no_capacity_anywhere_queues_and_a_pass_serves_in_order_later() -> None:
     queued = [run(state, send(f"d{n}", command_id=f"q{n}"))[0] for n in (1, 2)]
     assert all(isinstance(e, rt.RequestQueued) for e in queued)
     tomorrow = NOW + timedelta(days=1)
-    served = apply(state, serve_backlog(state, tomorrow, "pass-1"))
+    served = apply(state, backlog_events(state, tomorrow, "pass-1"))
     assert [e.request_id for e in served if isinstance(e, rt.RequestServed)] == ["q1"]
     assert list(state.backlog) == ["q2"]
 
@@ -86,7 +94,7 @@ def test_opted_out_doctor_is_refused_and_their_backlog_cancelled() -> None:
         decide(state, send("d1"), NOW)
     assert refused.value.reason == "opted_out"
     run(state, rt.OptIn(command_id="oi", doctor_id="d1", source="crm"))
-    assert not state.doctor("d1").opted_out and state.doctor("d1").consented
+    assert not state.doctors.get("d1").opted_out and state.doctors.get("d1").consented
 
 
 @pytest.mark.parametrize(("at", "reason"), [
@@ -126,7 +134,7 @@ def test_the_fleet_brake_stops_prospecting_only() -> None:
 def test_repeated_opt_out_and_inbound_are_no_ops() -> None:
     state = fleet(a=(Status.ACTIVE, 10))
     assert run(state, rt.InboundMessage(command_id="i1", doctor_id="d1", text="Oi, tenho interesse"))
-    assert state.doctor("d1").consented
+    assert state.doctors.get("d1").consented
     assert run(state, rt.InboundMessage(command_id="i2", doctor_id="d1", text="sim")) == []
     assert run(state, rt.OptOut(command_id="o1", doctor_id="d1", source="crm"))
     assert run(state, rt.OptOut(command_id="o2", doctor_id="d1", source="crm")) == []

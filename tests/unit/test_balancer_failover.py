@@ -45,7 +45,7 @@ def test_cooling_a_chip_with_200_conversations_spreads_them_and_promotes_a_ready
     chip_command(state, "hot", cmd.Cool(command_id="cool", reason="rate limited"))
     events = apply(state, plan_failover(state, "hot", NOW, "cool-1"))
     moved = [e for e in events if isinstance(e, rt.ConversationReassigned)]
-    assert len(moved) == 200 and not state.holders["hot"]
+    assert len(moved) == 200 and not state.doctors.held_by("hot")
     per_chip = Counter(e.chip_id for e in moved)
     assert set(per_chip) == {f"c{n}" for n in range(5)}
     # Stated bound: with equal room no chip gets more than ceil(n / chips).
@@ -112,4 +112,4 @@ def test_evolve_is_total_over_route_events() -> None:
     for cls in rt.ROUTE_EVENT_TYPES:
         assert cls.__struct_config__.tag
     evolve(state, rt.DoctorReplied(event_id="e", doctor_id="d", command_id="c", occurred_at=NOW))
-    assert state.doctor("d").consented
+    assert state.doctors.get("d").consented

@@ -8,12 +8,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from julia_chips.balancer.model.decide import choose_chip
-from julia_chips.balancer.model.protection import local_day
-from julia_chips.balancer.model.state import BalancerState, evolve, health_of
+from julia_chips.balancer.model.fleet import health_of
+from julia_chips.balancer.model.state import BalancerState, evolve
 from julia_chips.contract import chip_commands as cmd
 from julia_chips.contract import messages as msg
 from julia_chips.contract.chip import Status
-from tests.unit.balancer_builders import NOW, add_chip, chip_command, scored
+from tests.unit.balancer_builders import NOW, add_chip, chip_command, scored, snapshot
 
 CHIPS = [f"c{n}" for n in range(6)]
 chip = st.integers(0, len(CHIPS) - 1)
@@ -32,13 +32,12 @@ ops = st.lists(st.one_of(
 def scan(state: BalancerState, consented: bool, now: datetime, taken: dict[str, int]
          ) -> str | None:
     """The obvious O(chips) answer the index must agree with."""
-    used = state.used if local_day(now) == state.day else {}
     best: tuple[int, float, str] | None = None
-    for chip_id, c in state.serving.items():
+    for chip_id, c in state.fleet.serving.items():
         if c.status is not Status.ACTIVE and not consented:
             continue
-        left = c.daily_cap - used.get(chip_id, 0) - taken.get(chip_id, 0)
-        key = (-left, -health_of(state, c), chip_id)
+        left = c.daily_cap - state.fleet.used_today(chip_id, now) - taken.get(chip_id, 0)
+        key = (-left, -health_of(c), chip_id)
         if left > 0 and (best is None or key < best):
             best = key
     return None if best is None else best[2]
@@ -65,8 +64,10 @@ def test_index_agrees_with_a_full_scan(fleet: list[tuple[Status, int]],
                                                                  health_score=score))
             case ("pick", bool(consented), int(hours), dict(taken)):
                 now = NOW + timedelta(hours=hours)
+                before = snapshot(state)
                 assert choose_chip(state, consented, now, taken) == scan(state, consented, now,
                                                                          taken)
+                assert snapshot(state) == before, "choosing a chip changed the index"
 
 
 def test_a_chip_whose_health_rises_is_ranked_up_again() -> None:

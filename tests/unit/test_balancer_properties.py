@@ -3,22 +3,31 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Sequence
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from julia_chips.balancer.model.backlog import serve_backlog
 from julia_chips.balancer.model.decide import Event, RouteRefused, decide
 from julia_chips.balancer.model.failover import orphaned_chips, plan_failover
+from julia_chips.balancer.model.fleet import can_serve
 from julia_chips.balancer.model.protection import local_day, within_prospecting_hours
-from julia_chips.balancer.model.state import BalancerState, can_serve, evolve
+from julia_chips.balancer.model.state import BalancerState, evolve
 from julia_chips.contract import chip_commands as cmd
 from julia_chips.contract import messages as msg
 from julia_chips.contract import route as rt
 from julia_chips.contract.chip import Status
-from tests.unit.balancer_builders import NOW, add_chip, chip_command, send
+from tests.unit.balancer_builders import (
+    NOW,
+    add_chip,
+    backlog_events,
+    chip_command,
+    send,
+    snapshot,
+)
 
 DOCTORS = [f"d{n}" for n in range(8)]
 chips = st.lists(st.tuples(st.sampled_from([Status.ACTIVE, Status.WARMING, Status.READY]),
@@ -48,6 +57,10 @@ class Checked:
         self.state = state
         self.sent: Counter[tuple[str, int]] = Counter()
 
+    def decided(self, decision: Callable[[], Sequence[Event]]) -> list[Event]:
+        """The events of one decision (`decide`, a backlog pass, a failover plan)."""
+        return list(decision())
+
     def apply(self, events: list[Event]) -> None:
         for event in events:
             self.check(event)
@@ -56,8 +69,8 @@ class Checked:
     def check(self, event: Event) -> None:
         state = self.state
         if isinstance(event, msg.SendAttempted):
-            doctor = state.doctor(event.doctor_id)
-            chip = state.chips[event.chip_id]
+            doctor = state.doctors.get(event.doctor_id)
+            chip = state.fleet.chips[event.chip_id]
             assert not doctor.opted_out, "routed an opted-out doctor"
             assert can_serve(chip, event.consented), f"{chip.status} chip carried a message"
             day = (event.chip_id, local_day(event.occurred_at))
@@ -67,14 +80,15 @@ class Checked:
                 assert within_prospecting_hours(event.occurred_at), "prospecting in quiet hours"
             assert doctor.chip_id in (None, event.chip_id)
         elif isinstance(event, rt.ConversationReassigned):
-            old = state.chips.get(event.from_chip_id)
-            assert state.doctor(event.doctor_id).chip_id == event.from_chip_id
-            assert not can_serve(old, state.doctor(event.doctor_id).consented), "moved needlessly"
-            assert not state.doctor(event.doctor_id).opted_out
+            old = state.fleet.chips.get(event.from_chip_id)
+            assert state.doctors.get(event.doctor_id).chip_id == event.from_chip_id
+            assert not can_serve(old, state.doctors.get(event.doctor_id).consented), \
+                "moved needlessly"
+            assert not state.doctors.get(event.doctor_id).opted_out
         elif isinstance(event, rt.ConversationAssigned):
-            assert state.doctor(event.doctor_id).chip_id is None
+            assert state.doctors.get(event.doctor_id).chip_id is None
         elif isinstance(event, rt.DoctorQuarantined):
-            assert state.chips[event.chip_id].status is Status.BANNED
+            assert state.fleet.chips[event.chip_id].status is Status.BANNED
 
 
 def step(checked: Checked, op: tuple[Any, ...], now: Any, n: int) -> Any:
@@ -84,25 +98,26 @@ def step(checked: Checked, op: tuple[Any, ...], now: Any, n: int) -> Any:
         now += timedelta(minutes=op[4])
         request = send(op[1], kind=op[2], consented=op[3], command_id=f"r{n}")
         try:
-            checked.apply(decide(state, request, now))
+            checked.apply(checked.decided(lambda: decide(state, request, now)))
         except RouteRefused as refused:
             assert str(refused) and refused.reason
     elif kind in ("optout", "optin"):
         cls = rt.OptOut if kind == "optout" else rt.OptIn
-        checked.apply(decide(state, cls(command_id=f"o{n}", doctor_id=op[1], source="t"), now))
+        command = cls(command_id=f"o{n}", doctor_id=op[1], source="t")
+        checked.apply(checked.decided(lambda: decide(state, command, now)))
     elif kind == "inbound":
-        command = rt.InboundMessage(command_id=f"i{n}", doctor_id=op[1], text=op[2])
-        checked.apply(decide(state, command, now))
+        inbound = rt.InboundMessage(command_id=f"i{n}", doctor_id=op[1], text=op[2])
+        checked.apply(checked.decided(lambda: decide(state, inbound, now)))
     elif kind == "chip":
-        chip_ids = sorted(state.chips)
+        chip_ids = sorted(state.fleet.chips)
         chip_id = chip_ids[op[1] % len(chip_ids)]
         chip_command(state, chip_id, op[2].__class__(**{**_fields(op[2]), "command_id": f"c{n}"}),
                      now)
         for orphaned in orphaned_chips(state):
-            checked.apply(plan_failover(state, orphaned, now, f"f{n}"))
+            checked.apply(checked.decided(partial(plan_failover, state, orphaned, now, f"f{n}")))
     else:
         now += timedelta(minutes=op[1])
-        checked.apply(serve_backlog(state, now, f"b{n}"))
+        checked.apply(checked.decided(lambda: backlog_events(state, now, f"b{n}")))
     return now
 
 
@@ -118,6 +133,31 @@ def test_routing_invariants_hold_for_any_fleet_and_event_order(
     for n, (status, cap) in enumerate(fleet):
         add_chip(state, f"chip{n}", status, cap)
     checked = Checked(state)
+    now = NOW
+    for n, op in enumerate(operations):
+        now = step(checked, op, now, n)
+
+
+class ReadOnly(Checked):
+    """Holds every decision to reading the state: nothing in it, the chip index's heaps
+    included, may differ afterwards, whether the decision returned or refused."""
+
+    def decided(self, decision: Callable[[], Sequence[Event]]) -> list[Event]:
+        before = snapshot(self.state)
+        try:
+            return list(decision())
+        finally:
+            assert snapshot(self.state) == before, "a decision changed the state"
+
+
+@settings(max_examples=200, deadline=None)
+@given(fleet=chips, operations=ops)
+def test_decisions_never_change_the_state(fleet: list[tuple[Status, int]],
+                                         operations: list[tuple[Any, ...]]) -> None:
+    state = BalancerState()
+    for n, (status, cap) in enumerate(fleet):
+        add_chip(state, f"chip{n}", status, cap)
+    checked = ReadOnly(state)
     now = NOW
     for n, op in enumerate(operations):
         now = step(checked, op, now, n)

@@ -60,7 +60,7 @@ def test_doctor_rows_agree_with_the_balancer(events: list[rt.AnyRouteEvent]) -> 
         evolve(state, event)
         rows[event.doctor_id] = doctor_step(rows.get(event.doctor_id), seq, event)
     for doctor_id, row in rows.items():
-        doctor = state.doctor(doctor_id)
+        doctor = state.doctors.get(doctor_id)
         assert (row.chip_id, row.consented, row.opted_out, row.quarantined_until) == (
             doctor.chip_id, doctor.consented, doctor.opted_out, doctor.quarantined_until)
         assert row.opted_out == (row.opted_out_since is not None)

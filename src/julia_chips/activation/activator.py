@@ -112,7 +112,7 @@ class Activator:
                                 phone_number=provisioned.phone_number,
                                 salvy_account_id=provisioned.salvy_account_id)
         saga, last = await self._load(chip_id)
-        new = decide(saga, outcome, self._settings.policy, self._clock.now())
+        new = decide(saga, outcome, self._clock.now(), self._settings.policy)
         if new:
             await self._log.append(chip_id, new, last)
             self._spawn(chip_id)
@@ -149,7 +149,7 @@ class Activator:
             outcome = await perform(self._ports, self._clock, saga, action, policy)
             if outcome is None:
                 continue
-            new = decide(saga, outcome, policy, self._clock.now())
+            new = decide(saga, outcome, self._clock.now(), policy)
             last = await self._log.append(chip_id, new, last)
             for event in new:
                 saga = evolve(saga, event)

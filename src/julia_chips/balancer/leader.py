@@ -25,13 +25,13 @@ from julia_chips.balancer.metrics import (
     BACKLOG_OLDEST,
     FAILOVER_SECONDS,
 )
-from julia_chips.balancer.model.backlog import serve_backlog
+from julia_chips.balancer.model.backlog_pass import serve_backlog
 from julia_chips.balancer.model.decide import Event
 from julia_chips.balancer.model.failover import orphaned_chips, plan_failover, plan_pool
+from julia_chips.balancer.model.fleet import SERVING
 from julia_chips.balancer.model.protection import DEFAULT_PROTECTION, ProtectionPolicy
 from julia_chips.balancer.model.state import (
     ATTEMPT_MEMORY_DAYS,
-    SERVING,
     BalancerState,
     apply_chip_event,
     apply_fleet_event,
@@ -49,6 +49,7 @@ from julia_chips.contract import messages as msg
 from julia_chips.contract import route as rt
 from julia_chips.contract.chip import Status
 from julia_chips.contract.fleet import AnyFleetEvent
+from julia_chips.contract.route import ReplyStatus
 from julia_chips.contract.subjects import Stream
 from julia_chips.jetstream.acked_publish import AckedPublisher
 from julia_chips.jetstream.mailbox import Mailboxes
@@ -117,10 +118,11 @@ class Leader:
                 evolve(self.state, unknown)
                 log.warning("attempt %s had no outcome: marked unknown, not re-sent", attempt_id)
         for chip_id in orphaned_chips(self.state):
-            self._fail_over(chip_id, f"takeover-{chip_id}-{self.state.chips[chip_id].version}")
+            version = self.state.fleet.chips[chip_id].version
+            self._fail_over(chip_id, f"takeover-{chip_id}-{version}")
         self.tend_pool()
         log.info("balancer state rebuilt in %.2fs: %d chips, %d doctors, %d waiting",
-                 time.monotonic() - started, len(self.state.chips), len(self.state.doctors),
+                 time.monotonic() - started, len(self.state.fleet.chips), len(self.state.doctors),
                  len(self.state.backlog))
 
     def _apply_route(self, m: Msg) -> None:
@@ -138,7 +140,7 @@ class Leader:
         event = read_chip_event("balancer", m.subject, stream_seq(m), m.data, m.headers)
         if event is None:
             return
-        before = self.state.chips.get(event.chip_id)
+        before = self.state.fleet.chips.get(event.chip_id)
         chip = apply_chip_event(self.state, event)
         if not self._caught_up or before is None or before.status is chip.status:
             return
@@ -159,7 +161,7 @@ class Leader:
         for event in events:
             evolve(self.state, event)
             done.append(self.post_tracked(event.doctor_id, self._appender([event])))
-        status = self.state.chips[chip_id].status
+        status = self.state.fleet.chips[chip_id].status
         timing = {"chip_id": chip_id, "status": status.value if status else "unknown",
                   "reassigned": sum(isinstance(e, rt.ConversationReassigned) for e in events),
                   "quarantined": sum(isinstance(e, rt.DoctorQuarantined) for e in events)}
@@ -185,17 +187,11 @@ class Leader:
     def serve_backlog(self) -> None:
         """Serve what fits now; each request's I/O runs in its doctor's mailbox."""
         self._passes += 1
-        events = serve_backlog(self.state, self.clock.now(), f"backlog-{self._passes}",
-                               self.settings.protection)
-        by_request: dict[str, list[Event]] = {}
-        for event in events:
-            by_request.setdefault(_request_of(event), []).append(event)
-        for request_id, group in by_request.items():
-            entry = self.state.backlog.get(request_id)
-            for event in group:
+        for serving in serve_backlog(self.state, self.clock.now(), f"backlog-{self._passes}",
+                                     self.settings.protection):
+            for event in serving.events:
                 evolve(self.state, event)
-            if entry is not None:
-                self.post(entry.doctor_id, self._served(entry, group))
+            self.post(serving.entry.doctor_id, self._served(serving.entry, serving.events))
         self.report_backlog()
 
     def _served(self, entry: rt.RequestQueued, events: list[Event]) -> Job:
@@ -207,19 +203,19 @@ class Leader:
             await self._appender([e for e in events if isinstance(e, rt.RequestServed)])()
         return serve
 
-    async def send(self, attempt: msg.SendAttempted, phone: str, text: str) -> str:
-        """Dispatch an attempt already folded into state; returns its status."""
+    async def send(self, attempt: msg.SendAttempted, phone: str, text: str) -> ReplyStatus:
+        """Dispatch an attempt already folded into state; returns its outcome."""
         self.in_flight.add(attempt.attempt_id)
         try:
-            instance = self.state.chips[attempt.chip_id].instance or attempt.chip_id
+            instance = self.state.fleet.chips[attempt.chip_id].instance or attempt.chip_id
             outcome = await dispatch(self.publisher, self.sender, self.clock, attempt, instance,
                                      phone, text)
         finally:
             self.in_flight.discard(attempt.attempt_id)
         if outcome is None:
-            return "unknown"
+            return ReplyStatus.UNKNOWN
         evolve(self.state, outcome)  # type: ignore[arg-type]
-        return self.state.attempts[attempt.attempt_id].outcome or "unknown"
+        return self.state.attempts[attempt.attempt_id].outcome or ReplyStatus.UNKNOWN
 
     def report_backlog(self) -> None:
         """The leader's live backlog gauges (the read API has its own, from the stream)."""
@@ -236,7 +232,7 @@ class Leader:
             self.spawn(self._move_chip(move.chip_id, move.promote, move.reason))
 
     async def _move_chip(self, chip_id: str, promote: bool, reason: str) -> None:
-        version = self.state.chips[chip_id].version  # same ask, same id: the chip dedupes it
+        version = self.state.fleet.chips[chip_id].version  # same ask, same id: the chip dedupes it
         command: cmd.AnyChipCommand = (
             cmd.PutInService(command_id=f"balancer-in-{version}") if promote
             else cmd.TakeOutOfService(command_id=f"balancer-out-{version}", reason=reason))
@@ -287,10 +283,3 @@ class Leader:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._chips.close()
 
-
-def _request_of(event: Event) -> str:
-    if isinstance(event, msg.MessageEvent):
-        return event.attempt_id
-    if isinstance(event, rt.RequestServed | rt.RequestCancelled):
-        return event.request_id
-    return event.event_id.rsplit(":", 1)[0]  # `<request_id>:assigned` / `:moved`

@@ -25,7 +25,8 @@ from julia_chips.balancer.model.state import evolve
 from julia_chips.contract import messages as msg
 from julia_chips.contract import route as rt
 from julia_chips.contract.codec import ENCODER
-from julia_chips.contract.subjects import JuliaHeader, Stream
+from julia_chips.contract.route import RefusalReason, ReplyStatus
+from julia_chips.contract.subjects import JuliaHeader, Stream, route_verb
 from julia_chips.jetstream.consumer_reset import reset_to_ack_floor
 from julia_chips.jetstream.dead_letters import reply_to_in, send_to_dead_letters
 from julia_chips.jetstream.pull_feed import PullFeed, deliveries
@@ -36,7 +37,9 @@ WINDOW = 256  # requests asked of the server ahead of handling
 TEND = 0.5  # seconds between checks of the lease and the pull's liveness
 MAX_IN_FLIGHT = 4096
 CONSUMER = "balancer"
-_ANSWERS = {"dispatched": True, "queued": True, "failed": False, "unknown": False}
+_OK = frozenset({ReplyStatus.DISPATCHED, ReplyStatus.QUEUED})  # any other status: not sent
+_STATUS_OF: dict[type[rt.RouteCommand], ReplyStatus] = {
+    rt.OptOut: ReplyStatus.OPTED_OUT, rt.OptIn: ReplyStatus.OPTED_IN}
 
 
 class RequestConsumer:
@@ -92,11 +95,11 @@ class RequestConsumer:
         command, reply_to = read
         leader = self._leader
         if isinstance(command, rt.SendRequest):
-            known = self._known(command)
-            if known == "in flight":
+            if self._still_sending(command):
                 self._in_flight.release()  # the first delivery is still on it and will ack
                 return
-            if isinstance(known, rt.RouteReply):
+            known = self._known(command)
+            if known is not None:
                 await self._finish(m, reply_to, known)
                 return
         try:
@@ -124,7 +127,7 @@ class RequestConsumer:
                                           "deliveries")
             return None
         try:
-            command = rt.decode_route_command(m.subject.rsplit(".", 1)[-1], m.data)
+            command = rt.decode_route_command(route_verb(m.subject), m.data)
         except rt.BadRouteCommand as bad:
             await self._reject(m, answer, str(bad))
             return None
@@ -133,17 +136,22 @@ class RequestConsumer:
             return None
         return command, command.reply_to or header_reply
 
-    def _known(self, request: rt.SendRequest) -> rt.RouteReply | str | None:
+    def _still_sending(self, request: rt.SendRequest) -> bool:
+        """A redelivery of a send this leader is dispatching right now."""
+        leader = self._leader
+        return (request.command_id in leader.state.attempts
+                and request.command_id in leader.in_flight)
+
+    def _known(self, request: rt.SendRequest) -> rt.RouteReply | None:
+        """The answer a send already handled gets again (from the ledger or the backlog);
+        None: a new request."""
         state = self._leader.state
         attempt = state.attempts.get(request.command_id)
         if attempt is not None:
-            if request.command_id in self._leader.in_flight:
-                return "in flight"
-            status = attempt.outcome or "unknown"
-            return rt.RouteReply(ok=_ANSWERS.get(status, False), chip_id=attempt.chip_id,
-                                 status=status)
+            status = attempt.outcome or ReplyStatus.UNKNOWN
+            return rt.RouteReply(ok=status in _OK, chip_id=attempt.chip_id, status=status)
         if request.command_id in state.backlog:
-            return rt.RouteReply(ok=True, status="queued",
+            return rt.RouteReply(ok=True, status=ReplyStatus.QUEUED,
                                  reason=state.backlog[request.command_id].reason)
         return None
 
@@ -162,16 +170,15 @@ class RequestConsumer:
         attempt = next((e for e in events if isinstance(e, msg.SendAttempted)), None)
         if isinstance(command, rt.SendRequest) and attempt is not None:
             status = await self._leader.send(attempt, command.doctor_phone, command.text)
-            error = None if status == "dispatched" else f"send {status}: not re-sent"
-            return rt.RouteReply(ok=_ANSWERS[status], chip_id=attempt.chip_id, status=status,
+            error = None if status is ReplyStatus.DISPATCHED else f"send {status}: not re-sent"
+            return rt.RouteReply(ok=status in _OK, chip_id=attempt.chip_id, status=status,
                                  error=error)
         queued = next((e for e in events if isinstance(e, rt.RequestQueued)), None)
         if queued is not None:
-            return rt.RouteReply(ok=True, status="queued", reason=queued.reason)
-        kind = type(command).__name__
-        status = {"OptOut": "opted_out", "OptIn": "opted_in"}.get(kind, "noted")
+            return rt.RouteReply(ok=True, status=ReplyStatus.QUEUED, reason=queued.reason)
+        status = _STATUS_OF.get(type(command), ReplyStatus.NOTED)
         if any(isinstance(e, rt.DoctorOptedOut) for e in events):
-            status = "opted_out"
+            status = ReplyStatus.OPTED_OUT
         return rt.RouteReply(ok=True, status=status)
 
     async def _finish(self, m: Msg, reply_to: str | None, reply: rt.RouteReply) -> None:
@@ -188,11 +195,11 @@ class RequestConsumer:
         it was refused: not answered at all), keep the bytes in the dead letters, store
         nothing."""
         log.info("route request refused: %s", reason[:200])
-        await send_to_dead_letters(self._leader.js, "route", m.subject.rsplit(".", 1)[-1],
+        await send_to_dead_letters(self._leader.js, "route", route_verb(m.subject),
                                    m.data, reason, m.subject)
         try:
             if reply_to:
-                reply = rt.RouteReply(ok=False, error=reason, reason="invalid")
+                reply = rt.RouteReply(ok=False, error=reason, reason=RefusalReason.INVALID)
                 await self._leader.nc.publish(reply_to, ENCODER.encode(reply))
             await m.term()
         finally:

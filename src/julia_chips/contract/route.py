@@ -8,6 +8,7 @@ events are read leniently (old readers skip new fields). Tags are the wire names
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Annotated, Literal, cast
 
 import msgspec
@@ -160,11 +161,34 @@ def decode_route_event(data: bytes) -> AnyRouteEvent:
     return cast(AnyRouteEvent, _EVENT_DECODER.decode(data))
 
 
+class ReplyStatus(StrEnum):
+    """What became of a request; for a send also its attempt's outcome in the ledger."""
+
+    DISPATCHED = "dispatched"  # the gateway took it
+    QUEUED = "queued"  # waits in the backlog
+    FAILED = "failed"  # the gateway said no before anything left
+    UNKNOWN = "unknown"  # no definite answer: held for review, never re-sent
+    OPTED_OUT = "opted_out"
+    OPTED_IN = "opted_in"
+    NOTED = "noted"  # an inbound message that changed nothing or only consent
+
+
+class RefusalReason(StrEnum):
+    """The short code of a refused request, for callers to act on."""
+
+    OPTED_OUT = "opted_out"
+    BRAKE_ENGAGED = "brake_engaged"
+    QUIET_HOURS = "quiet_hours"
+    QUARANTINED = "quarantined"
+    FREQUENCY_CAP = "frequency_cap"
+    INVALID = "invalid"  # malformed, or given up after too many deliveries
+
+
 class RouteReply(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """The answer on `reply_to`: where the message went, or why it was refused."""
 
     ok: bool
     chip_id: str | None = None
-    status: str | None = None  # dispatched | queued | unknown | failed | opted_out | opted_in
+    status: ReplyStatus | None = None
     error: str | None = None
-    reason: str | None = None  # the refusal's short code: opted_out, quiet_hours, ...
+    reason: str | None = None  # a refusal's `RefusalReason`; for `queued`, why it waits

@@ -108,6 +108,11 @@ def route_command(verb: str) -> str:
     return f"route.cmd.{verb}"
 
 
+def route_verb(subject: str) -> str:
+    """`route.cmd.<verb>` -> verb: the last token, as for chip commands."""
+    return subject.rsplit(".", 1)[-1]
+
+
 def route_events(doctor_id: str) -> str:
     return f"route.evt.{doctor_id}"
 

@@ -116,9 +116,10 @@ def _wind_down(saga: Saga) -> act.Action:
                              retryable=saga.failure_retryable)
 
 
-def decide(saga: Saga, outcome: act.Outcome, policy: act.SagaPolicy,
-           now: datetime) -> list[ev.AnyActivationEvent]:
-    """Events `outcome` causes; a repeat of something already recorded causes none."""
+def decide(saga: Saga, outcome: act.Outcome, now: datetime,
+           policy: act.SagaPolicy) -> list[ev.AnyActivationEvent]:
+    """The saga events `outcome` causes (none for a repeat of something already recorded);
+    raises SagaRuleBroken for an outcome the current step cannot have, never does I/O."""
     version = saga.version
 
     def stamp(kind: type[Any], **fields: Any) -> Any:

@@ -1,68 +1,51 @@
-"""The backlog: requests no chip could take when they came, served in arrival order.
+"""The backlog: requests no chip could take when they came, in arrival order.
 
-Nothing is dropped for lack of capacity. A pass walks the backlog oldest first and serves
-what fits now (a new day, a promoted or resumed chip); a doctor whose oldest entry must
-still wait holds their later entries too, so a doctor never receives messages out of order.
-Prospecting still obeys quiet hours, the brake and the weekly cap when it finally goes out.
+A doctor with an entry here holds their later requests too (they are queued behind it), so
+a doctor never receives messages out of order; `waiting` answers that for each new request
+without walking the backlog, and is kept in step by `add` and `remove`, the only writes.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from collections.abc import Iterator, Mapping
 
-from julia_chips.balancer.model.decide import (
-    Event,
-    attempted,
-    place,
-    placement_events,
-    prospecting_block,
-)
-from julia_chips.balancer.model.protection import DEFAULT_PROTECTION, ProtectionPolicy
-from julia_chips.balancer.model.state import BalancerState
 from julia_chips.contract import route as rt
 
 
-def serve_backlog(state: BalancerState, now: datetime, cause_id: str,
-                  policy: ProtectionPolicy = DEFAULT_PROTECTION, limit: int = 1000
-                  ) -> list[Event]:
-    """Events serving (or cancelling) up to `limit` entries; at most one entry per doctor per
-    pass, so each doctor's weekly cap and chip are judged on up-to-date state next pass."""
-    taken: dict[str, int] = {}
-    seen: set[str] = set()
-    events: list[Event] = []
-    for entry in list(state.backlog.values()):
-        if len(seen) >= limit:
-            break
-        if entry.doctor_id in seen:
-            continue
-        seen.add(entry.doctor_id)
-        events.extend(_serve(state, entry, now, cause_id, policy, taken))
-    return events
+class Backlog(Mapping[str, rt.RequestQueued]):
+    """Entries by request id, oldest first."""
 
+    def __init__(self) -> None:
+        self._entries: dict[str, rt.RequestQueued] = {}
+        self._waiting: dict[str, int] = {}  # doctor_id -> their entries here (never 0)
 
-def _serve(state: BalancerState, entry: rt.RequestQueued, now: datetime, cause_id: str,
-           policy: ProtectionPolicy, taken: dict[str, int]) -> list[Event]:
-    doctor = state.doctor(entry.doctor_id)
-    common: dict[str, Any] = {"doctor_id": entry.doctor_id, "command_id": cause_id,
-                              "occurred_at": now, "request_id": entry.request_id}
-    consented = entry.consented or doctor.consented
-    if doctor.opted_out:
-        return [rt.RequestCancelled(event_id=f"{entry.request_id}:cancelled",
-                                    reason="doctor opted out", **common)]
-    if entry.kind == "prospecting":
-        blocked = prospecting_block(state, doctor, consented, now, policy)
-        if blocked is not None and blocked[0] == "quarantined":
-            return [rt.RequestCancelled(event_id=f"{entry.request_id}:cancelled",
-                                        reason=blocked[1], **common)]
-        if blocked is not None:
-            return []  # quiet hours, brake or weekly cap: wait
-    placement = place(state, doctor, consented, now, taken)
-    if isinstance(placement, str):
-        return []
-    taken[placement.chip_id] = taken.get(placement.chip_id, 0) + 1
-    return [*placement_events(entry.doctor_id, entry.request_id, placement, consented, now),
-            attempted(entry.doctor_id, entry.request_id, placement.chip_id, entry.kind,
-                      consented, now),
-            rt.RequestServed(event_id=f"{entry.request_id}:served", chip_id=placement.chip_id,
-                             **common)]
+    def __getitem__(self, request_id: str) -> rt.RequestQueued:
+        return self._entries[request_id]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, request_id: object) -> bool:
+        return request_id in self._entries  # not Mapping's, which raises and catches
+
+    def waiting(self, doctor_id: str) -> int:
+        return self._waiting.get(doctor_id, 0)
+
+    def add(self, entry: rt.RequestQueued) -> None:
+        """Queue `entry`; the same request queued twice (a replay) is one entry."""
+        if entry.request_id in self._entries:
+            return
+        self._entries[entry.request_id] = entry
+        self._waiting[entry.doctor_id] = self._waiting.get(entry.doctor_id, 0) + 1
+
+    def remove(self, request_id: str) -> None:
+        """Served or cancelled; a request not (or no longer) here is left alone."""
+        entry = self._entries.pop(request_id, None)
+        if entry is None:
+            return
+        left = self._waiting.pop(entry.doctor_id, 1) - 1
+        if left:
+            self._waiting[entry.doctor_id] = left

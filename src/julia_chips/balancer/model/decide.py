@@ -4,7 +4,8 @@ Sticky first: a doctor stays with their chip while it can serve, because a new n
 the middle of a conversation confuses doctors and looks like spam to WhatsApp. When the
 sticky chip is only out of capacity for today the message waits in the backlog rather than
 moving. New and orphaned conversations go to the eligible chip with the most capacity
-left today, health breaking ties. `decide` is pure; it reads `BalancerState`, never writes.
+left today, health breaking ties. `decide` is pure; it reads `BalancerState`, never writes
+(a property test holds it to that).
 """
 
 from __future__ import annotations
@@ -15,25 +16,28 @@ from typing import Any
 
 import msgspec
 
+from julia_chips.balancer.model.doctors import Doctor
+from julia_chips.balancer.model.fleet import can_serve
 from julia_chips.balancer.model.protection import (
     DEFAULT_PROTECTION,
     ProtectionPolicy,
     is_opt_out,
-    local_day,
     prospecting_in_week,
     within_prospecting_hours,
 )
-from julia_chips.balancer.model.state import BalancerState, Doctor, can_serve
+from julia_chips.balancer.model.state import BalancerState
 from julia_chips.contract import messages as msg
 from julia_chips.contract import route as rt
+from julia_chips.contract.route import RefusalReason
 
 Event = rt.AnyRouteEvent | msg.AnyMessageEvent
 
 
 class RouteRefused(Exception):
-    """A request the balancer will not carry out; `reason` is a short code for callers."""
+    """A request the balancer will not carry out; `reason` is the code callers act on, the
+    message the sentence a person reads."""
 
-    def __init__(self, reason: str, message: str) -> None:
+    def __init__(self, reason: RefusalReason, message: str) -> None:
         super().__init__(message)
         self.reason = reason
 
@@ -45,10 +49,18 @@ class Placement(msgspec.Struct, frozen=True, kw_only=True):
     why_moved: str = ""
 
 
+class Wait(msgspec.Struct, frozen=True, kw_only=True):
+    """No chip may take the message now: it waits in the backlog, and `reason` says why."""
+
+    reason: str
+
+
 def decide(state: BalancerState, command: rt.AnyRouteCommand, now: datetime,
            policy: ProtectionPolicy = DEFAULT_PROTECTION) -> list[Event]:
-    """Events `command` causes; raises RouteRefused with the reason, never does I/O."""
-    doctor = state.doctor(command.doctor_id)
+    """The route events `command` causes, and for a send that goes out now its
+    `SendAttempted`, in the order they are appended; raises RouteRefused with the reason.
+    Never does I/O, never changes `state`: the caller folds the events with `evolve`."""
+    doctor = state.doctors.get(command.doctor_id)
     match command:
         case rt.SendRequest():
             return _send(state, command, doctor, now, policy)
@@ -91,61 +103,67 @@ def _opt_out(state: BalancerState, command: rt.RouteCommand, doctor: Doctor, sou
 def _send(state: BalancerState, request: rt.SendRequest, doctor: Doctor, now: datetime,
           policy: ProtectionPolicy) -> list[Event]:
     if doctor.opted_out:
-        raise RouteRefused("opted_out", f"doctor {request.doctor_id} opted out (fleet-wide); "
-                                        "nothing is sent until they opt back in")
+        raise RouteRefused(RefusalReason.OPTED_OUT,
+                           f"doctor {request.doctor_id} opted out (fleet-wide); "
+                           "nothing is sent until they opt back in")
     consented = request.consented or doctor.consented
     if request.kind == "prospecting":
         blocked = prospecting_block(state, doctor, consented, now, policy)
         if blocked is not None:
-            raise RouteRefused(*blocked)
-    if state.waiting.get(request.doctor_id):
+            raise blocked
+    if state.backlog.waiting(request.doctor_id):
         return [_queued(request, now, "earlier messages to this doctor are still waiting")]
     placement = place(state, doctor, consented, now)
-    if isinstance(placement, str):
-        return [_queued(request, now, placement)]
+    if isinstance(placement, Wait):
+        return [_queued(request, now, placement.reason)]
     return [*placement_events(request.doctor_id, request.command_id, placement, consented, now),
             attempted(request.doctor_id, request.command_id, placement.chip_id, request.kind,
                       consented, now)]
 
 
 def prospecting_block(state: BalancerState, doctor: Doctor, consented: bool, now: datetime,
-                      policy: ProtectionPolicy) -> tuple[str, str] | None:
-    """(reason, message) when prospecting this doctor now would break a protection rule."""
+                      policy: ProtectionPolicy) -> RouteRefused | None:
+    """The refusal, when prospecting this doctor now would break a protection rule."""
     if state.brake_engaged(now):
-        return "brake_engaged", (f"fleet brake engaged until {state.brake_until:%Y-%m-%d %H:%M}"
-                                 " UTC after a burst of bans: no prospecting")
+        return RouteRefused(RefusalReason.BRAKE_ENGAGED,
+                            f"fleet brake engaged until {state.brake_until:%Y-%m-%d %H:%M}"
+                            " UTC after a burst of bans: no prospecting")
     if not within_prospecting_hours(now, policy):
-        return "quiet_hours", (f"quiet hours: prospecting only {policy.quiet_end:%H:%M}-"
-                               f"{policy.quiet_start:%H:%M} America/Sao_Paulo, Monday to Saturday")
+        return RouteRefused(RefusalReason.QUIET_HOURS,
+                            f"quiet hours: prospecting only {policy.quiet_end:%H:%M}-"
+                            f"{policy.quiet_start:%H:%M} America/Sao_Paulo, Monday to Saturday")
     if not consented and doctor.quarantined_until is not None and now < doctor.quarantined_until:
-        return "quarantined", (f"doctor quarantined from prospecting until "
-                               f"{doctor.quarantined_until:%Y-%m-%d} after their chip was banned")
+        return RouteRefused(RefusalReason.QUARANTINED,
+                            f"doctor quarantined from prospecting until "
+                            f"{doctor.quarantined_until:%Y-%m-%d} after their chip was banned")
     if prospecting_in_week(doctor.prospected_at, now) >= policy.weekly_prospecting_cap:
-        return "frequency_cap", (f"frequency cap: {policy.weekly_prospecting_cap} prospecting "
-                                 "messages per doctor per 7 days already sent")
+        return RouteRefused(RefusalReason.FREQUENCY_CAP,
+                            f"frequency cap: {policy.weekly_prospecting_cap} prospecting "
+                            "messages per doctor per 7 days already sent")
     return None
 
 
 def place(state: BalancerState, doctor: Doctor, consented: bool, now: datetime,
-          taken: Mapping[str, int] | None = None) -> Placement | str:
+          taken: Mapping[str, int] | None = None) -> Placement | Wait:
     """The chip for the doctor's next message, or why it must wait (`taken`: sends already
     planned in this pass, not yet in the state)."""
     taken = taken or {}
     current = doctor.chip_id
     why_moved = ""
     if current is not None:
-        chip = state.chips.get(current)
+        chip = state.fleet.chips.get(current)
         if can_serve(chip, consented):
-            if state.remaining(current, now) - taken.get(current, 0) > 0:
+            if state.fleet.remaining(current, now) - taken.get(current, 0) > 0:
                 return Placement(chip_id=current, sticky=True)
             cap = chip.daily_cap if chip else 0
-            return f"chip {current} reached its daily cap ({cap}); the conversation stays on it"
+            return Wait(reason=f"chip {current} reached its daily cap ({cap}); "
+                               "the conversation stays on it")
         status = chip.status.value if chip and chip.status else "unknown"
         why_moved = f"chip {current} can no longer serve ({status})"
     best = choose_chip(state, consented, now, taken)
     if best is None:
         kind = "consented" if consented else "non-consented"
-        return f"no eligible chip has capacity left today for a {kind} conversation"
+        return Wait(reason=f"no eligible chip has capacity left today for a {kind} conversation")
     return Placement(chip_id=best, from_chip_id=current, why_moved=why_moved)
 
 
@@ -154,12 +172,9 @@ def choose_chip(state: BalancerState, consented: bool, now: datetime,
     """The eligible chip with the most capacity left today; health breaks ties, then the
     smallest chip id.
 
-    The hot path of every new conversation, so it asks the state's heap index (O(log n))
-    rather than scanning the chips; the index is rebuilt when the local day changes."""
-    view = (local_day(now), state.day)
-    if state.index.view != view:
-        state.index.rebuild(view)
-    return state.index.best(consented, taken)
+    The hot path of every new conversation, so it asks the fleet's heap index (O(log n))
+    rather than scanning the chips; it reads the index and never repairs it."""
+    return state.fleet.best(consented, now, taken)
 
 
 def placement_events(doctor_id: str, command_id: str, placement: Placement, consented: bool,

@@ -16,8 +16,9 @@ from typing import Any
 
 import msgspec
 
+from julia_chips.balancer.model.fleet import can_serve, health_of
 from julia_chips.balancer.model.protection import DEFAULT_PROTECTION, ProtectionPolicy
-from julia_chips.balancer.model.state import BalancerState, can_serve, health_of
+from julia_chips.balancer.model.state import BalancerState
 from julia_chips.contract import route as rt
 from julia_chips.contract.chip import Status
 
@@ -37,12 +38,12 @@ class _Spread:
         self.left: dict[str, int] = {}
         self._any: list[tuple[int, float, str]] = []  # for consented conversations
         self._active: list[tuple[int, float, str]] = []  # warming chips take consented only
-        for chip_id, chip in state.serving.items():
-            left = state.remaining(chip_id, now)
+        for chip_id, chip in state.fleet.serving.items():
+            left = state.fleet.remaining(chip_id, now)
             if chip_id == exclude or left <= 0:
                 continue
             self.left[chip_id] = left
-            entry = (-left, -health_of(state, chip), chip_id)
+            entry = (-left, -health_of(chip), chip_id)
             self._any.append(entry)
             if chip.status is Status.ACTIVE:
                 self._active.append(entry)
@@ -72,13 +73,13 @@ def plan_failover(state: BalancerState, chip_id: str, now: datetime, cause_id: s
     :param cause_id: id of the chip event that caused it; event ids derive from it, so a
         new leader redoing the failover writes the same events (deduplicated).
     """
-    chip = state.chips.get(chip_id)
+    chip = state.fleet.chips.get(chip_id)
     status = chip.status.value if chip and chip.status else "unknown"
     banned = chip is not None and chip.status is Status.BANNED
     spread = _Spread(state, now, exclude=chip_id)
     events: list[rt.AnyRouteEvent] = []
-    for doctor_id in sorted(state.holders.get(chip_id, ())):
-        doctor = state.doctor(doctor_id)
+    for doctor_id in sorted(state.doctors.held_by(chip_id)):
+        doctor = state.doctors.get(doctor_id)
         if doctor.opted_out or can_serve(chip, doctor.consented):
             continue
         common: dict[str, Any] = {"event_id": f"{cause_id}:{doctor_id}", "doctor_id": doctor_id,
@@ -100,20 +101,21 @@ def plan_pool(state: BalancerState, max_active: int,
               pending: Collection[str] = ()) -> list[PoolMove]:
     """Promote the healthiest `ready` chips while the pool is short, take the least healthy
     out while it is over; `pending`: chips with a move already asked for."""
-    active = [c for c in state.chips.values() if c.status is Status.ACTIVE]
-    ready = [c for c in state.chips.values() if c.status is Status.READY]
+    chips = state.fleet.chips.values()
+    active = [c for c in chips if c.status is Status.ACTIVE]
+    ready = [c for c in chips if c.status is Status.READY]
     promoting = sum(1 for c in ready if c.chip_id in pending)
     demoting = sum(1 for c in active if c.chip_id in pending)
     size = len(active) + promoting - demoting
     if size < max_active:
         candidates = sorted((c for c in ready if c.chip_id not in pending),
-                            key=lambda c: (-health_of(state, c), c.chip_id))
+                            key=lambda c: (-health_of(c), c.chip_id))
         return [PoolMove(chip_id=c.chip_id, promote=True,
                          reason=f"pool has {size} active chips of {max_active}")
                 for c in candidates[:max_active - size]]
     if size > max_active:
         candidates = sorted((c for c in active if c.chip_id not in pending),
-                            key=lambda c: (health_of(state, c), c.chip_id))
+                            key=lambda c: (health_of(c), c.chip_id))
         return [PoolMove(chip_id=c.chip_id, promote=False,
                          reason=f"pool has {size} active chips, limit {max_active}")
                 for c in candidates[:size - max_active]]
@@ -122,6 +124,6 @@ def plan_pool(state: BalancerState, max_active: int,
 
 def orphaned_chips(state: BalancerState) -> list[str]:
     """Chips that hold conversations they can no longer serve (swept after a takeover)."""
-    return [chip_id for chip_id, doctors in state.holders.items()
-            if doctors and state.chips.get(chip_id) is not None
-            and state.chips[chip_id].status is not Status.ACTIVE]
+    chips = state.fleet.chips
+    return [chip_id for chip_id in state.doctors.holding_chips()
+            if chip_id in chips and chips[chip_id].status is not Status.ACTIVE]

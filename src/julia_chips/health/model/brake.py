@@ -49,7 +49,8 @@ def ban_seen(state: BrakeState, chip_id: str, at: datetime,
 
 def decide(state: BrakeState, now: datetime, policy: BrakePolicy = DEFAULT_BRAKE
            ) -> list[AnyFleetEvent]:
-    """Engage on a burst, release when the cool-off has passed."""
+    """The fleet events the time `now` causes: engaged on a burst of bans, released when
+    the cool-off has passed, else none."""
     if state.engaged:
         if state.until is not None and now >= state.until:
             return [FleetBrakeReleased(event_id=_id(state, "released"), occurred_at=now,

@@ -189,7 +189,9 @@ def score(health: ChipHealth, now: datetime, policy: HealthPolicy = DEFAULT_HEAL
 
 def decide(health: ChipHealth, now: datetime, policy: HealthPolicy = DEFAULT_HEALTH
            ) -> list[cmd.AnyChipCommand]:
-    """The command the chip should get now, if any (at most one at a time)."""
+    """The chip commands the monitor should send now: at most one (ban, resume or cool),
+    often none. It returns commands, not events, because the chip actor alone decides and
+    records what happens to a chip; no command to react to, so no `command` argument."""
     chip, finding = health.chip, health.finding
     status = chip.status
     if status not in OBSERVABLE:
