@@ -5,7 +5,7 @@
     .venv/bin/python bench/routing.py --profile /tmp/balancer.txt   # py-spy, collapsed stacks
 
 Runs a real nats-server (embedded) and the balancer as its own process
-(`python -m julia_chips.balancer.runner`, as in production and the leader-kill test),
+(`python -m tests.integration.balancer_process`, as in the leader-kill test),
 so the load generator does not share its event loop; `--balancer inline` runs it in this
 process instead. The baseline is the raw JetStream request rate (nats-py `js.publish` + ack)
 at the same concurrency, same server, same run, alternated with the end-to-end runs (best
@@ -219,12 +219,13 @@ async def failover(nc: nats.NATS, js: nats.js.JetStreamContext, expected: int,
 def start_balancer(url: str, chips: int, profile: Path | None) -> subprocess.Popen[bytes]:
     env = {**os.environ, "NATS_URL": url, "MAX_CHIPS_ACTIVE": str(chips),
            "JULIA_LEASE_TTL": "5"}
-    command = [sys.executable, "-m", "julia_chips.balancer.runner", "--holder", "bench"]
+    command = [sys.executable, "-m", "tests.integration.balancer_process", "--holder", "bench"]
     if profile is not None:
         spy = Path(sys.executable).with_name("py-spy")
         command = [str(spy), "record", "--format", "raw", "--rate", "200", "-o", str(profile),
                    "--", *command]
-    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
+    repo = Path(__file__).resolve().parents[1]  # where `tests` imports from
+    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, cwd=repo)
 
 
 async def wait_for_leader(nc: nats.NATS) -> None:

@@ -1,7 +1,8 @@
-"""One balancer process (leader or standby) with an in-memory gateway that journals its sends
-to a file, so a test can SIGKILL the process and still count what it sent.
+"""One balancer process (leader or standby) with an in-memory gateway, which journals its
+sends to a file when given one, so a test can SIGKILL the process and still count what it
+sent; `bench/routing.py` runs it too.
 
-`python -m tests.integration.balancer_process --holder NAME --gateway-journal PATH`
+`python -m tests.integration.balancer_process --holder NAME [--gateway-journal PATH]`
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from julia_chips.infrastructure import connect_nats
 from tests.fakes import FakeSender
 
 
-async def _main(journal: Path, holder: str) -> None:
+async def _main(journal: Path | None, holder: str) -> None:
     config = load_config()
     if not config.nats_url:
         raise SystemExit("NATS_URL must be set")
@@ -30,7 +31,7 @@ async def _main(journal: Path, holder: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="one balancer with a journalling fake gateway")
-    parser.add_argument("--gateway-journal", type=Path, required=True)
+    parser.add_argument("--gateway-journal", type=Path, default=None)
     parser.add_argument("--holder", required=True, help="its name in the lease")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO,
