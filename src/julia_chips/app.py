@@ -23,7 +23,7 @@ from julia_chips.chip.worker import Worker, new_worker_id
 from julia_chips.clock import Clock, SystemClock
 from julia_chips.config import Config, ConfigError
 from julia_chips.db.migrate import migrate_url
-from julia_chips.health.monitor import HealthMonitorSettings, run_health_monitor
+from julia_chips.health.monitor import monitor_settings, run_health_monitor
 from julia_chips.http.app import create_app
 from julia_chips.http.keys import SUPERVISOR
 from julia_chips.infrastructure import Endpoints, connect_nats, infrastructure
@@ -67,7 +67,8 @@ async def _one_part(config: Config, command: str) -> AsyncIterator[tuple[NATS, a
     stop = asyncio.Event()
     _stop_on_signals(stop)
     try:
-        await ensure_streams(nc.jetstream(), config.replicas, config.lease_ttl)
+        await ensure_streams(nc.jetstream(), config.replicas, config.lease_ttl,
+                             config.ledger_max_age_days)
         log.info("%s started (NATS %s)", command, without_credentials(config.nats_url))
         yield nc, stop
     finally:
@@ -186,7 +187,8 @@ async def run_all(config: Config, without: frozenset[str] = frozenset()) -> int:
         applied = await migrate_url(endpoints.database_url)
         log.info("migrations: %s", ", ".join(applied) if applied else "up to date")
         nc = await connect_nats(endpoints.nats_url)
-        await ensure_streams(nc.jetstream(), config.replicas, config.lease_ttl)
+        await ensure_streams(nc.jetstream(), config.replicas, config.lease_ttl,
+                             config.ledger_max_age_days)
         async with outside_world(config) as world, whatsapp_sender(world) as sender:
             recovered = await _serve(config, SystemClock(), nc, world, sender, stop, without)
         _endpoints_path(config).unlink(missing_ok=True)
@@ -240,7 +242,7 @@ def _parts(config: Config, clock: Clock, nc: NATS, world: OutsideWorld,
     assert config.database_url is not None
     database_url, ttl = config.database_url, config.lease_ttl
     endpoints = world.activator_endpoints(config, http_url)
-    monitor = HealthMonitorSettings(reply_prefixes=config.reply_prefixes)
+    monitor = monitor_settings(config)
     return {
         "workers": (_workers(nc, clock, config, answered, new_worker_id()), answered),
         "projections": (lambda: run_projections(nc, database_url, stop, ttl), stop),

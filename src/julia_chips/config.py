@@ -51,6 +51,13 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
     idle_passivate: float = 300.0  # seconds an idle chip actor stays in memory
     # Subjects answers may go to (reply_subjects.py): `_INBOX.` and JULIA_REPLY_PREFIXES.
     reply_prefixes: tuple[str, ...] = DEFAULT_REPLY_PREFIXES
+    # Policy: how hard the fleet may push (docs/configuration.md, "Policy").
+    quarantine_days: float = 30.0  # a doctor is not prospected after their chip was banned
+    weekly_prospecting_cap: int = 2  # prospecting messages per doctor per rolling 7 days
+    brake_threshold: int = 3  # bans within the window that brake prospecting fleet-wide
+    brake_window_minutes: float = 60.0
+    brake_cool_off_hours: float = 6.0  # the brake releases itself after this
+    ledger_max_age_days: float = 90.0  # MSG_EVENTS keeps sends this long
     part_grace: float = 60.0  # seconds a part may stay down before /health answers 503
     max_restarts: int = 10  # failed restarts in a row before a process gives up (exits 1)
 
@@ -85,6 +92,13 @@ _NUMBER_VARS: dict[str, tuple[str, type[int] | type[float], float, float]] = {
     "JULIA_ACK_WAIT": ("ack_wait", float, 1.0, 3600.0),
     "JULIA_IDLE_PASSIVATE": ("idle_passivate", float, 1.0, 86_400.0),
     "JULIA_PART_GRACE": ("part_grace", float, 0.0, 86_400.0),
+    "JULIA_QUARANTINE_DAYS": ("quarantine_days", float, 0.0, 365.0),
+    "JULIA_WEEKLY_PROSPECTING_CAP": ("weekly_prospecting_cap", int, 0, 100),
+    "JULIA_BRAKE_THRESHOLD": ("brake_threshold", int, 1, 10_000),
+    "JULIA_BRAKE_WINDOW_MINUTES": ("brake_window_minutes", float, 1.0, 7 * 24 * 60.0),
+    "JULIA_BRAKE_COOL_OFF_HOURS": ("brake_cool_off_hours", float, 0.0, 30 * 24.0),
+    # At least the week the prospecting cap and the balancer's rebuild look back on.
+    "JULIA_LEDGER_MAX_AGE_DAYS": ("ledger_max_age_days", float, 7.0, 3650.0),
     "JULIA_MAX_RESTARTS": ("max_restarts", int, 0, 10_000),
 }
 _STR_VARS = {

@@ -1,6 +1,6 @@
-"""The balancer's replay (`balancer_store.replay`) against a real JetStream: it returns once
-caught up, including when no stored message falls after `since` (a fleet idle for longer than
-the ledger's horizon), which left a new leader rebuilding forever."""
+"""The balancer's replay (`balancer/route_log.py` `replay`) against a real JetStream: it returns
+once caught up, including when no stored message falls after `since` (a fleet idle for longer
+than the ledger's horizon), which left a new leader rebuilding forever; and the ledger's age."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from nats.js.client import JetStreamContext
 
 from julia_chips.balancer.route_log import replay
 from julia_chips.contract.subjects import Stream
+from julia_chips.jetstream.streams import ensure_streams
 
 
 async def publish_ledger(js: JetStreamContext, n: int) -> None:
@@ -44,3 +45,10 @@ async def test_replay_of_an_empty_stream_returns(js: JetStreamContext) -> None:
     await asyncio.wait_for(replay(js, Stream.ROUTE_EVENTS, "route.evt.>", seen.append),
                            timeout=10)
     assert seen == []
+
+
+async def test_the_ledger_keeps_sends_as_long_as_configured(js: JetStreamContext) -> None:
+    """JULIA_LEDGER_MAX_AGE_DAYS reaches MSG_EVENTS, also when the stream exists already."""
+    await ensure_streams(js, ledger_max_age_days=30)
+    info = await js.stream_info(str(Stream.MSG_EVENTS))
+    assert info.config.max_age == 30 * 86_400

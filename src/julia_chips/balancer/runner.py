@@ -12,12 +12,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from datetime import timedelta
 
 from nats.aio.client import Client as NATS
 
 from julia_chips.balancer.dispatch import WhatsAppSender
 from julia_chips.balancer.leader import BalancerSettings, FailoverTiming, Leader
 from julia_chips.balancer.metrics import IS_LEADER
+from julia_chips.balancer.model.protection import ProtectionPolicy
 from julia_chips.balancer.requests import RequestConsumer
 from julia_chips.clock import Clock
 from julia_chips.config import Config
@@ -28,9 +30,12 @@ log = logging.getLogger(__name__)
 
 
 def balancer_settings(config: Config) -> BalancerSettings:
+    protection = ProtectionPolicy(
+        weekly_prospecting_cap=config.weekly_prospecting_cap,
+        quarantine=timedelta(days=config.quarantine_days))
     return BalancerSettings(max_active=config.max_chips_active, lease_ttl=config.lease_ttl,
                             ack_wait=config.ack_wait, max_deliver=config.max_deliver,
-                            reply_prefixes=config.reply_prefixes)
+                            reply_prefixes=config.reply_prefixes, protection=protection)
 
 
 class BalancerRunner:

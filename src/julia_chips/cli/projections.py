@@ -54,7 +54,8 @@ async def projections_run(endpoints: Endpoints, batch: int, config: Config) -> i
         loop.add_signal_handler(sig, stop.set)
     await migrate_url(endpoints.database_url)
     nc = await connect_nats(endpoints.nats_url)
-    await ensure_streams(nc.jetstream(), config.replicas, config.lease_ttl)
+    await ensure_streams(nc.jetstream(), config.replicas, config.lease_ttl,
+                         config.ledger_max_age_days)
     await run_projections(nc, endpoints.database_url, stop, config.lease_ttl, batch)
     await nc.drain()
     return 0

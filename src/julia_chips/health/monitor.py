@@ -28,6 +28,7 @@ from prometheus_client import Counter
 from julia_chips.chip.model.lifecycle import ChipState, evolve
 from julia_chips.chip_failures import chip_failed
 from julia_chips.clock import Clock
+from julia_chips.config import Config
 from julia_chips.contract import chip as ev
 from julia_chips.contract.chip_commands import AnyChipCommand
 from julia_chips.contract.codec import ENCODER
@@ -93,6 +94,14 @@ class HealthMonitorSettings(msgspec.Struct, frozen=True, kw_only=True):
 
 
 DEFAULT_MONITOR = HealthMonitorSettings()
+
+
+def monitor_settings(config: Config) -> HealthMonitorSettings:
+    """The configured brake and reply prefixes; the rest as tuned here."""
+    policy = brake.BrakePolicy(threshold=config.brake_threshold,
+                               window=timedelta(minutes=config.brake_window_minutes),
+                               cool_off=timedelta(hours=config.brake_cool_off_hours))
+    return HealthMonitorSettings(brake=policy, reply_prefixes=config.reply_prefixes)
 
 
 class HealthMonitor:

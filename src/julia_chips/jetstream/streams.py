@@ -46,9 +46,10 @@ def stream_configs(replicas: int, msg_max_age_days: float = 90) -> list[StreamCo
     ]
 
 
-async def ensure_streams(js: JetStreamContext, replicas: int = 1, lease_ttl: float = 10.0) -> None:
+async def ensure_streams(js: JetStreamContext, replicas: int = 1, lease_ttl: float = 10.0,
+                         ledger_max_age_days: float = 90) -> None:
     """Create what is missing and bring existing streams to the current config."""
-    for config in stream_configs(replicas):
+    for config in stream_configs(replicas, ledger_max_age_days):
         try:
             await js.stream_info(str(config.name))
         except NotFoundError:
