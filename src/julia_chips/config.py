@@ -97,8 +97,8 @@ _NUMBER_VARS: dict[str, tuple[str, type[int] | type[float], float, float]] = {
     "JULIA_BRAKE_THRESHOLD": ("brake_threshold", int, 1, 10_000),
     "JULIA_BRAKE_WINDOW_MINUTES": ("brake_window_minutes", float, 1.0, 7 * 24 * 60.0),
     "JULIA_BRAKE_COOL_OFF_HOURS": ("brake_cool_off_hours", float, 0.0, 30 * 24.0),
-    # At least the week the prospecting cap and the balancer's rebuild look back on.
-    "JULIA_LEDGER_MAX_AGE_DAYS": ("ledger_max_age_days", float, 7.0, 3650.0),
+    # At least the 8 local days the balancer's rebuild replays (ATTEMPT_MEMORY_DAYS).
+    "JULIA_LEDGER_MAX_AGE_DAYS": ("ledger_max_age_days", float, 8.0, 3650.0),
     "JULIA_MAX_RESTARTS": ("max_restarts", int, 0, 10_000),
 }
 _STR_VARS = {

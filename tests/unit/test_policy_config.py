@@ -38,7 +38,7 @@ def test_configured_policy_reaches_the_balancer_and_the_monitor() -> None:
     ("JULIA_QUARANTINE_DAYS", "-1"), ("JULIA_WEEKLY_PROSPECTING_CAP", "two"),
     ("JULIA_BRAKE_THRESHOLD", "0"), ("JULIA_BRAKE_WINDOW_MINUTES", "0.5"),
     ("JULIA_BRAKE_COOL_OFF_HOURS", "1000"),
-    ("JULIA_LEDGER_MAX_AGE_DAYS", "3"),  # shorter than the week the caps look back on
+    ("JULIA_LEDGER_MAX_AGE_DAYS", "7"),  # shorter than the 8 days a balancer rebuild replays
 ])
 def test_a_bad_policy_number_stops_start_up_naming_it(var: str, bad: str) -> None:
     with pytest.raises(ConfigError, match=var):
