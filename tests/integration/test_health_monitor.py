@@ -14,10 +14,11 @@ from julia_chips.clock import FixedClock
 from julia_chips.contract import chip as ev
 from julia_chips.contract.chip import Status
 from julia_chips.contract.fleet import AnyFleetEvent, FleetBrakeEngaged, FleetBrakeReleased
-from julia_chips.contract.subjects import FLEET_BRAKE, FLEET_BRAKE_RELEASE, JuliaHeader, Stream
+from julia_chips.contract.subjects import FLEET_BRAKE, FLEET_BRAKE_RELEASE, Stream
 from julia_chips.ingest.observation_log import publish_observation
 from julia_chips.jetstream.acked_publish import AckedPublisher
 from tests.conftest import new_chip_id
+from tests.integration.dead_letter_reader import stored_dead_letters
 from tests.integration.health_rig import FAST, connection, monitoring, until
 from tests.integration.warm_fleet import MORNING, events_of, warming_chips
 from tests.integration.workers import running_worker
@@ -144,7 +145,7 @@ async def test_bad_signals_are_rejected_with_a_reason_and_change_nothing(
         assert monitor.folded == 0 and monitor.commands_sent == 0
         assert monitor.chips[chip].pending.sent == 0
     assert await events_of(js, chip) == before
-    letters = await _dead_letters(js)
+    letters = await stored_dead_letters(js, "dlq.obs.>", quiet=0.5)
     assert [body for body, _ in letters] == [body for _, body, _ in bad]
     for (_, _, why), (_, reason) in zip(bad, letters, strict=True):
         assert why in reason, (why, reason)
@@ -153,19 +154,6 @@ async def test_bad_signals_are_rejected_with_a_reason_and_change_nothing(
 def _traffic(instance: str, at: str, sent: int) -> bytes:
     return (f'{{"type": "traffic", "signal": {{"instance": "{instance}", "sent": {sent}, '
             f'"observed_at": "{at}"}}}}').encode()
-
-
-async def _dead_letters(js: JetStreamContext) -> list[tuple[bytes, str]]:
-    sub = await js.subscribe("dlq.obs.>", ordered_consumer=True)
-    found = []
-    try:
-        while True:
-            msg = await sub.next_msg(timeout=0.5)
-            found.append((msg.data, (msg.headers or {}).get(JuliaHeader.DLQ_REASON, "")))
-    except Exception:
-        pass
-    await sub.unsubscribe()
-    return found
 
 
 async def _known(monitor: object, chips: list[str]) -> bool:

@@ -34,6 +34,7 @@ from julia_chips.jetstream.acked_publish import AckedPublisher
 from julia_chips.projections.service import Projections
 from julia_chips.sandbox.world import serve
 from tests.conftest import new_chip_id
+from tests.integration.dead_letter_reader import stored_dead_letters
 from tests.integration.health_rig import connection, monitoring, until
 from tests.integration.ingress_fixtures import (
     EVOLUTION_SECRET,
@@ -69,19 +70,6 @@ async def webhook_ingress(js: JetStreamContext, clock: Clock) -> AsyncIterator[I
         await runner.cleanup()
 
 
-async def dead_letters(js: JetStreamContext, chip: str) -> list[tuple[bytes, str]]:
-    sub = await js.subscribe(f"dlq.chip.{chip}", ordered_consumer=True)
-    found = []
-    try:
-        while True:
-            msg = await sub.next_msg(timeout=1)
-            found.append((msg.data, (msg.headers or {}).get(JuliaHeader.DLQ_REASON, "")))
-    except TimeoutError:
-        pass
-    await sub.unsubscribe()
-    return found
-
-
 async def test_a_cool_whose_until_has_no_zone_is_refused_and_the_monitor_still_bans(
         nc: NATS, js: JetStreamContext) -> None:
     clock = FixedClock(MORNING)
@@ -100,7 +88,7 @@ async def test_a_cool_whose_until_has_no_zone_is_refused_and_the_monitor_still_b
         assert status == 200, answer
         await until(banned(js, other))
     assert "Cooled" not in await kinds(js, cooled)
-    [(letter, reason)] = await dead_letters(js, cooled)
+    [(letter, reason)] = await stored_dead_letters(js, f"dlq.chip.{cooled}")
     assert letter == body and reason.startswith("invalid command") and "$.until" in reason
 
 

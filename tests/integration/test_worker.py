@@ -12,9 +12,10 @@ from nats.js.client import JetStreamContext
 from julia_chips.chip.client import ChipClient
 from julia_chips.chip.event_log import JetStreamChipEventLog
 from julia_chips.contract import chip_commands as cmd
-from julia_chips.contract.subjects import JuliaHeader, Stream
+from julia_chips.contract.subjects import Stream
 from julia_chips.embedded.nats_server import EmbeddedNats
 from tests.conftest import crash_and_restart, new_chip_id
+from tests.integration.dead_letter_reader import stored_dead_letters
 from tests.integration.workers import running_worker
 
 
@@ -57,19 +58,6 @@ async def test_refused_move_says_state_and_allowed_and_appends_nothing(
     assert len(await JetStreamChipEventLog(js).load(chip)) == 1
 
 
-async def _dead_letters(js: JetStreamContext, chip: str) -> list[tuple[bytes, str]]:
-    sub = await js.subscribe(f"dlq.chip.{chip}", ordered_consumer=True)
-    found = []
-    try:
-        while True:
-            msg = await sub.next_msg(timeout=1)
-            found.append((msg.data, (msg.headers or {}).get(JuliaHeader.DLQ_REASON, "")))
-    except Exception:
-        pass
-    await sub.unsubscribe()
-    return found
-
-
 BAD_BODIES = [
     (b"{not json", "invalid command: JSON is malformed"),
     (b'{"type": "Teleport", "command_id": "t1"}', "Invalid value 'Teleport' - at `$.type`"),
@@ -93,7 +81,7 @@ async def test_bad_input_is_refused_with_reason_dead_lettered_and_chip_keeps_wor
             assert reply.ok is False and reason in (reply.error or ""), (body, reply.error)
         good = await client.send(chip, cmd.StartActivation(command_id="after-bad"))
     assert good.ok and good.state == "activating"
-    letters = await _dead_letters(js, chip)
+    letters = await stored_dead_letters(js, f"dlq.chip.{chip}")
     assert [data for data, _ in letters] == [body for body, _ in BAD_BODIES]
     assert all(reason.startswith("invalid command") for _, reason in letters)
     assert len(await JetStreamChipEventLog(js).load(chip)) == 2
