@@ -47,6 +47,13 @@ def test_waits_carry_the_cursor_and_the_deadline() -> None:
                                    deadline=NOW + timedelta(seconds=60))
 
 
+def test_completing_tells_the_chip_the_number_bought() -> None:
+    saga = apply(Saga(chip_id=CHIP), *HAPPY[:-1])
+    assert next_action(saga, POLICY, NOW) == act.Complete(
+        instance="chip-c1", host="vps-1", phone_number="+5511900000001",
+        salvy_account_id="pa_1")
+
+
 def test_replay_gives_the_same_state_and_a_repeat_outcome_adds_nothing() -> None:
     events: list[ev.AnyActivationEvent] = []
     saga = Saga(chip_id=CHIP)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from julia_chips.chip.model.lifecycle import ChipRuleBroken, decide, evolve
+from julia_chips.chip.model.lifecycle import ChipRuleBroken, ChipState, decide, evolve
 from julia_chips.contract import chip as ev
 from julia_chips.contract import chip_commands as cmd
 from julia_chips.contract.chip import Status
@@ -114,3 +114,21 @@ def test_the_monitors_score_rides_on_traffic_and_stays_until_the_next_one() -> N
         state = evolve(state, event)
         assert isinstance(event, ev.TrafficObserved) and event.health_score == seen
         assert state.health_score == expected
+
+
+def test_activation_names_the_number_an_area_code_provision_lacked() -> None:
+    activating = run(ChipState(chip_id="chip-1"), cmd.Provision(command_id="p", ddd=11),
+                     cmd.StartActivation(command_id="s"))
+    [event] = decide(activating, cmd.CompleteActivation(
+        command_id="c", instance="i", host="h", phone_number="+5511900000001",
+        salvy_account_id="pa_1"), NOW)
+    assert isinstance(event, ev.Activated)
+    assert (event.phone_number, event.salvy_account_id) == ("+5511900000001", "pa_1")
+    state = evolve(activating, event)
+    assert (state.phone_number, state.salvy_account_id, state.ddd) == (
+        "+5511900000001", "pa_1", 11)
+    provision = cmd.Provision(command_id="p", phone_number="+5511900000002",
+                              salvy_account_id="pa_2")
+    given = run(ChipState(chip_id="chip-2"), provision, cmd.StartActivation(command_id="s"),
+                cmd.CompleteActivation(command_id="c", instance="i", host="h"))
+    assert (given.phone_number, given.salvy_account_id) == ("+5511900000002", "pa_2")

@@ -167,7 +167,8 @@ async def _await_connection(ports: ActivationPorts, clock: Clock,
 
 async def _complete(ports: ActivationPorts, chip: str, action: act.Complete) -> act.Outcome:
     command = cmd.CompleteActivation(command_id="activator:complete", instance=action.instance,
-                                     host=action.host)
+                                     host=action.host, phone_number=action.phone_number,
+                                     salvy_account_id=action.salvy_account_id)
     reply = await ports.chips.send(chip, command)
     if reply.ok:
         return act.ChipCompleted()

@@ -49,6 +49,10 @@ class Activated(ChipEvent, frozen=True, kw_only=True, tag="Activated"):
     instance: str
     host: str
     daily_cap: int  # the warm-up ramp's first cap
+    # The number the activation linked, bought by area code or given by Provision; None in
+    # events stored before the activator sent it (a rebuild takes those from ACTIVATIONS).
+    phone_number: str | None = None  # personal data: never logged unmasked
+    salvy_account_id: str | None = None
 
 
 class ActivationFailed(ChipEvent, frozen=True, kw_only=True, tag="ActivationFailed"):

@@ -44,6 +44,8 @@ class StartActivation(ChipCommand, frozen=True, kw_only=True, tag="StartActivati
 class CompleteActivation(ChipCommand, frozen=True, kw_only=True, tag="CompleteActivation"):
     instance: Name
     host: Name
+    phone_number: Phone | None = None  # the number linked: Provision may not have named it
+    salvy_account_id: Name | None = None
 
 
 class FailActivation(ChipCommand, frozen=True, kw_only=True, tag="FailActivation"):

@@ -1,18 +1,21 @@
-"""`/chips`, `/chips/{id}` and `/chips/{id}/warmer-metrics`: straight from the read models."""
+"""`/chips`, `/chips/{id}` (with the doctors it holds) and `/chips/{id}/warmer-metrics`:
+straight from the read models."""
 
 from __future__ import annotations
 
 import uuid
 from typing import Any
 
+import msgspec
 from aiohttp import web
 
 from julia_chips.http.errors import ApiProblem
 from julia_chips.http.keys import POOL
 from julia_chips.http.params import ChipsQuery, NoQuery, PageQuery, chip_id, query
-from julia_chips.http.responses import ChipPage, WarmerDay, WarmerMetricsPage, json
+from julia_chips.http.responses import ChipPage, ChipView, WarmerDay, WarmerMetricsPage, json
 from julia_chips.projections.audit import read_row
 from julia_chips.projections.chip_rows import COLUMNS, ChipRow, from_record
+from julia_chips.projections.distribution import chip_doctors
 from julia_chips.projections.warmer_rows import COLUMNS as WARMER_COLUMNS
 
 _CHIP_COLUMNS = ", ".join(COLUMNS)
@@ -50,7 +53,9 @@ async def _chip_row(request: web.Request, chip: str) -> ChipRow:
 async def get_chip(request: web.Request) -> web.Response:
     chip = chip_id(request)
     query(request, NoQuery)
-    return json(await _chip_row(request, chip))
+    row = await _chip_row(request, chip)
+    doctors = await chip_doctors(request.app[POOL], chip)
+    return json(ChipView(**msgspec.structs.asdict(row), doctors=doctors))
 
 
 async def warmer_metrics(request: web.Request) -> web.Response:

@@ -15,6 +15,7 @@ from julia_chips.contract.subjects import Stream
 from julia_chips.http.health import projection_lags
 from julia_chips.http.keys import CLOCK, NATS_CONN, POOL
 from julia_chips.http.params import NoQuery, query
+from julia_chips.projections.distribution import distribution
 from julia_chips.projections.fleet import fleet_summary
 
 
@@ -38,12 +39,7 @@ async def _fleet_registry(app: web.Application) -> CollectorRegistry:
     by_status = Gauge("chips_by_status", "Chips per state", ["status"], registry=registry)
     for status, count in by.items():
         by_status.labels(status=status).set(count)
-    progress = Gauge("warmer_progress", "Warm-up progress of warming chips, 0..1", ["chip_id"],
-                     registry=registry)
-    rows = await app[POOL].fetch(
-        "SELECT id, warmer_progress FROM julia_chips WHERE status = $1", Status.WARMING.value)
-    for row in rows:
-        progress.labels(chip_id=str(row["id"])).set(row["warmer_progress"] or 0.0)
+    await _per_chip(app, registry)
     lag = Gauge("julia_projection_lag_events", "Stream events not yet in the read model",
                 ["projection"], registry=registry)
     for name, figures in (await projection_lags(app)).items():
@@ -52,6 +48,21 @@ async def _fleet_registry(app: web.Application) -> CollectorRegistry:
     Gauge("julia_dead_letters_stored", "Messages held in the DEAD_LETTER stream",
           registry=registry).set(info.state.messages or 0)
     return registry
+
+
+async def _per_chip(app: web.Application, registry: CollectorRegistry) -> None:
+    """Gauges labelled by chip: warm-up progress of the warming ones, and the doctors each
+    chip holds (every chip in `julia_chips`, zeros included, as `/distribution` lists them)."""
+    progress = Gauge("warmer_progress", "Warm-up progress of warming chips, 0..1", ["chip_id"],
+                     registry=registry)
+    rows = await app[POOL].fetch(
+        "SELECT id, warmer_progress FROM julia_chips WHERE status = $1", Status.WARMING.value)
+    for row in rows:
+        progress.labels(chip_id=str(row["id"])).set(row["warmer_progress"] or 0.0)
+    held = Gauge("chip_doctors", "Doctors whose conversation the chip holds", ["chip_id"],
+                 registry=registry)
+    for share in (await distribution(app[POOL])).chips:
+        held.labels(chip_id=share.chip_id).set(share.doctors)
 
 
 async def metrics(request: web.Request) -> web.Response:

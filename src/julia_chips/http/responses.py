@@ -9,10 +9,18 @@ import msgspec
 from aiohttp import web
 
 from julia_chips.projections.chip_rows import ChipRow
+from julia_chips.projections.distribution import ChipDoctors
 from julia_chips.projections.fleet import FleetSummary
 from julia_chips.supervisor import PartStatus
 
 _ENCODER = msgspec.json.Encoder()
+
+
+class ChipView(ChipRow, frozen=True, kw_only=True):
+    """`/chips/{id}`: the row, and the doctors the chip holds (the list pages leave them out:
+    one more query per chip)."""
+
+    doctors: ChipDoctors
 
 
 class ChipPage(msgspec.Struct, frozen=True, kw_only=True):

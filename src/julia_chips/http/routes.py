@@ -9,16 +9,17 @@ import msgspec
 from aiohttp import web
 
 from julia_chips.contract.route import DoctorId
-from julia_chips.http import chip_events, chips, doctors, health, metrics
+from julia_chips.http import chip_events, chips, distribution, doctors, health, metrics
 from julia_chips.http.params import ChipIdParam, ChipsQuery, EventsQuery, NoQuery, PageQuery
 from julia_chips.http.responses import (
     ChipPage,
     ChipsHealth,
+    ChipView,
     EventsPage,
     Health,
     WarmerMetricsPage,
 )
-from julia_chips.projections.chip_rows import ChipRow
+from julia_chips.projections.distribution import Distribution
 from julia_chips.projections.doctors import DoctorView
 
 
@@ -43,8 +44,9 @@ READ_ROUTES: tuple[Route, ...] = (
     Route(path="/chips", handler=chips.list_chips, query=ChipsQuery, response=ChipPage,
           statuses=(200, 400, 401, 503),
           summary="Chips, optionally by status; pages by limit/offset or cursor"),
-    Route(path="/chips/{id}", handler=chips.get_chip, response=ChipRow,
-          statuses=(200, 400, 401, 404, 503), summary="One chip's read-model row"),
+    Route(path="/chips/{id}", handler=chips.get_chip, response=ChipView,
+          statuses=(200, 400, 401, 404, 503),
+          summary="One chip's read-model row, with the doctors it holds (ids, not phones)"),
     Route(path="/chips/{id}/events", handler=chip_events.list_events, query=EventsQuery,
           response=EventsPage, statuses=(200, 400, 401, 404, 503),
           summary="The chip's events replayed from JetStream, from a sequence or a time"),
@@ -54,6 +56,9 @@ READ_ROUTES: tuple[Route, ...] = (
     Route(path="/doctors/{id}", handler=doctors.get_doctor, response=DoctorView,
           id_type=DoctorId, statuses=(200, 400, 401, 404, 503),
           summary="One doctor: chip, consent, opt-out, quarantine, assignments, messages"),
+    Route(path="/distribution", handler=distribution.get_distribution, response=Distribution,
+          statuses=(200, 400, 401, 503),
+          summary="Doctors per chip (every chip, zeros included) and per chip state"),
     Route(path="/metrics", handler=metrics.metrics, statuses=(200, 400, 401, 503),
           summary="Prometheus exposition: fleet gauges and pipeline figures"),
 )

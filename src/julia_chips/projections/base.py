@@ -14,6 +14,7 @@ from typing import Any, Protocol
 import asyncpg
 import msgspec
 from nats.aio.msg import Msg
+from nats.js.client import JetStreamContext
 
 from julia_chips.contract.subjects import Stream
 
@@ -49,5 +50,6 @@ class Projection(Protocol):
     async def begin(self, conn: asyncpg.Connection, batch: Sequence[Envelope]) -> Fold:
         """A fold primed with the stored rows the batch touches."""
 
-    def empty(self) -> Fold:
-        """A fold with no stored rows (rebuild)."""
+    async def empty(self, js: JetStreamContext) -> Fold:
+        """A fold with no stored rows (rebuild), primed with whatever it needs from another
+        stream to read old history (`julia_chips`: the numbers activations bought)."""

@@ -72,7 +72,9 @@ def _warmup(row: ChipRow, event: ev.Activated | ev.Reinstated) -> ChipRow:
     extra: dict[str, Any] = {}
     if isinstance(event, ev.Activated):
         extra = {"instance": event.instance, "host": event.host,
-                 "activated_at": event.occurred_at}
+                 "activated_at": event.occurred_at,
+                 "phone_number": event.phone_number or row.phone_number,
+                 "salvy_account_id": event.salvy_account_id or row.salvy_account_id}
     return _r(row, status=Status.WARMING.value, warm_day=1, good_days=0,
               daily_cap=event.daily_cap, warmer_progress=0.0, ready_at=None, **extra)
 

@@ -8,10 +8,12 @@ from typing import Any
 
 import asyncpg
 from nats.aio.msg import Msg
+from nats.js.client import JetStreamContext
 
 from julia_chips.contract.subjects import Stream
 from julia_chips.jetstream.stored_chip_event import read_chip_event
 from julia_chips.projections.base import Envelope, Fold
+from julia_chips.projections.bought_numbers import BoughtNumber, bought_numbers, with_bought_number
 from julia_chips.projections.chip_rows import COLUMNS, ChipRow, apply, as_record, from_record
 from julia_chips.projections.chip_rows import is_uuid as is_chip_id
 
@@ -34,9 +36,14 @@ _UPSERT = (
 
 
 class ChipsFold:
-    def __init__(self, stored: dict[str, ChipRow]) -> None:
+    """:param bought: numbers from ACTIVATIONS for `Activated` events stored without one
+        (given on a rebuild only; see bought_numbers.py)."""
+
+    def __init__(self, stored: dict[str, ChipRow],
+                 bought: dict[str, BoughtNumber] | None = None) -> None:
         self.rows = stored
         self.changed: set[str] = set()
+        self._bought = bought or {}
 
     def feed(self, item: Envelope) -> None:
         event = item.event
@@ -47,7 +54,7 @@ class ChipsFold:
                         event.chip_id[:60])
             return
         before = self.rows.get(event.chip_id)
-        after = apply(before, item.seq, event)
+        after = apply(before, item.seq, with_bought_number(event, self._bought))
         if after is not None and after is not before:
             self.rows[event.chip_id] = after
             self.changed.add(event.chip_id)
@@ -81,5 +88,5 @@ class ChipsProjection:
             f"SELECT {', '.join(COLUMNS)} FROM julia_chips WHERE id = ANY($1::uuid[])", list(ids))
         return ChipsFold({str(r["id"]): from_record(r) for r in stored})
 
-    def empty(self) -> Fold:
-        return ChipsFold({})
+    async def empty(self, js: JetStreamContext) -> Fold:
+        return ChipsFold({}, await bought_numbers(js))

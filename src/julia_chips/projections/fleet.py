@@ -14,6 +14,7 @@ from typing import Any
 import asyncpg
 import msgspec
 from nats.aio.msg import Msg
+from nats.js.client import JetStreamContext
 
 from julia_chips.contract.chip import Status
 from julia_chips.contract.fleet import AnyFleetEvent, FleetBrakeEngaged, FleetBrakeReleased
@@ -75,7 +76,7 @@ class FleetBrakeProjection:
     async def begin(self, conn: asyncpg.Connection, batch: Sequence[Envelope]) -> Fold:
         return BrakeFold()
 
-    def empty(self) -> Fold:
+    async def empty(self, js: JetStreamContext) -> Fold:
         return BrakeFold()
 
 

@@ -16,6 +16,7 @@ from typing import Any, Union, get_args, get_origin
 import asyncpg
 import msgspec
 from nats.aio.msg import Msg
+from nats.js.client import JetStreamContext
 
 from julia_chips.contract.subjects import Stream
 from julia_chips.projections.base import Envelope, Fold
@@ -112,5 +113,5 @@ class KeyedProjection:
         rows = {r[self._table.key]: self._table.row(r) for r in stored}
         return KeyedFold(self._table, self._step, self._key_of, rows)
 
-    def empty(self) -> Fold:
+    async def empty(self, js: JetStreamContext) -> Fold:
         return KeyedFold(self._table, self._step, self._key_of, {})

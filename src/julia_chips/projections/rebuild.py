@@ -1,15 +1,16 @@
 """Rebuild read models by replaying their stream from the first event.
 
 The whole history is folded in memory first (the same folds the runner uses, so the result
-equals the incrementally built tables), then written in one transaction: tables emptied,
-rows COPYed, checkpoints set to the last replayed sequence. Readers see the old tables until
-the commit. A running projection waits on the advisory lock and carries on from the new
-checkpoint (its durable consumer rewinds itself if its cursor is past it).
+equals the incrementally built tables; `julia_chips` also reads the numbers ACTIVATIONS
+recorded for chips activated before their `Activated` carried one), then written in one
+transaction: tables emptied, rows COPYed, checkpoints set to the last replayed sequence.
+Readers see the old tables until the commit. A running projection waits on the advisory
+lock and carries on from the new checkpoint (its durable consumer rewinds itself if its
+cursor is past it).
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 
@@ -17,7 +18,6 @@ import asyncpg
 import msgspec
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
-from nats.js.api import DeliverPolicy
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -34,6 +34,7 @@ from rich.text import Text
 from julia_chips.projections import checkpoints
 from julia_chips.projections.base import Envelope, Fold
 from julia_chips.projections.catalog import PROJECTIONS, rebuild_set
+from julia_chips.projections.stream_replay import replay_stream
 
 ProgressHook = Callable[[int], None]
 
@@ -53,38 +54,23 @@ async def replay(nc: NATS, names: list[str], on_progress: ProgressHook | None = 
     """Fold `names` (all on one stream) over that stream; returns folds, events, last seq."""
     first = PROJECTIONS[names[0]]
     js = nc.jetstream()
-    last = int((await js.stream_info(str(first.stream))).state.last_seq or 0)
-    folds = {name: PROJECTIONS[name].empty() for name in names}
-    if last == 0:
-        return folds, 0, 0
-    done = asyncio.get_running_loop().create_future()
+    folds = {name: await PROJECTIONS[name].empty(js) for name in names}
     count = 0
 
-    async def on_msg(msg: Msg) -> None:
+    def on_msg(msg: Msg) -> None:
         nonlocal count
-        seq = msg.metadata.sequence.stream
-        if seq > last:
-            return
         try:
             event = first.decode(msg)
         except Exception:  # skipped, as the runner does; the stream keeps it
             event = None
-        item = Envelope(seq, event)
+        item = Envelope(msg.metadata.sequence.stream, event)
         for fold in folds.values():
             fold.feed(item)
         count += 1
         if on_progress is not None and count % 1000 == 0:
             on_progress(count)
-        if seq >= last and not done.done():
-            done.set_result(None)
 
-    sub = await js.subscribe(first.subjects, stream=str(first.stream), cb=on_msg,
-                             ordered_consumer=True, deliver_policy=DeliverPolicy.ALL,
-                             pending_msgs_limit=-1, pending_bytes_limit=-1)
-    try:
-        await done
-    finally:
-        await sub.unsubscribe()
+    count, last = await replay_stream(js, first.stream, first.subjects, on_msg)
     if on_progress is not None:
         on_progress(count)
     return folds, count, last

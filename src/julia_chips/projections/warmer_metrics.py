@@ -12,6 +12,7 @@ from typing import Any
 
 import asyncpg
 from nats.aio.msg import Msg
+from nats.js.client import JetStreamContext
 
 from julia_chips.contract.chip import WarmDayCompleted
 from julia_chips.contract.subjects import Stream
@@ -60,5 +61,5 @@ class WarmerMetricsProjection:
     async def begin(self, conn: asyncpg.Connection, batch: Sequence[Envelope]) -> Fold:
         return WarmerFold()
 
-    def empty(self) -> Fold:
+    async def empty(self, js: JetStreamContext) -> Fold:
         return WarmerFold()

@@ -105,7 +105,8 @@ def _step_action(saga: Saga, step: Step, policy: act.SagaPolicy, now: datetime) 
             return act.AwaitConnection(instance=instance, host=host,
                                        after_seq=saga.obs_after_seq,
                                        deadline=started + policy.wait_timeout(step))
-    return act.Complete(instance=instance, host=host)
+    return act.Complete(instance=instance, host=host, phone_number=phone,
+                        salvy_account_id=account)
 
 
 def _wind_down(saga: Saga) -> act.Action:

@@ -70,6 +70,8 @@ class AwaitConnection(Action, frozen=True, kw_only=True):
 class Complete(Action, frozen=True, kw_only=True):
     instance: str
     host: str
+    phone_number: str  # told to the chip with the instance: its Provision may lack them
+    salvy_account_id: str
 
 
 class ReleaseHost(Action, frozen=True, kw_only=True):

@@ -127,7 +127,8 @@ def decide(
             return [stamp(ev.ActivationStarted, host=command.host)]
         case cmd.CompleteActivation() if status is Status.ACTIVATING:
             return [stamp(ev.Activated, instance=command.instance, host=command.host,
-                                 daily_cap=policy.first_cap)]
+                          daily_cap=policy.first_cap, phone_number=command.phone_number,
+                          salvy_account_id=command.salvy_account_id)]
         case cmd.FailActivation() if status is Status.ACTIVATING:
             return [stamp(ev.ActivationFailed, reason=command.reason,
                                         retryable=command.retryable, step=command.step)]
@@ -247,7 +248,9 @@ def evolve(state: ChipState, event: ev.AnyChipEvent) -> ChipState:
 def _start_warmup(state: ChipState, event: ev.Activated | ev.Reinstated) -> ChipState:
     extra: dict[str, Any] = {}
     if isinstance(event, ev.Activated):
-        extra = {"instance": event.instance, "host": event.host, "activated_at": event.occurred_at}
+        extra = {"instance": event.instance, "host": event.host, "activated_at": event.occurred_at,
+                 "phone_number": event.phone_number or state.phone_number,
+                 "salvy_account_id": event.salvy_account_id or state.salvy_account_id}
     return msgspec.structs.replace(
         state, status=Status.WARMING, warm_day=1, good_days=0, daily_cap=event.daily_cap,
         warmer_progress=0.0, day=DayFigures(), ready_at=None, **extra)
