@@ -28,6 +28,7 @@ from julia_chips.http.app import create_app
 from julia_chips.http.keys import SUPERVISOR
 from julia_chips.infrastructure import Endpoints, connect_nats, infrastructure
 from julia_chips.ingest.deriver import ObservationDeriver, run_observation_deriver
+from julia_chips.ingest.feedback import run_doctor_feedback
 from julia_chips.ingest.webhooks import WEBHOOK_INGRESS, WebhookIngress, webhook_routes
 from julia_chips.jetstream.streams import ensure_streams
 from julia_chips.outside_world import OutsideWorld, outside_world, whatsapp_sender
@@ -172,7 +173,8 @@ def _announce(config: Config, endpoints: Endpoints) -> None:
 
 async def run_all(config: Config, without: frozenset[str] = frozenset()) -> int:
     """Every part, until SIGINT/SIGTERM: workers, projections, HTTP (read API + webhooks),
-    warmer scheduler, health monitor, observation deriver, balancer, activator, and the
+    warmer scheduler, health monitor, observation deriver, doctor feedback, balancer,
+    activator, and the
     sandbox when no outside service is configured. 1 when a part could not recover after
     `config.max_restarts` restarts (for systemd to restart the process).
 
@@ -249,6 +251,8 @@ def _parts(config: Config, clock: Clock, nc: NATS, world: OutsideWorld,
         "warmer scheduler": (lambda: run_warmer_scheduler(nc, clock, stop), stop),
         "health monitor": (lambda: run_health_monitor(nc, clock, stop, ttl, monitor), stop),
         "deriver": (lambda: run_observation_deriver(nc, stop, ttl), stop),
+        # replies and receipts: idempotent, so no lease (ingest/feedback.py)
+        "doctor feedback": (lambda: run_doctor_feedback(nc, clock, stop), stop),
         "balancer": (lambda: run_balancer(nc, clock, config, sender), stop),  # cancelled
         "activator": (lambda: run_activator(nc, clock, config, stop, endpoints=endpoints), stop),
     }

@@ -42,6 +42,9 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
     cloud_api_token: str | None = None
     cloud_api_waba_id: str | None = None
     cloud_api_pin: str | None = None  # two-step verification PIN set when registering
+    # HMAC key of the phones ROUTE_EVENTS remembers (opt-outs): keep it for ever, since
+    # another key forgets every opted-out phone; required with an outside service configured
+    phone_key: str = "julia-chips-sandbox-phone-key"
     public_url: str | None = None  # how Evolution reaches our /webhooks (instance config)
     http_host: str = "127.0.0.1"  # 0.0.0.0 behind a proxy in production
     lease_ttl: float = 10.0  # seconds a lease (partition or part) outlives its last renewal
@@ -69,7 +72,8 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
     def __repr__(self) -> str:
         """Never print secrets: only say which ones are set."""
         hidden = {"api_token", "webhook_secret", "salvy_webhook_secret", "salvy_api_token",
-                  "evolution_api_key", "vps_ssh_key", "cloud_api_token", "cloud_api_pin"}
+                  "evolution_api_key", "vps_ssh_key", "cloud_api_token", "cloud_api_pin",
+                  "phone_key"}
         parts = []
         for name in self.__struct_fields__:
             value = getattr(self, name)
@@ -118,6 +122,7 @@ _STR_VARS = {
     "CLOUD_API_PIN": "cloud_api_pin",
     "JULIA_PUBLIC_URL": "public_url",
     "JULIA_HTTP_HOST": "http_host",
+    "JULIA_PHONE_KEY": "phone_key",
 }
 
 _PATH_VARS = {"JULIA_DATA_DIR": "data_dir", "VPS_HOSTS_FILE": "vps_hosts_file"}
@@ -169,6 +174,9 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
     if env.get("JULIA_REPLY_PREFIXES"):
         values["reply_prefixes"] = _reply_prefixes(env["JULIA_REPLY_PREFIXES"])
     config = msgspec.convert(values, Config)
+    if not config.uses_sandbox and not env.get("JULIA_PHONE_KEY"):
+        raise ConfigError("JULIA_PHONE_KEY is required with an outside service: the sandbox's "
+                          "key is public, and the phones it hashes are personal data")
     if config.warmer_max_days < config.warmer_min_days:
         raise ConfigError("WARMER_MAX_DAYS must be at least WARMER_MIN_DAYS")
     return config

@@ -39,3 +39,11 @@ def test_file_variables_are_read_as_paths() -> None:
     config = load_config({"VPS_HOSTS_FILE": "/etc/julia/hosts.json", "JULIA_DATA_DIR": "d"})
     assert config.vps_hosts_file == Path("/etc/julia/hosts.json")
     assert config.data_dir == Path("d")
+
+
+def test_an_outside_service_needs_a_phone_key_of_its_own() -> None:
+    outside = {"EVOLUTION_API_URL": "https://evo.example.com"}
+    with pytest.raises(ConfigError, match="JULIA_PHONE_KEY"):
+        load_config(outside)
+    assert load_config(outside | {"JULIA_PHONE_KEY": "k" * 32}).phone_key == "k" * 32
+    assert "k" * 32 not in repr(load_config(outside | {"JULIA_PHONE_KEY": "k" * 32}))

@@ -56,6 +56,7 @@ from julia_chips.jetstream.mailbox import Mailboxes
 from julia_chips.jetstream.pull_feed import stream_seq
 from julia_chips.jetstream.reply_subjects import DEFAULT_REPLY_PREFIXES
 from julia_chips.jetstream.stored_chip_event import read_chip_event
+from julia_chips.phones import normalise_phone
 
 log = logging.getLogger(__name__)
 Job = Callable[[], Awaitable[None]]
@@ -71,6 +72,7 @@ class BalancerSettings(msgspec.Struct, frozen=True, kw_only=True):
     ledger_horizon: timedelta = timedelta(days=ATTEMPT_MEMORY_DAYS)  # caps look back a week
     protection: ProtectionPolicy = DEFAULT_PROTECTION
     reply_prefixes: tuple[str, ...] = DEFAULT_REPLY_PREFIXES  # where answers may go
+    phone_secret: bytes = b""  # the key of the phones' hash in ROUTE_EVENTS (JULIA_PHONE_KEY)
 
 
 class FailoverTiming(msgspec.Struct, frozen=True, kw_only=True):
@@ -86,7 +88,7 @@ class Leader:
                  sender: WhatsAppSender, failovers: list[FailoverTiming]) -> None:
         self.nc, self.js = nc, nc.jetstream()
         self.clock, self.settings, self.sender = clock, settings, sender
-        self.state = BalancerState()
+        self.state = BalancerState(settings.phone_secret)
         self.publisher = AckedPublisher(nc)  # route and ledger appends: the hot path
         self.routes = RouteLog(self.publisher)
         self.failovers = failovers
@@ -209,7 +211,7 @@ class Leader:
         try:
             instance = self.state.fleet.chips[attempt.chip_id].instance or attempt.chip_id
             outcome = await dispatch(self.publisher, self.sender, self.clock, attempt, instance,
-                                     phone, text)
+                                     normalise_phone(phone), text)
         finally:
             self.in_flight.discard(attempt.attempt_id)
         if outcome is None:

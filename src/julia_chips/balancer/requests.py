@@ -110,7 +110,10 @@ class RequestConsumer:
             return
         for event in events:
             evolve(leader.state, event)  # now, before any await: the next decision sees it
-        leader.post(command.doctor_id, self._carry_out(m, reply_to, command, events))
+        # a doctor's events stay in order in its mailbox; an inbound names its doctors in them
+        mailbox = next((e.doctor_id for e in events if isinstance(e, rt.RouteEvent)),
+                       command.doctor_id or "inbound")
+        leader.post(mailbox, self._carry_out(m, reply_to, command, events))
 
     async def _read(self, m: Msg) -> tuple[rt.AnyRouteCommand, str | None] | None:
         """The request and where to answer it; None once it is refused (dead-lettered)."""

@@ -35,7 +35,8 @@ def balancer_settings(config: Config) -> BalancerSettings:
         quarantine=timedelta(days=config.quarantine_days))
     return BalancerSettings(max_active=config.max_chips_active, lease_ttl=config.lease_ttl,
                             ack_wait=config.ack_wait, max_deliver=config.max_deliver,
-                            reply_prefixes=config.reply_prefixes, protection=protection)
+                            reply_prefixes=config.reply_prefixes, protection=protection,
+                            phone_secret=config.phone_key.encode())
 
 
 class BalancerRunner:

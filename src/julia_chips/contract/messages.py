@@ -46,12 +46,21 @@ class Read(MessageEvent, frozen=True, kw_only=True, tag="Read"):
     message_id: str
 
 
+class NotDelivered(MessageEvent, frozen=True, kw_only=True, tag="NotDelivered"):
+    """The gateway took the message but later reported it undelivered (a receipt, not an
+    outcome: the attempt stays dispatched and is never re-sent)."""
+
+    message_id: str
+    reason: str
+
+
 class Replied(MessageEvent, frozen=True, kw_only=True, tag="Replied"):
     message_id: str | None = None
 
 
 AnyMessageEvent = (
-    SendAttempted | SendDispatched | SendFailed | SendUnknown | Delivered | Read | Replied
+    SendAttempted | SendDispatched | SendFailed | SendUnknown | Delivered | Read | NotDelivered
+    | Replied
 )
 OUTCOMES = (SendDispatched, SendFailed, SendUnknown)
 _DECODER = msgspec.json.Decoder(AnyMessageEvent)

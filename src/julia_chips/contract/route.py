@@ -25,17 +25,21 @@ ChipRef = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[^
 Kind = Literal["reply", "prospecting"]
 
 
+# The gateway's own id of an inbound message (Evolution `3A5F…`, Cloud API `wamid.…`).
+GatewayMessageId = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+
+
 class RouteCommand(
     msgspec.Struct, frozen=True, kw_only=True, tag_field="type", forbid_unknown_fields=True
 ):
     command_id: CommandId
     reply_to: Subject | None = None
-    doctor_id: DoctorId
 
 
 class SendRequest(RouteCommand, frozen=True, kw_only=True, tag="SendRequest"):
     """Send `text` to a doctor through whichever chip the balancer picks."""
 
+    doctor_id: DoctorId
     doctor_phone: Phone
     text: Text
     kind: Kind
@@ -43,18 +47,35 @@ class SendRequest(RouteCommand, frozen=True, kw_only=True, tag="SendRequest"):
 
 
 class OptOut(RouteCommand, frozen=True, kw_only=True, tag="OptOut"):
+    doctor_id: DoctorId
     source: Source
 
 
 class OptIn(RouteCommand, frozen=True, kw_only=True, tag="OptIn"):
+    """Lifts the doctor's opt-out and, when `doctor_phone` is given, that phone's."""
+
+    doctor_id: DoctorId
     source: Source
+    doctor_phone: Phone | None = None
 
 
 class InboundMessage(RouteCommand, frozen=True, kw_only=True, tag="InboundMessage"):
-    """A doctor wrote to a chip: an opt-out keyword, or consent to keep talking."""
+    """A doctor wrote to a chip: an opt-out keyword, or consent to keep talking.
 
+    Julia's engine names the doctor (`doctor_id`); the gateways know only the phone it came
+    from (`doctor_phone`), and an opt-out word then opts that phone out fleet-wide, under
+    whatever doctor id it is sent to later. At least one of the two is required.
+    """
+
+    doctor_id: DoctorId | None = None
+    doctor_phone: Phone | None = None
     text: Annotated[str, msgspec.Meta(max_length=65536)]
     chip_id: ChipRef | None = None
+    message_id: GatewayMessageId | None = None  # the gateway's id of the inbound message
+
+    def __post_init__(self) -> None:
+        if self.doctor_id is None and self.doctor_phone is None:
+            raise ValueError("doctor_id or doctor_phone is required")
 
 
 AnyRouteCommand = SendRequest | OptOut | OptIn | InboundMessage
@@ -92,6 +113,8 @@ class RouteEvent(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
 class ConversationAssigned(RouteEvent, frozen=True, kw_only=True, tag="ConversationAssigned"):
     chip_id: str
     consented: bool
+    # `phones.phone_key` of the phone sent to: an inbound from it finds this doctor
+    phone_key: str | None = None
 
 
 class ConversationReassigned(RouteEvent, frozen=True, kw_only=True,
@@ -104,10 +127,12 @@ class ConversationReassigned(RouteEvent, frozen=True, kw_only=True,
 
 class DoctorOptedOut(RouteEvent, frozen=True, kw_only=True, tag="DoctorOptedOut"):
     source: str  # "keyword" for an inbound PARAR/SAIR/..., else the caller's name
+    phone_key: str | None = None  # set: that phone is opted out too, under any doctor id
 
 
 class DoctorOptedIn(RouteEvent, frozen=True, kw_only=True, tag="DoctorOptedIn"):
     source: str
+    phone_key: str | None = None  # set: that phone's opt-out is lifted too
 
 
 class DoctorReplied(RouteEvent, frozen=True, kw_only=True, tag="DoctorReplied"):

@@ -55,6 +55,9 @@ class MessageCounts(msgspec.Struct, frozen=True, kw_only=True):
     failed: int = 0
     unknown: int = 0  # attempted, outcome never confirmed: held for review, never re-sent
     in_flight: int = 0  # attempted, no outcome recorded yet
+    delivered: int = 0  # receipts from the gateway (ingest/feedback.py)
+    read: int = 0
+    replied: int = 0
     queued: int = 0  # requests waiting in the backlog
 
 
@@ -94,7 +97,10 @@ _COUNTS = """SELECT count(*) AS attempted,
     count(*) FILTER (WHERE outcome = 'dispatched') AS dispatched,
     count(*) FILTER (WHERE outcome = 'failed') AS failed,
     count(*) FILTER (WHERE outcome = 'unknown') AS unknown,
-    count(*) FILTER (WHERE outcome IS NULL) AS in_flight
+    count(*) FILTER (WHERE outcome IS NULL) AS in_flight,
+    count(*) FILTER (WHERE delivered_at IS NOT NULL) AS delivered,
+    count(*) FILTER (WHERE read_at IS NOT NULL) AS read,
+    count(*) FILTER (WHERE replied_at IS NOT NULL) AS replied
     FROM message_attempts WHERE doctor_id = $1"""
 
 

@@ -49,6 +49,7 @@ def sandbox_env(sandbox: Sandbox, folder: Path, public_url: str,
         "VPS_HOSTS_FILE": str(hosts_file.resolve()),
         "JULIA_PUBLIC_URL": public_url,
         "JULIA_WEBHOOK_SECRET": env.get("JULIA_WEBHOOK_SECRET") or secrets.token_hex(16),
+        "JULIA_PHONE_KEY": env.get("JULIA_PHONE_KEY") or secrets.token_hex(16),
     }
 
 

@@ -61,7 +61,7 @@ def _serve(state: BalancerState, entry: rt.RequestQueued, now: datetime, cause_i
     common: dict[str, Any] = {"doctor_id": entry.doctor_id, "command_id": cause_id,
                               "occurred_at": now, "request_id": entry.request_id}
     consented = entry.consented or doctor.consented
-    if doctor.opted_out:
+    if doctor.opted_out or state.phones.opted_out(key := state.phones.key(entry.doctor_phone)):
         return [rt.RequestCancelled(event_id=f"{entry.request_id}:cancelled",
                                     reason="doctor opted out", **common)]
     if entry.kind == "prospecting":
@@ -75,7 +75,7 @@ def _serve(state: BalancerState, entry: rt.RequestQueued, now: datetime, cause_i
     if isinstance(placement, Wait):
         return []
     taken[placement.chip_id] = taken.get(placement.chip_id, 0) + 1
-    return [*placement_events(entry.doctor_id, entry.request_id, placement, consented, now),
+    return [*placement_events(entry.doctor_id, entry.request_id, placement, consented, now, key),
             attempted(entry.doctor_id, entry.request_id, placement.chip_id, entry.kind,
                       consented, now),
             rt.RequestServed(event_id=f"{entry.request_id}:served", chip_id=placement.chip_id,

@@ -10,6 +10,7 @@ left today, health breaking ties. `decide` is pure; it reads `BalancerState`, ne
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -60,43 +61,75 @@ def decide(state: BalancerState, command: rt.AnyRouteCommand, now: datetime,
     """The route events `command` causes, and for a send that goes out now its
     `SendAttempted`, in the order they are appended; raises RouteRefused with the reason.
     Never does I/O, never changes `state`: the caller folds the events with `evolve`."""
-    doctor = state.doctors.get(command.doctor_id)
     match command:
         case rt.SendRequest():
-            return _send(state, command, doctor, now, policy)
+            return _send(state, command, state.doctors.get(command.doctor_id), now, policy)
         case rt.OptOut():
-            return _opt_out(state, command, doctor, command.source, now)
+            return _opt_out(state, command, [command.doctor_id], None, command.source, now)
         case rt.OptIn():
-            if not doctor.opted_out and doctor.consented:
-                return []
-            return [rt.DoctorOptedIn(event_id=f"{command.command_id}:0", source=command.source,
-                                     **_common(command, now))]
+            return _opt_in(state, command, now)
         case rt.InboundMessage():
-            if is_opt_out(command.text):
-                return _opt_out(state, command, doctor, "keyword", now)
-            if doctor.consented:
-                return []
-            return [rt.DoctorReplied(event_id=f"{command.command_id}:0", chip_id=command.chip_id,
-                                     **_common(command, now))]
+            return _inbound(state, command, now)
     raise TypeError(f"unknown request {type(command).__name__}")
 
 
-def _common(command: rt.RouteCommand, now: datetime) -> dict[str, Any]:
-    return {"doctor_id": command.doctor_id, "command_id": command.command_id, "occurred_at": now}
+def stranger_id(key: str) -> str:
+    """The doctor id of a phone no send ever went to: its opt-out and reply need a subject."""
+    return f"phone-{key}"
 
 
-def _opt_out(state: BalancerState, command: rt.RouteCommand, doctor: Doctor, source: str,
-             now: datetime) -> list[Event]:
-    """Fleet-wide and at once: whatever still waits in the backlog for them is cancelled."""
-    if doctor.opted_out:
+def _inbound(state: BalancerState, command: rt.InboundMessage, now: datetime) -> list[Event]:
+    """The doctors behind the message: the one named, and every doctor a send to its phone
+    was assigned to (a phone never sent to stands for a doctor of its own)."""
+    key = state.phones.key(command.doctor_phone) if command.doctor_phone else None
+    linked = sorted(state.phones.doctors(key)) if key else []
+    named = [command.doctor_id] if command.doctor_id else []
+    doctor_ids = list(dict.fromkeys(named + linked)) or [stranger_id(key or "")]
+    if is_opt_out(command.text):
+        return _opt_out(state, command, doctor_ids, key, "keyword", now)
+    return [rt.DoctorReplied(event_id=f"{command.command_id}:{n}", chip_id=command.chip_id,
+                             **_common(command, doctor_id, now))
+            for n, doctor_id in enumerate(d for d in doctor_ids
+                                          if not state.doctors.get(d).consented)]
+
+
+def _opt_in(state: BalancerState, command: rt.OptIn, now: datetime) -> list[Event]:
+    key = state.phones.key(command.doctor_phone) if command.doctor_phone else None
+    doctor = state.doctors.get(command.doctor_id)
+    if not doctor.opted_out and doctor.consented and not (key and state.phones.opted_out(key)):
         return []
-    events: list[Event] = [rt.DoctorOptedOut(event_id=f"{command.command_id}:0", source=source,
-                                             **_common(command, now))]
-    for n, entry in enumerate(e for e in state.backlog.values()
-                              if e.doctor_id == command.doctor_id):
-        events.append(rt.RequestCancelled(
-            event_id=f"{command.command_id}:{n + 1}", request_id=entry.request_id,
-            reason="doctor opted out", **_common(command, now)))
+    return [rt.DoctorOptedIn(event_id=f"{command.command_id}:0", source=command.source,
+                             phone_key=key, **_common(command, command.doctor_id, now))]
+
+
+def _common(command: rt.RouteCommand, doctor_id: str, now: datetime) -> dict[str, Any]:
+    return {"doctor_id": doctor_id, "command_id": command.command_id, "occurred_at": now}
+
+
+def _opt_out(state: BalancerState, command: rt.RouteCommand, doctor_ids: list[str],
+             key: str | None, source: str, now: datetime) -> list[Event]:
+    """Fleet-wide and at once: whatever still waits in the backlog for the doctors, or for
+    the phone under any doctor id, is cancelled. The first opt-out carries the phone's key."""
+    phone_new = key is not None and not state.phones.opted_out(key)
+    out = [d for d in doctor_ids if not state.doctors.get(d).opted_out]
+    if phone_new and not out:
+        out = doctor_ids[:1]  # the doctor is out already; the phone is not yet
+    n = itertools.count()
+    events: list[Event] = []
+    for doctor_id in out:
+        events.append(rt.DoctorOptedOut(
+            event_id=f"{command.command_id}:{next(n)}", source=source,
+            phone_key=key if phone_new and not events else None,
+            **_common(command, doctor_id, now)))
+    if not events:
+        return []
+    stopped = set(out)
+    for entry in state.backlog.values():
+        if entry.doctor_id in stopped or (
+                phone_new and state.phones.key(entry.doctor_phone) == key):
+            events.append(rt.RequestCancelled(
+                event_id=f"{command.command_id}:{next(n)}", request_id=entry.request_id,
+                reason="doctor opted out", **_common(command, entry.doctor_id, now)))
     return events
 
 
@@ -106,6 +139,11 @@ def _send(state: BalancerState, request: rt.SendRequest, doctor: Doctor, now: da
         raise RouteRefused(RefusalReason.OPTED_OUT,
                            f"doctor {request.doctor_id} opted out (fleet-wide); "
                            "nothing is sent until they opt back in")
+    key = state.phones.key(request.doctor_phone)
+    if state.phones.opted_out(key):
+        raise RouteRefused(RefusalReason.OPTED_OUT,
+                           "this phone opted out (fleet-wide, under any doctor id); "
+                           "nothing is sent to it until it opts back in")
     consented = request.consented or doctor.consented
     if request.kind == "prospecting":
         blocked = prospecting_block(state, doctor, consented, now, policy)
@@ -116,7 +154,8 @@ def _send(state: BalancerState, request: rt.SendRequest, doctor: Doctor, now: da
     placement = place(state, doctor, consented, now)
     if isinstance(placement, Wait):
         return [_queued(request, now, placement.reason)]
-    return [*placement_events(request.doctor_id, request.command_id, placement, consented, now),
+    return [*placement_events(request.doctor_id, request.command_id, placement, consented, now,
+                              key),
             attempted(request.doctor_id, request.command_id, placement.chip_id, request.kind,
                       consented, now)]
 
@@ -178,7 +217,8 @@ def choose_chip(state: BalancerState, consented: bool, now: datetime,
 
 
 def placement_events(doctor_id: str, command_id: str, placement: Placement, consented: bool,
-                     now: datetime) -> list[Event]:
+                     now: datetime, phone_key: str | None = None) -> list[Event]:
+    """What a placement records; a new conversation remembers the phone's key (`Phones`)."""
     common: dict[str, Any] = {"doctor_id": doctor_id, "command_id": command_id, "occurred_at": now,
               "chip_id": placement.chip_id, "consented": consented}
     if placement.sticky:
@@ -187,7 +227,8 @@ def placement_events(doctor_id: str, command_id: str, placement: Placement, cons
         return [rt.ConversationReassigned(event_id=f"{command_id}:moved",
                                           from_chip_id=placement.from_chip_id,
                                           reason=placement.why_moved, **common)]
-    return [rt.ConversationAssigned(event_id=f"{command_id}:assigned", **common)]
+    return [rt.ConversationAssigned(event_id=f"{command_id}:assigned", phone_key=phone_key,
+                                    **common)]
 
 
 def attempted(doctor_id: str, attempt_id: str, chip_id: str, kind: str, consented: bool,

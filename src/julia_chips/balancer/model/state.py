@@ -1,4 +1,5 @@
-"""What the balancer knows: the fleet, the doctors, the backlog, recent attempts, the brake.
+"""What the balancer knows: the fleet, the doctors and their phones, the backlog, recent
+attempts, the brake.
 
 Rebuilt by folding ROUTE_EVENTS, MSG_EVENTS, CHIP_EVENTS and the fleet brake. With 100,000
 doctors a copy-on-write state would copy that many entries per decision, so `BalancerState`
@@ -17,6 +18,7 @@ import msgspec
 from julia_chips.balancer.model.backlog import Backlog
 from julia_chips.balancer.model.doctors import Doctors
 from julia_chips.balancer.model.fleet import Fleet
+from julia_chips.balancer.model.phones import Phones
 from julia_chips.balancer.model.protection import local_day
 from julia_chips.chip.model import lifecycle as chip_lifecycle
 from julia_chips.contract import messages as msg
@@ -39,9 +41,11 @@ class Attempt(msgspec.Struct, kw_only=True):
 class BalancerState:
     """Mutable by design (see the module docstring); only `evolve` and `apply_*` write."""
 
-    def __init__(self) -> None:
+    def __init__(self, phone_secret: bytes = b"") -> None:
+        """:param phone_secret: the key of the phones' hash (`Phones`)."""
         self.fleet = Fleet()
         self.doctors = Doctors()
+        self.phones = Phones(phone_secret)
         self.backlog = Backlog()
         self.attempts: dict[str, Attempt] = {}  # by attempt id (= request command id), oldest
         # first; pruned to ATTEMPT_MEMORY_DAYS at each new local day (see `_forget_attempts`)
@@ -60,10 +64,16 @@ def evolve(state: BalancerState, event: rt.AnyRouteEvent | msg.AnyMessageEvent) 
     match event:
         case rt.ConversationAssigned() | rt.ConversationReassigned():
             doctor = s(doctor, chip_id=event.chip_id, consented=doctor.consented or event.consented)
+            if isinstance(event, rt.ConversationAssigned) and event.phone_key:
+                state.phones.link(event.phone_key, event.doctor_id)
         case rt.DoctorOptedOut():
             doctor = s(doctor, opted_out=True)
+            if event.phone_key:
+                state.phones.opt_out(event.phone_key)
         case rt.DoctorOptedIn():
             doctor = s(doctor, opted_out=False, consented=True)
+            if event.phone_key:
+                state.phones.opt_in(event.phone_key)
         case rt.DoctorReplied():
             doctor = s(doctor, consented=True)
         case rt.DoctorQuarantined():

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from julia_chips.phones import normalise_phone
+
 _PHONE_SERVERS = ("s.whatsapp.net", "c.us")
 
 
 def phone_from_jid(jid: str) -> str | None:
     """`5511999999999@s.whatsapp.net` → `+5511999999999`; None for groups, LIDs and broadcasts.
+
+    The old eight-digit form of a Brazilian mobile (`551187654321@…`) gains its ninth digit
+    (`normalise_phone`), so a doctor has one number whichever form WhatsApp wrote.
 
     A LID (`…@lid`) hides the phone number, and a group JID is not a person: neither can be
     tied to a doctor, so callers must not guess.
@@ -15,7 +20,7 @@ def phone_from_jid(jid: str) -> str | None:
     user = user.split(":", 1)[0]  # device suffix: `5511…:12@s.whatsapp.net`
     if server not in _PHONE_SERVERS or not user.isdigit():
         return None
-    return f"+{user}"
+    return normalise_phone(user)
 
 
 def jid_from_phone(phone: str) -> str:
