@@ -19,6 +19,8 @@ import nats
 from julia_chips.chip.client import ChipClient
 from julia_chips.contract import chip_commands as cmd
 from julia_chips.embedded.process import free_port
+from julia_chips.sandbox.env_file import sandbox_env, write_env_file
+from julia_chips.sandbox.world import start_sandbox
 from tests.conftest import new_chip_id
 from tests.integration.test_run_command import _read, _wait_for_line
 
@@ -104,3 +106,19 @@ async def test_a_run_in_another_process_activates_a_chip_through_the_sandbox(
         if run is not None:
             await asyncio.to_thread(_stop, run)
         await asyncio.to_thread(_stop, sandbox)
+
+
+async def test_the_phone_key_survives_a_sandbox_restart(tmp_path: Path) -> None:
+    """`run` keeps opt-outs under keys made with JULIA_PHONE_KEY: a new sandbox keeps it."""
+    keys = []
+    for _ in range(2):
+        sandbox = await start_sandbox(hosts=1, doctors=1)
+        try:
+            variables = sandbox_env(sandbox, tmp_path, "http://127.0.0.1:1", {})
+            write_env_file(variables, tmp_path)
+            keys.append(variables["JULIA_PHONE_KEY"])
+        finally:
+            await sandbox.close()
+    assert keys[0] == keys[1] and len(keys[0]) == 32
+    given = sandbox_env(sandbox, tmp_path, "http://127.0.0.1:1", {"JULIA_PHONE_KEY": "k" * 32})
+    assert given["JULIA_PHONE_KEY"] == "k" * 32

@@ -49,8 +49,23 @@ def sandbox_env(sandbox: Sandbox, folder: Path, public_url: str,
         "VPS_HOSTS_FILE": str(hosts_file.resolve()),
         "JULIA_PUBLIC_URL": public_url,
         "JULIA_WEBHOOK_SECRET": env.get("JULIA_WEBHOOK_SECRET") or secrets.token_hex(16),
-        "JULIA_PHONE_KEY": env.get("JULIA_PHONE_KEY") or secrets.token_hex(16),
+        # Kept across sandbox restarts: ROUTE_EVENTS in `run`'s data folder holds opt-outs
+        # under keys made with it, and a new one would forget them.
+        "JULIA_PHONE_KEY": env.get("JULIA_PHONE_KEY") or _written(folder, "JULIA_PHONE_KEY")
+        or secrets.token_hex(16),
     }
+
+
+def _written(folder: Path, name: str) -> str | None:
+    """`name` as the env file in `folder` holds it from an earlier run, if it does."""
+    path = folder / ENV_FILE
+    if not path.exists():
+        return None
+    for line in path.read_text().splitlines():
+        key, _, value = line.partition("=")
+        if key == name:
+            return shlex.split(value)[0] if value else None
+    return None
 
 
 def write_env_file(variables: Mapping[str, str], folder: Path) -> Path:
