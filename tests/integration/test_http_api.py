@@ -144,7 +144,8 @@ async def test_doctor_route_and_backlog(fleet: Fleet) -> None:
     assert (ana["chip_id"], ana["conversation"], ana["opted_out"]) == (
         "chip-x", "consented", False)
     assert ana["messages"] == {"attempted": 3, "dispatched": 1, "failed": 1, "unknown": 1,
-                               "in_flight": 0, "queued": 1}
+                               "in_flight": 0, "queued": 1,
+                               "delivered": 0, "read": 0, "replied": 0}  # no receipts yet
     assert ana["assigned_at"] == ana["replied_at"] == T0.isoformat().replace("+00:00", "Z")
     status, bia = await get(f"{fleet.base}/doctors/dr-bia")
     assert status == 200 and (bia["opted_out"], bia["opted_out_source"]) == (True, "keyword")

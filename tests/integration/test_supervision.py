@@ -149,8 +149,9 @@ async def test_health_lists_the_parts_and_says_503_once_one_is_down_past_the_gra
         await runner.cleanup()
 
 
-# A NATS user that may not create consumers on CHIP_EVENTS: the warmer scheduler, the health
-# monitor and the activator cannot start, however often they are restarted.
+# A NATS user that may not create consumers on CHIP_EVENTS: the parts that follow it (warmer
+# scheduler, health monitor, activator, balancer, doctor feedback) cannot start, however often
+# they are restarted.
 _NO_CHIP_EVENT_CONSUMERS = """
 authorization {
   users = [{user: julia, password: %s, permissions: {publish: {deny: [
@@ -188,7 +189,7 @@ async def test_run_exits_1_when_a_part_cannot_recover(tmp_path: Path, database_u
         server.stop()
     text = log.read_text()
     assert code == 1, text
-    parts = "(warmer scheduler|health monitor|activator)"
+    parts = "(warmer scheduler|health monitor|activator|doctor feedback|balancer)"
     assert re.search(rf"part {parts} failed \(TimeoutError.*\); restarting in 0\.5s", text), text
     assert re.search(rf"part {parts} failed .* cannot recover after 1 restarts: giving up",
                      text), text
