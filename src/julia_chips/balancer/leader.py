@@ -87,7 +87,7 @@ class Leader:
         self.clock, self.settings, self.sender = clock, settings, sender
         self.state = BalancerState()
         self.publisher = AckedPublisher(nc)  # route and ledger appends: the hot path
-        self.routes = RouteLog(self.publisher)
+        self.routes = RouteLog(self.js, self.publisher)
         self.failovers = failovers
         self.mailboxes: Mailboxes[Job] = Mailboxes(self._run_job)
         self.deposed = asyncio.Event()

@@ -8,7 +8,7 @@ events are read leniently (old readers skip new fields). Tags are the wire names
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal, cast
+from typing import Annotated, ClassVar, Literal, cast
 
 import msgspec
 
@@ -82,6 +82,7 @@ def decode_route_command(verb: str, data: bytes) -> AnyRouteCommand:
 
 
 class RouteEvent(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
+    version: ClassVar[int] = 1  # the `Julia-Event-Version` header (contract/codec.py)
     event_id: str  # `<command_id>:<n>`, also the Nats-Msg-Id
     doctor_id: str
     command_id: str

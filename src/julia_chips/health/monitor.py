@@ -56,6 +56,7 @@ from julia_chips.ingest.observation_log import ObservationUnreadable, decode_obs
 from julia_chips.jetstream.chip_feed import ChipEventFeed
 from julia_chips.jetstream.consumer_reset import reset_to_ack_floor
 from julia_chips.jetstream.dead_letters import send_to_dead_letters
+from julia_chips.jetstream.event_stream import WriteConflict
 from julia_chips.jetstream.part_lease import part_lease, run_while_holding
 from julia_chips.jetstream.reply_subjects import DEFAULT_REPLY_PREFIXES, reply_refusal
 
@@ -282,11 +283,13 @@ class HealthMonitor:
 
     async def _apply_brake(self, events: list[AnyFleetEvent]) -> None:
         for event in events:
-            if await self._brake_log.append(event):
-                self.brake = brake.evolve(self.brake, event)
-                log.warning("fleet brake: %s (%s)", type(event).__name__, event.reason)
-            else:
+            try:
+                await self._brake_log.append(event)
+            except WriteConflict:  # another monitor moved the brake: see what it recorded
                 self.brake = await self._brake_log.load(self.brake)
+                continue
+            self.brake = brake.evolve(self.brake, event)
+            log.warning("fleet brake: %s (%s)", type(event).__name__, event.reason)
 
     async def _on_release(self, msg: Msg) -> None:
         await self._apply_brake(brake.release(self.brake, self._clock.now()))
