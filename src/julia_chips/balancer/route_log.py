@@ -1,4 +1,4 @@
-"""Where the balancer reads and writes: route events, the message ledger, stream replays.
+"""Where the balancer writes: route events and the message ledger.
 
 Route events are appended like every event log's (`jetstream/event_stream.py`), expecting
 the doctor subject's last sequence: that is the fence that keeps a deposed leader (paused,
@@ -11,13 +11,7 @@ Both share the leader's `AckedPublisher` (one ack inbox, msgspec-decoded acks): 
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
-from datetime import datetime
-from typing import Any
-
-from nats.aio.msg import Msg
-from nats.js.api import ConsumerConfig, DeliverPolicy, Header
+from nats.js.api import Header
 from nats.js.client import JetStreamContext
 
 from julia_chips.contract import messages as msg
@@ -52,35 +46,3 @@ async def append_message_event(publisher: AckedPublisher, event: msg.MessageEven
     headers = event_headers(event) | {Header.MSG_ID: event.event_id}
     ack = await publisher.publish(message_events(event.chip_id), ENCODER.encode(event), headers)
     return not ack.duplicate
-
-
-async def replay(js: JetStreamContext, stream: Stream, subject: str,
-                 apply: Callable[[Msg], None], since: datetime | None = None,
-                 live: bool = False) -> Any:
-    """Feed every stored message to `apply`, oldest first; returns once caught up.
-
-    :param since: skip messages older than this (the ledger only matters for a week).
-    :param live: keep the subscription (returned) to go on feeding new messages.
-    """
-    caught_up = asyncio.Event()
-
-    async def on_msg(m: Msg) -> None:
-        apply(m)
-        if m.metadata.num_pending == 0:
-            caught_up.set()
-
-    config = ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_TIME,
-                            opt_start_time=since) if since else None
-    sub = await js.subscribe(subject, stream=str(stream), cb=on_msg, ordered_consumer=True,
-                             config=config, deliver_policy=None if since else DeliverPolicy.ALL)
-    info = await sub.consumer_info()
-    # Nothing left and nothing handed to us yet: caught up already. The consumer's own count,
-    # not the stream sequence: a consumer starting by time after every stored message reports
-    # the stream's last sequence as "delivered" though it delivered nothing.
-    if info.num_pending == 0 and not (info.delivered and info.delivered.consumer_seq):
-        caught_up.set()
-    await caught_up.wait()
-    if live:
-        return sub
-    await sub.unsubscribe()
-    return None

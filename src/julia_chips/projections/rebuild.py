@@ -9,15 +9,13 @@ checkpoint (its durable consumer rewinds itself if its cursor is past it).
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
+from typing import Any
 
 import asyncpg
 import msgspec
 from nats.aio.client import Client as NATS
-from nats.aio.msg import Msg
-from nats.js.api import DeliverPolicy
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -31,6 +29,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from julia_chips.jetstream.follower import Follower
 from julia_chips.projections import checkpoints
 from julia_chips.projections.base import Envelope, Fold
 from julia_chips.projections.catalog import PROJECTIONS, rebuild_set
@@ -50,44 +49,24 @@ class RebuildReport(msgspec.Struct, frozen=True, kw_only=True):
 
 async def replay(nc: NATS, names: list[str], on_progress: ProgressHook | None = None
                  ) -> tuple[dict[str, Fold], int, int]:
-    """Fold `names` (all on one stream) over that stream; returns folds, events, last seq."""
+    """Fold `names` (all on one stream) over that stream; returns folds, messages read and
+    the last sequence read (what the checkpoints are set to)."""
     first = PROJECTIONS[names[0]]
-    js = nc.jetstream()
-    last = int((await js.stream_info(str(first.stream))).state.last_seq or 0)
     folds = {name: PROJECTIONS[name].empty() for name in names}
-    if last == 0:
-        return folds, 0, 0
-    done = asyncio.get_running_loop().create_future()
-    count = 0
 
-    async def on_msg(msg: Msg) -> None:
-        nonlocal count
-        seq = msg.metadata.sequence.stream
-        if seq > last:
-            return
-        try:
-            event = first.decode(msg)
-        except Exception:  # skipped, as the runner does; the stream keeps it
-            event = None
+    def feed(seq: int, event: Any) -> None:
         item = Envelope(seq, event)
         for fold in folds.values():
             fold.feed(item)
-        count += 1
-        if on_progress is not None and count % 1000 == 0:
-            on_progress(count)
-        if seq >= last and not done.done():
-            done.set_result(None)
+        if on_progress is not None and read.seen % 1000 == 0:
+            on_progress(read.seen)
 
-    sub = await js.subscribe(first.subjects, stream=str(first.stream), cb=on_msg,
-                             ordered_consumer=True, deliver_policy=DeliverPolicy.ALL,
-                             pending_msgs_limit=-1, pending_bytes_limit=-1)
-    try:
-        await done
-    finally:
-        await sub.unsubscribe()
+    read: Follower[Any] = Follower(nc.jetstream(), first.stream, first.subjects, first.decode,
+                                   feed, reader=f"rebuild {first.name}", live=False)
+    await read.start()
     if on_progress is not None:
-        on_progress(count)
-    return folds, count, last
+        on_progress(read.seen)
+    return folds, read.seen, read.last_seq
 
 
 async def write(conn: asyncpg.Connection, folds: dict[str, Fold], last: int) -> None:
