@@ -9,9 +9,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from julia_chips.balancer.dispatch import SendRefused
-from julia_chips.chip.event_log import ChipHistory, ChipWriteConflict, StoredEvent
+from julia_chips.chip.event_log import ChipHistory, StoredEvent
 from julia_chips.chip.snapshots import ChipSnapshot
 from julia_chips.contract.chip import AnyChipEvent, ChipEvent
+from julia_chips.contract.subjects import chip_events
+from julia_chips.jetstream.event_stream import WriteConflict
 
 
 class InMemoryChipEventLog:
@@ -40,7 +42,7 @@ class InMemoryChipEventLog:
         seqs = []
         for event in events:
             if await self.last_seq(chip_id) != expected_last_seq:
-                raise ChipWriteConflict(chip_id, expected_last_seq)
+                raise WriteConflict(chip_events(chip_id), expected_last_seq)
             if event.event_id in self._by_id:  # JetStream checks the sequence first, then dedupes
                 seqs.append(self._by_id[event.event_id])
                 continue

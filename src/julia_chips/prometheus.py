@@ -13,6 +13,11 @@ COMMANDS_REFUSED = COMMANDS_PROCESSED.labels(ok="false")
 # skipped them (jetstream/stored_chip_event.py): nonzero means someone wrote into the audit log.
 FOREIGN_CHIP_EVENTS = Counter("julia_foreign_chip_events_total",
                               "Foreign messages skipped in CHIP_EVENTS", ["reader"])
+# Messages a follower could not decode and stepped over, per reader and stream
+# (jetstream/follower.py): nonzero means a writer and its readers disagree on the wire.
+UNDECODABLE_MESSAGES = Counter("julia_undecodable_messages_total",
+                               "Stored messages a follower could not decode and skipped",
+                               ["reader", "stream"])
 # One chip's work that raised in a fleet-wide loop (monitor, scheduler, activator), by part:
 # skipped for that chip so the rest of the fleet goes on (chip_failures.py).
 CHIP_FAILURES = Counter("julia_chip_failures_total",

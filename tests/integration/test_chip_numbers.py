@@ -16,7 +16,7 @@ from julia_chips.chip.event_log import JetStreamChipEventLog
 from julia_chips.chip.model.lifecycle import fold
 from julia_chips.config import Config
 from julia_chips.contract import activation as saga_ev
-from julia_chips.contract.activation import encode_activation_event
+from julia_chips.contract.codec import ENCODER
 from julia_chips.contract.subjects import activation_events
 from julia_chips.db.migrate import migrate_url
 from julia_chips.http.app import create_app
@@ -91,7 +91,7 @@ async def test_a_rebuild_fills_the_numbers_of_chips_activated_before_the_change(
         for body in _old_chip_events(chip):
             await store_raw_event(js, body, version=1)
         for event in _old_saga(chip, phone, account):
-            await js.publish(activation_events(chip), encode_activation_event(event))
+            await js.publish(activation_events(chip), ENCODER.encode(event))
     projections = Projections(nc, database_url, batch=50)
     projections.start()
     try:

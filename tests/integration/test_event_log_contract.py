@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 from nats.js.client import JetStreamContext
 
-from julia_chips.chip.event_log import ChipEventLog, ChipWriteConflict, JetStreamChipEventLog
+from julia_chips.chip.event_log import ChipEventLog, JetStreamChipEventLog
 from julia_chips.chip.model.lifecycle import decide
 from julia_chips.contract import chip_commands as cmd
+from julia_chips.jetstream.event_stream import WriteConflict
 from tests.conftest import new_chip_id
 from tests.fakes import InMemoryChipEventLog
 from tests.unit.chip_builders import NOW, chip_in, run, sample
@@ -43,7 +44,7 @@ async def test_append_then_load_in_order(event_log: ChipEventLog) -> None:
 async def test_stale_expected_sequence_is_a_conflict(event_log: ChipEventLog) -> None:
     chip = new_chip_id()
     [first] = await event_log.append(chip, provisioned(chip), 0)
-    with pytest.raises(ChipWriteConflict):
+    with pytest.raises(WriteConflict):
         await event_log.append(chip, started(chip), 0)
     assert [s.seq for s in await event_log.load(chip)] == [first]
 
@@ -54,7 +55,7 @@ async def test_repeated_event_id_is_stored_once(event_log: ChipEventLog) -> None
     chip = new_chip_id()
     events = provisioned(chip)
     [first] = await event_log.append(chip, events, 0)
-    with pytest.raises(ChipWriteConflict):
+    with pytest.raises(WriteConflict):
         await event_log.append(chip, events, 0)
     [again] = await event_log.append(chip, events, first)
     assert again == first

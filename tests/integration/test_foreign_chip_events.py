@@ -25,7 +25,7 @@ from julia_chips.contract.codec import encode_event, event_headers
 from julia_chips.contract.subjects import JuliaHeader, chip_events
 from julia_chips.db.migrate import migrate_url
 from julia_chips.http.app import create_app
-from julia_chips.jetstream.chip_feed import ChipEventFeed
+from julia_chips.jetstream.stored_chip_event import follow_chip_events
 from julia_chips.projections.audit import read_row
 from julia_chips.projections.service import Projections
 from tests.conftest import new_chip_id
@@ -104,7 +104,7 @@ async def test_a_chip_with_foreign_messages_recovers_and_every_reader_goes_on(
     assert [e["type"] for e in history] == ["Provisioned", "ActivationStarted", "Activated"]
     assert {e["event"]["chip_id"] for e in history} == {a}
     folded: list[chip_ev.AnyChipEvent] = []
-    feed = ChipEventFeed(js, folded.append)
+    feed = follow_chip_events(js, folded.append)
     await feed.start()
     await feed.stop()
     assert {e.chip_id for e in folded} == {a, b}

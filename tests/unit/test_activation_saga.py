@@ -8,6 +8,7 @@ from julia_chips.activation.model import steps as act
 from julia_chips.activation.model.saga import Saga, current_step, decide, evolve, fold, next_action
 from julia_chips.contract import activation as ev
 from julia_chips.contract.activation import Step
+from julia_chips.contract.codec import ENCODER
 
 NOW = datetime(2026, 11, 27, 12, tzinfo=UTC)
 POLICY = act.SagaPolicy(max_attempts=2, wait_timeouts={Step.CODE: 60, Step.CONNECTION: 30})
@@ -120,5 +121,5 @@ def test_events_round_trip_on_the_wire() -> None:
     saga = Saga(chip_id=CHIP)
     for outcome in HAPPY:
         for event in decide(saga, outcome, NOW, POLICY):
-            assert ev.decode_activation_event(ev.encode_activation_event(event)) == event
+            assert ev.decode_activation_event(ENCODER.encode(event)) == event
             saga = evolve(saga, event)

@@ -11,6 +11,8 @@ import pytest
 
 from julia_chips.contract.chip import Cooled, TrafficObserved
 from julia_chips.contract.codec import decode_event, encode_event, event_headers
+from julia_chips.contract.messages import SendFailed
+from julia_chips.contract.route import DoctorOptedOut
 from julia_chips.contract.schemas import SCHEMA_FILES, render_schemas
 from julia_chips.contract.upcasting import upcast
 
@@ -23,6 +25,18 @@ def test_event_carries_type_and_version_headers() -> None:
     assert event_headers(event) == {"Julia-Event-Type": "TrafficObserved",
                                     "Julia-Event-Version": "2"}
     assert decode_event(encode_event(event), event_headers(event)) == event
+
+
+def test_route_and_ledger_events_take_their_version_from_the_codec_too() -> None:
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    opted_out = DoctorOptedOut(event_id="e", doctor_id="d", command_id="k", occurred_at=at,
+                               source="whatsapp")
+    failed = SendFailed(event_id="f", chip_id="c", attempt_id="a", occurred_at=at,
+                        reason="not on WhatsApp")
+    assert event_headers(opted_out) == {"Julia-Event-Type": "DoctorOptedOut",
+                                        "Julia-Event-Version": "1"}
+    assert event_headers(failed) == {"Julia-Event-Type": "SendFailed",
+                                     "Julia-Event-Version": "1"}
 
 
 def test_v1_traffic_observed_is_upcast_on_read() -> None:

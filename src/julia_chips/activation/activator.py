@@ -22,12 +22,13 @@ from nats.js.client import JetStreamContext
 from julia_chips.activation.effects import ActivationPorts, perform
 from julia_chips.activation.model import steps as act
 from julia_chips.activation.model.saga import Saga, decide, evolve, fold, next_action
-from julia_chips.activation.saga_log import ActivationLog, SagaWriteConflict
+from julia_chips.activation.saga_log import ActivationLog
 from julia_chips.chip_failures import chip_failed
 from julia_chips.clock import Clock
 from julia_chips.contract import chip as chip_ev
 from julia_chips.contract.activation import RegistrarKind
 from julia_chips.contract.subjects import Stream, chip_id_of_event_subject
+from julia_chips.jetstream.event_stream import WriteConflict
 from julia_chips.jetstream.pull_feed import stream_seq
 from julia_chips.jetstream.stored_chip_event import read_chip_event
 
@@ -130,7 +131,7 @@ class Activator:
                 try:
                     await self._drive_once(chip_id)
                     return
-                except SagaWriteConflict:
+                except WriteConflict:
                     log.warning("activation of %s moved under us: reloading", chip_id)
                 except Exception:  # NATS hiccup: back off, then refold and continue
                     chip_failed(PART, chip_id, "driving its activation")

@@ -14,10 +14,10 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from typing import Any
 
 import msgspec
 from nats.aio.client import Client as NATS
-from nats.aio.msg import Msg
 
 from julia_chips.balancer.dispatch import WhatsAppSender, crashed_attempt, dispatch
 from julia_chips.balancer.metrics import (
@@ -37,30 +37,27 @@ from julia_chips.balancer.model.state import (
     apply_fleet_event,
     evolve,
 )
-from julia_chips.balancer.route_log import (
-    RouteLog,
-    append_message_event,
-    replay,
-)
+from julia_chips.balancer.route_log import RouteLog, append_message_event
 from julia_chips.chip.client import ChipClient
 from julia_chips.clock import Clock
 from julia_chips.contract import chip_commands as cmd
 from julia_chips.contract import messages as msg
 from julia_chips.contract import route as rt
-from julia_chips.contract.chip import Status
+from julia_chips.contract.chip import AnyChipEvent, Status
 from julia_chips.contract.fleet import AnyFleetEvent
 from julia_chips.contract.route import ReplyStatus
 from julia_chips.contract.subjects import Stream
 from julia_chips.jetstream.acked_publish import AckedPublisher
+from julia_chips.jetstream.follower import Follower, body, replay
 from julia_chips.jetstream.mailbox import Mailboxes
-from julia_chips.jetstream.pull_feed import stream_seq
 from julia_chips.jetstream.reply_subjects import DEFAULT_REPLY_PREFIXES
-from julia_chips.jetstream.stored_chip_event import read_chip_event
+from julia_chips.jetstream.stored_chip_event import chip_event_of
 from julia_chips.phones import normalise_phone
 
 log = logging.getLogger(__name__)
 Job = Callable[[], Awaitable[None]]
 _FLEET = msgspec.json.Decoder(AnyFleetEvent)
+READER = "balancer"  # in the logs and counts of messages skipped while rebuilding
 
 
 class BalancerSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -90,7 +87,7 @@ class Leader:
         self.clock, self.settings, self.sender = clock, settings, sender
         self.state = BalancerState(settings.phone_secret)
         self.publisher = AckedPublisher(nc)  # route and ledger appends: the hot path
-        self.routes = RouteLog(self.publisher)
+        self.routes = RouteLog(self.js, self.publisher)
         self.failovers = failovers
         self.mailboxes: Mailboxes[Job] = Mailboxes(self._run_job)
         self.deposed = asyncio.Event()
@@ -99,19 +96,25 @@ class Leader:
         self._pool_pending: dict[str, float] = {}  # chip -> monotonic deadline of the ask
         self._caught_up = False
         self._passes = 0
-        self._subs: list[object] = []
+        self._followers: list[Follower[Any]] = []
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def rebuild(self) -> None:
         """Fold the streams into state, settle crashed attempts, redo unfinished failovers."""
         started = time.monotonic()
-        await replay(self.js, Stream.ROUTE_EVENTS, "route.evt.>", self._apply_route)
+        await replay(self.js, Stream.ROUTE_EVENTS, "route.evt.>",
+                     body(rt.decode_route_event), self._apply_route, reader=READER)
         since = self.clock.now() - self.settings.ledger_horizon
-        await replay(self.js, Stream.MSG_EVENTS, "msg.evt.>", self._apply_ledger, since=since)
-        self._subs.append(await replay(self.js, Stream.CHIP_EVENTS, "chip.evt.>",
-                                       self._on_chip, live=True))
-        self._subs.append(await replay(self.js, Stream.FLEET_EVENTS, "fleet.evt.>",
-                                       self._on_fleet, live=True))
+        await replay(self.js, Stream.MSG_EVENTS, "msg.evt.>",
+                     body(msg.decode_message_event), self._apply_ledger,
+                     reader=READER, since=since)
+        self._followers = [
+            Follower(self.js, Stream.CHIP_EVENTS, "chip.evt.>", chip_event_of(READER),
+                     self._on_chip, reader=READER),
+            Follower(self.js, Stream.FLEET_EVENTS, "fleet.evt.>", body(_FLEET.decode),
+                     self._on_fleet, reader=READER)]
+        for follower in self._followers:
+            await follower.start()
         self._caught_up = True
         for attempt_id, attempt in list(self.state.attempts.items()):
             if attempt.outcome is None:
@@ -127,28 +130,24 @@ class Leader:
                  time.monotonic() - started, len(self.state.fleet.chips), len(self.state.doctors),
                  len(self.state.backlog))
 
-    def _apply_route(self, m: Msg) -> None:
-        event = rt.decode_route_event(m.data)
+    def _apply_route(self, seq: int, event: rt.AnyRouteEvent) -> None:
         evolve(self.state, event)
-        self.routes.note(event.doctor_id, stream_seq(m))
+        self.routes.note(event.doctor_id, seq)
 
-    def _apply_ledger(self, m: Msg) -> None:
-        evolve(self.state, msg.decode_message_event(m.data))
+    def _apply_ledger(self, _seq: int, event: msg.AnyMessageEvent) -> None:
+        evolve(self.state, event)
 
-    def _on_fleet(self, m: Msg) -> None:
-        apply_fleet_event(self.state, _FLEET.decode(m.data))
+    def _on_fleet(self, _seq: int, event: AnyFleetEvent) -> None:
+        apply_fleet_event(self.state, event)
 
-    def _on_chip(self, m: Msg) -> None:
-        event = read_chip_event("balancer", m.subject, stream_seq(m), m.data, m.headers)
-        if event is None:
-            return
+    def _on_chip(self, seq: int, event: AnyChipEvent) -> None:
         before = self.state.fleet.chips.get(event.chip_id)
         chip = apply_chip_event(self.state, event)
         if not self._caught_up or before is None or before.status is chip.status:
             return
         self._pool_pending.pop(chip.chip_id, None)
         if before.status in SERVING and chip.status is not Status.ACTIVE:
-            self._fail_over(chip.chip_id, f"failover-{stream_seq(m)}")
+            self._fail_over(chip.chip_id, f"failover-{seq}")
         if chip.status in SERVING:
             self.serve_backlog()
         self.tend_pool()
@@ -277,8 +276,8 @@ class Leader:
         task.add_done_callback(self._tasks.discard)
 
     async def close(self) -> None:
-        for sub in self._subs:
-            await sub.unsubscribe()  # type: ignore[attr-defined]
+        for follower in self._followers:
+            await follower.stop()
         await self.mailboxes.cancel()
         for task in list(self._tasks):
             task.cancel()

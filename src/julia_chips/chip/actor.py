@@ -13,12 +13,14 @@ import random
 from collections import OrderedDict
 from datetime import datetime
 
-from julia_chips.chip.event_log import ChipEventLog, ChipWriteConflict, StoredEvent
+from julia_chips.chip.event_log import ChipEventLog, StoredEvent
 from julia_chips.chip.model.lifecycle import ChipRuleBroken, ChipState, decide, evolve, state_name
 from julia_chips.chip.snapshots import ChipSnapshot, SnapshotStore
 from julia_chips.contract.chip import AnyChipEvent
 from julia_chips.contract.chip_commands import AnyChipCommand, CommandReply, EventRef
 from julia_chips.contract.codec import event_type
+from julia_chips.contract.subjects import chip_events
+from julia_chips.jetstream.event_stream import WriteConflict
 from julia_chips.prometheus import EVENTS_APPENDED
 from julia_chips.warmer.model.policy import DEFAULT_WARMUP, WarmupPolicy
 
@@ -86,11 +88,11 @@ class ChipActor:
         for attempt in range(MAX_CONFLICT_RETRIES):
             try:
                 return await self._attempt(command, now)
-            except ChipWriteConflict:
+            except WriteConflict:
                 # Another writer moved the chip (a zombie owner): back off, decide again.
                 await asyncio.sleep(random.uniform(0, 0.002 * (attempt + 1)))
                 await self._catch_up()
-        raise ChipWriteConflict(self.chip_id, self.last_seq)
+        raise WriteConflict(chip_events(self.chip_id), self.last_seq)
 
     async def _attempt(self, command: AnyChipCommand, now: datetime) -> CommandReply:
         if command.command_id in self._replies:
@@ -101,7 +103,7 @@ class ChipActor:
         except ChipRuleBroken as broken:
             # A refusal appends nothing, so no sequence check catches a stale state: look.
             if await self._log.last_seq(self.chip_id) != self.last_seq:
-                raise ChipWriteConflict(self.chip_id, self.last_seq) from broken
+                raise WriteConflict(chip_events(self.chip_id), self.last_seq) from broken
             return CommandReply(ok=False, error=str(broken), state=broken.state,
                                 allowed=broken.allowed)
         await self._append(events)

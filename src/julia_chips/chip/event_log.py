@@ -1,7 +1,8 @@
 """A chip's event stream on JetStream: the one place chip events are written and read.
 
-Appends are guarded by `Nats-Expected-Last-Subject-Sequence` (one writer per chip) and carry
-`Nats-Msg-Id = event_id` (a retried append is acked as a duplicate, not stored twice).
+The load and the append are `jetstream/event_stream.py`'s (expected last subject sequence:
+one writer per chip; `Nats-Msg-Id = event_id`: a retried append is stored once); what is
+the chip's own is telling its events from foreign messages on its subject.
 """
 
 from __future__ import annotations
@@ -10,26 +11,13 @@ from collections.abc import Sequence
 from typing import Protocol
 
 import msgspec
-from nats.js.api import Header
 from nats.js.client import JetStreamContext
-from nats.js.errors import APIError, NotFoundError
 
 from julia_chips.contract.chip import AnyChipEvent, ChipEvent
-from julia_chips.contract.codec import encode_event, event_headers
+from julia_chips.contract.codec import event_headers
 from julia_chips.contract.subjects import Stream, chip_events
-from julia_chips.jetstream.acked_publish import AckedPublisher
+from julia_chips.jetstream.event_stream import EventStream
 from julia_chips.jetstream.stored_chip_event import read_chip_event
-
-WRONG_LAST_SEQUENCE = 10071
-
-
-class ChipWriteConflict(Exception):
-    """Another writer appended to this chip since we read it: reload and decide again."""
-
-    def __init__(self, chip_id: str, expected: int) -> None:
-        super().__init__(f"chip {chip_id} moved past sequence {expected}")
-        self.chip_id = chip_id
-        self.expected = expected
 
 
 class StoredEvent(msgspec.Struct, frozen=True):
@@ -56,21 +44,18 @@ class ChipEventLog(Protocol):
 
     async def append(
         self, chip_id: str, events: Sequence[ChipEvent], expected_last_seq: int
-    ) -> list[int]: ...
+    ) -> list[int]:
+        """Append in order; returns their sequences. :raises WriteConflict:"""
 
 
 class JetStreamChipEventLog:
     def __init__(self, js: JetStreamContext) -> None:
-        self._js = js
-        self._publisher = AckedPublisher(js._nc)
+        self._stream: EventStream[ChipEvent] = EventStream(js, Stream.CHIP_EVENTS,
+                                                           event_headers)
 
     async def last_seq(self, chip_id: str) -> int:
         """Sequence of the chip's last event, 0 when it has none."""
-        try:
-            msg = await self._js.get_last_msg(Stream.CHIP_EVENTS, chip_events(chip_id), direct=True)
-        except NotFoundError:
-            return 0
-        return int(msg.seq or 0)
+        return await self._stream.last_seq(chip_events(chip_id))
 
     async def load(self, chip_id: str, after_seq: int = 0) -> list[StoredEvent]:
         """The chip's events with sequence > after_seq, oldest first."""
@@ -80,39 +65,16 @@ class JetStreamChipEventLog:
         """The chip's events after `after_seq`, skipping foreign messages, and the last
         sequence read."""
         subject = chip_events(chip_id)
-        last = await self.last_seq(chip_id)
-        stored: list[StoredEvent] = []
-        seq = after_seq
-        while seq < last:
-            try:
-                msg = await self._js.get_msg(Stream.CHIP_EVENTS, seq=seq + 1, subject=subject,
-                                             next=True, direct=True)
-            except NotFoundError:
-                break
-            assert msg.seq is not None
-            seq = msg.seq
-            event = read_chip_event("event_log", subject, seq, msg.data, msg.headers)
+        read = await self._stream.load(subject, after_seq)
+        stored = []
+        for msg in read.messages:
+            event = read_chip_event("event_log", subject, msg.seq, msg.data, msg.headers)
             if event is not None:
-                stored.append(StoredEvent(seq, event))
-        return ChipHistory(stored, seq)
+                stored.append(StoredEvent(msg.seq, event))
+        return ChipHistory(stored, read.last_seq)
 
     async def append(
         self, chip_id: str, events: Sequence[ChipEvent], expected_last_seq: int
     ) -> list[int]:
-        """Append in order; returns their sequences. :raises ChipWriteConflict:"""
-        seqs = []
-        subject = chip_events(chip_id)
-        for event in events:
-            headers: dict[str, str] = event_headers(event) | {
-                Header.EXPECTED_LAST_SUBJECT_SEQUENCE: str(expected_last_seq),
-                Header.MSG_ID: event.event_id,
-            }
-            try:
-                ack = await self._publisher.publish(subject, encode_event(event), headers)
-            except APIError as err:
-                if err.err_code == WRONG_LAST_SEQUENCE:
-                    raise ChipWriteConflict(chip_id, expected_last_seq) from err
-                raise
-            seqs.append(ack.seq)
-            expected_last_seq = ack.seq
-        return seqs
+        """Append in order; returns their sequences. :raises WriteConflict:"""
+        return await self._stream.append(chip_events(chip_id), events, expected_last_seq)

@@ -110,12 +110,7 @@ AnyActivationEvent = (
     | ActivationCompleted | ActivationAbandoned | HostReleased | FailureReported
 )
 
-_ENCODER = msgspec.json.Encoder()
 _DECODER: msgspec.json.Decoder[AnyActivationEvent] = msgspec.json.Decoder(AnyActivationEvent)
-
-
-def encode_activation_event(event: ActivationEvent) -> bytes:
-    return _ENCODER.encode(event)
 
 
 def decode_activation_event(data: bytes) -> AnyActivationEvent:

@@ -9,6 +9,8 @@ import msgspec
 
 from julia_chips.contract.chip import CHIP_EVENT_TYPES, AnyChipEvent, ChipEvent
 from julia_chips.contract.chip_commands import AnyChipCommand, CommandReply
+from julia_chips.contract.messages import MessageEvent
+from julia_chips.contract.route import RouteEvent
 from julia_chips.contract.subjects import JuliaHeader
 from julia_chips.contract.upcasting import upcast
 
@@ -19,7 +21,13 @@ _REPLY_DECODER = msgspec.json.Decoder(CommandReply)
 _CURRENT_VERSION = {cls.__struct_config__.tag: cls.version for cls in CHIP_EVENT_TYPES}
 
 
-def event_headers(event: ChipEvent) -> dict[str, str]:
+# Events that carry `Julia-Event-Type` and `Julia-Event-Version` (fleet and activation events
+# carry neither: docs/contract.md, "Headers").
+VersionedEvent = ChipEvent | RouteEvent | MessageEvent
+
+
+def event_headers(event: VersionedEvent) -> dict[str, str]:
+    """The type and version a reader needs to pick its upcaster before decoding."""
     return {
         JuliaHeader.EVENT_TYPE: event_type(event),
         JuliaHeader.EVENT_VERSION: str(event.version),
@@ -56,5 +64,5 @@ def decode_reply(data: bytes) -> CommandReply:
     return _REPLY_DECODER.decode(data)
 
 
-def event_type(event: ChipEvent) -> str:
+def event_type(event: VersionedEvent) -> str:
     return str(event.__struct_config__.tag)

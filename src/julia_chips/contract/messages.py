@@ -8,12 +8,13 @@ sent again: a doctor messaged twice is worse than one message held for review.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import cast
+from typing import ClassVar, cast
 
 import msgspec
 
 
 class MessageEvent(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
+    version: ClassVar[int] = 1  # the `Julia-Event-Version` header (contract/codec.py)
     event_id: str  # `<attempt_id>:<outcome>`, also the Nats-Msg-Id
     chip_id: str
     attempt_id: str  # the SendRequest's command_id: one attempt per request, ever

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Literal, cast
+from typing import Annotated, ClassVar, Literal, cast
 
 import msgspec
 
@@ -104,6 +104,7 @@ def decode_route_command(verb: str, data: bytes) -> AnyRouteCommand:
 
 
 class RouteEvent(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
+    version: ClassVar[int] = 1  # the `Julia-Event-Version` header (contract/codec.py)
     event_id: str  # `<command_id>:<n>`, also the Nats-Msg-Id
     doctor_id: str
     command_id: str

@@ -54,11 +54,12 @@ from julia_chips.health.model.monitoring import (
 from julia_chips.health.model.monitoring import observe as observe_signal
 from julia_chips.health.model.signals import signal_time
 from julia_chips.ingest.observation_log import ObservationUnreadable, decode_observation
-from julia_chips.jetstream.chip_feed import ChipEventFeed
 from julia_chips.jetstream.consumer_reset import reset_to_ack_floor
 from julia_chips.jetstream.dead_letters import send_to_dead_letters
+from julia_chips.jetstream.event_stream import WriteConflict
 from julia_chips.jetstream.part_lease import part_lease, run_while_holding
 from julia_chips.jetstream.reply_subjects import DEFAULT_REPLY_PREFIXES, reply_refusal
+from julia_chips.jetstream.stored_chip_event import follow_chip_events
 
 log = logging.getLogger(__name__)
 PART = "health_monitor"  # its label in julia_chip_failures_total
@@ -115,7 +116,7 @@ class HealthMonitor:
         self._instances: dict[str, str] = {}
         self.brake = brake.BrakeState()
         self._brake_log = BrakeLog(self._js)
-        self.feed = ChipEventFeed(self._js, self._on_chip_event)
+        self.feed = follow_chip_events(self._js, self._on_chip_event)
         self._issued: dict[str, float] = {}  # command id -> monotonic time, to send once
         self._touched: set[str] = set()
         self._unflushed: list[Msg] = []
@@ -291,11 +292,13 @@ class HealthMonitor:
 
     async def _apply_brake(self, events: list[AnyFleetEvent]) -> None:
         for event in events:
-            if await self._brake_log.append(event):
-                self.brake = brake.evolve(self.brake, event)
-                log.warning("fleet brake: %s (%s)", type(event).__name__, event.reason)
-            else:
+            try:
+                await self._brake_log.append(event)
+            except WriteConflict:  # another monitor moved the brake: see what it recorded
                 self.brake = await self._brake_log.load(self.brake)
+                continue
+            self.brake = brake.evolve(self.brake, event)
+            log.warning("fleet brake: %s (%s)", type(event).__name__, event.reason)
 
     async def _on_release(self, msg: Msg) -> None:
         await self._apply_brake(brake.release(self.brake, self._clock.now()))

@@ -29,10 +29,11 @@ from nats.js.errors import NotFoundError
 from prometheus_client import Counter
 
 from julia_chips.balancer.model.state import ATTEMPT_MEMORY_DAYS
-from julia_chips.balancer.route_log import append_message_event, replay
+from julia_chips.balancer.route_log import append_message_event
 from julia_chips.clock import Clock
 from julia_chips.contract import messages as msg
 from julia_chips.contract import route as rt
+from julia_chips.contract.chip import AnyChipEvent
 from julia_chips.contract.codec import ENCODER
 from julia_chips.contract.observations import InboundMessage, MessageStatus
 from julia_chips.contract.subjects import GATEWAY_SIGNALS, Stream, route_command
@@ -44,8 +45,9 @@ from julia_chips.ingest.observation_log import (
 )
 from julia_chips.ingest.sent_messages import SentMessages
 from julia_chips.jetstream.acked_publish import AckedPublisher
-from julia_chips.jetstream.pull_feed import PullFeed, deliveries, stream_seq
-from julia_chips.jetstream.stored_chip_event import read_chip_event
+from julia_chips.jetstream.follower import Follower, body
+from julia_chips.jetstream.pull_feed import PullFeed, deliveries
+from julia_chips.jetstream.stored_chip_event import follow_chip_events
 from julia_chips.phones import normalise_phone
 
 log = logging.getLogger(__name__)
@@ -53,6 +55,8 @@ FILED = Counter("julia_doctor_feedback_total", "Gateway observations the feedbac
                 ["result"])
 _KINDS = frozenset({Kind.INBOUND.value, Kind.STATUS.value})
 _TEXT_MAX = 65536  # route.cmd.inbound's bound; an opt-out word is far shorter
+
+PART = "doctor feedback"  # its name as a reader of CHIP_EVENTS and MSG_EVENTS
 
 
 class FeedbackSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -88,10 +92,13 @@ class DoctorFeedback:
     async def run(self, stop: asyncio.Event) -> None:
         """Rebuild what it must know from the streams, then file until `stop`."""
         since = self._clock.now() - self._settings.horizon
-        subs = [await replay(self._js, Stream.CHIP_EVENTS, "chip.evt.>", self._on_chip,
-                             live=True),
-                await replay(self._js, Stream.MSG_EVENTS, "msg.evt.>", self._on_ledger,
-                             since=since, live=True)]
+        followers: list[Follower[AnyChipEvent] | Follower[msg.AnyMessageEvent]] = [
+            follow_chip_events(self._js, self._sent.fold_chip, reader=PART),
+            Follower(self._js, Stream.MSG_EVENTS, "msg.evt.>", body(msg.decode_message_event),
+                     lambda _seq, event: self._sent.fold_ledger(event), reader=PART,
+                     since=since)]
+        for follower in followers:
+            await follower.start()
         try:
             await self._publisher.open()
             await self._ensure_consumer()
@@ -107,9 +114,9 @@ class DoctorFeedback:
                 with contextlib.suppress(NatsError):
                     await feed.stop()
         finally:
-            for sub in subs:
+            for follower in followers:
                 with contextlib.suppress(NatsError):
-                    await sub.unsubscribe()
+                    await follower.stop()
 
     async def _ensure_consumer(self) -> None:
         """Every observation stored, from the first: a week-old "PARAR" still counts."""
@@ -120,15 +127,6 @@ class DoctorFeedback:
                 durable_name=self._settings.durable, filter_subject=GATEWAY_SIGNALS,
                 ack_policy=AckPolicy.EXPLICIT, ack_wait=self._settings.ack_wait,
                 deliver_policy=DeliverPolicy.ALL, max_ack_pending=1024))
-
-    def _on_chip(self, m: Msg) -> None:
-        event = read_chip_event("doctor feedback", m.subject, stream_seq(m), m.data, m.headers)
-        if event is not None:
-            self._sent.fold_chip(event)
-
-    def _on_ledger(self, m: Msg) -> None:
-        with contextlib.suppress(msgspec.ValidationError, msgspec.DecodeError):
-            self._sent.fold_ledger(msg.decode_message_event(m.data))
 
     async def _receive(self, m: Msg) -> None:
         """One observation; any failure leaves it unacked, to come again."""

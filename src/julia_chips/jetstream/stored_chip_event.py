@@ -12,11 +12,15 @@ state from a subject its actor never guarded.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+
+from nats.aio.msg import Msg
+from nats.js.client import JetStreamContext
 
 from julia_chips.contract.chip import AnyChipEvent
 from julia_chips.contract.codec import decode_event
-from julia_chips.contract.subjects import chip_events
+from julia_chips.contract.subjects import Stream, chip_events
+from julia_chips.jetstream.follower import AlreadySkipped, Decode, Follower
 from julia_chips.prometheus import FOREIGN_CHIP_EVENTS
 
 log = logging.getLogger(__name__)
@@ -39,3 +43,22 @@ def read_chip_event(reader: str, subject: str, seq: int, data: bytes | None,
     log.warning("%s: CHIP_EVENTS sequence %d on %s is %s; skipped", reader, seq, subject, why)
     FOREIGN_CHIP_EVENTS.labels(reader=reader).inc()
     return None
+
+
+def chip_event_of(reader: str) -> Decode[AnyChipEvent]:
+    """`read_chip_event` for a follower: a foreign message is logged and counted here."""
+    def read(msg: Msg) -> AnyChipEvent:
+        event = read_chip_event(reader, msg.subject, msg.metadata.sequence.stream, msg.data,
+                                msg.headers)
+        if event is None:
+            raise AlreadySkipped
+        return event
+    return read
+
+
+def follow_chip_events(js: JetStreamContext, on_event: Callable[[AnyChipEvent], None],
+                       reader: str = "chip_feed") -> Follower[AnyChipEvent]:
+    """Every chip's events from the first, then as they come: for runners that fold the
+    audit log themselves rather than depend on the read models (monitor, scheduler)."""
+    return Follower(js, Stream.CHIP_EVENTS, "chip.evt.>", chip_event_of(reader),
+                    lambda _seq, event: on_event(event), reader=reader)

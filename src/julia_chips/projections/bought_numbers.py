@@ -9,18 +9,17 @@ carries the number, so the incremental projection and a rebuild agree on it.
 
 from __future__ import annotations
 
-import logging
-
 import msgspec
-from nats.aio.msg import Msg
 from nats.js.client import JetStreamContext
 
 from julia_chips.contract import chip as ev
-from julia_chips.contract.activation import NumberObtained, decode_activation_event
+from julia_chips.contract.activation import (
+    AnyActivationEvent,
+    NumberObtained,
+    decode_activation_event,
+)
 from julia_chips.contract.subjects import Stream
-from julia_chips.projections.stream_replay import replay_stream
-
-log = logging.getLogger(__name__)
+from julia_chips.jetstream.follower import body, replay
 
 
 class BoughtNumber(msgspec.Struct, frozen=True, kw_only=True):
@@ -32,17 +31,13 @@ async def bought_numbers(js: JetStreamContext) -> dict[str, BoughtNumber]:
     """Chip id -> the number its activation obtained last (a retried purchase is the same)."""
     found: dict[str, BoughtNumber] = {}
 
-    def take(msg: Msg) -> None:
-        try:
-            event = decode_activation_event(msg.data)
-        except msgspec.DecodeError:  # another version's event: it names no number we know
-            log.warning("ACTIVATIONS seq %d undecodable; skipped", msg.metadata.sequence.stream)
-            return
+    def take(_seq: int, event: AnyActivationEvent) -> None:
         if isinstance(event, NumberObtained):
             found[event.chip_id] = BoughtNumber(phone_number=event.phone_number,
                                                 salvy_account_id=event.salvy_account_id)
 
-    await replay_stream(js, Stream.ACTIVATIONS, "activation.evt.>", take)
+    await replay(js, Stream.ACTIVATIONS, "activation.evt.>", body(decode_activation_event),
+                 take, reader="rebuild julia_chips (numbers bought)")
     return found
 
 

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 import asyncpg
 import msgspec
 from nats.aio.client import Client as NATS
-from nats.aio.msg import Msg
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -31,10 +31,10 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from julia_chips.jetstream.follower import Follower
 from julia_chips.projections import checkpoints
 from julia_chips.projections.base import Envelope, Fold
 from julia_chips.projections.catalog import PROJECTIONS, rebuild_set
-from julia_chips.projections.stream_replay import replay_stream
 
 ProgressHook = Callable[[int], None]
 
@@ -51,29 +51,25 @@ class RebuildReport(msgspec.Struct, frozen=True, kw_only=True):
 
 async def replay(nc: NATS, names: list[str], on_progress: ProgressHook | None = None
                  ) -> tuple[dict[str, Fold], int, int]:
-    """Fold `names` (all on one stream) over that stream; returns folds, events, last seq."""
+    """Fold `names` (all on one stream) over that stream; returns folds, messages read and
+    the last sequence read (what the checkpoints are set to)."""
     first = PROJECTIONS[names[0]]
     js = nc.jetstream()
     folds = {name: await PROJECTIONS[name].empty(js) for name in names}
-    count = 0
 
-    def on_msg(msg: Msg) -> None:
-        nonlocal count
-        try:
-            event = first.decode(msg)
-        except Exception:  # skipped, as the runner does; the stream keeps it
-            event = None
-        item = Envelope(msg.metadata.sequence.stream, event)
+    def feed(seq: int, event: Any) -> None:
+        item = Envelope(seq, event)
         for fold in folds.values():
             fold.feed(item)
-        count += 1
-        if on_progress is not None and count % 1000 == 0:
-            on_progress(count)
+        if on_progress is not None and read.seen % 1000 == 0:
+            on_progress(read.seen)
 
-    count, last = await replay_stream(js, first.stream, first.subjects, on_msg)
+    read: Follower[Any] = Follower(js, first.stream, first.subjects, first.decode,
+                                   feed, reader=f"rebuild {first.name}", live=False)
+    await read.start()
     if on_progress is not None:
-        on_progress(count)
-    return folds, count, last
+        on_progress(read.seen)
+    return folds, read.seen, read.last_seq
 
 
 async def write(conn: asyncpg.Connection, folds: dict[str, Fold], last: int) -> None:

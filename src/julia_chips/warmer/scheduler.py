@@ -27,7 +27,7 @@ from julia_chips.chip_failures import chip_failed
 from julia_chips.clock import Clock
 from julia_chips.contract.chip import AnyChipEvent
 from julia_chips.contract.chip_commands import CloseWarmDay
-from julia_chips.jetstream.chip_feed import ChipEventFeed
+from julia_chips.jetstream.stored_chip_event import follow_chip_events
 from julia_chips.supervisor import run_until
 from julia_chips.warmer.model.schedule import SAO_PAULO, WarmDay, close_command, follow, is_due
 
@@ -49,7 +49,7 @@ class WarmerScheduler:
         self._resend_after = resend_after
         self._tz = tz
         self._client = ChipClient(nc)
-        self._feed = ChipEventFeed(nc.jetstream(), self._on_event)
+        self._feed = follow_chip_events(nc.jetstream(), self._on_event)
         self._days: dict[str, WarmDay] = {}
         self._sent: dict[str, float] = {}  # command id -> monotonic time it was sent
         self._slots = asyncio.Semaphore(concurrency)
