@@ -31,6 +31,7 @@ from julia_chips.ingest.deriver import ObservationDeriver, run_observation_deriv
 from julia_chips.ingest.feedback import run_doctor_feedback
 from julia_chips.ingest.webhooks import WEBHOOK_INGRESS, WebhookIngress, webhook_routes
 from julia_chips.jetstream.streams import ensure_streams
+from julia_chips.operations.desk import OperationsDesk
 from julia_chips.outside_world import OutsideWorld, outside_world, whatsapp_sender
 from julia_chips.privacy import without_credentials
 from julia_chips.projections.service import run_projections
@@ -255,6 +256,9 @@ def _parts(config: Config, clock: Clock, nc: NATS, world: OutsideWorld,
         "doctor feedback": (lambda: run_doctor_feedback(nc, clock, stop), stop),
         "balancer": (lambda: run_balancer(nc, clock, config, sender), stop),  # cancelled
         "activator": (lambda: run_activator(nc, clock, config, stop, endpoints=endpoints), stop),
+        # operator requests on ops.cmd.>: a queue group, so no lease (operations/desk.py)
+        "operations": (lambda: run_until(OperationsDesk(nc, clock, config.reply_prefixes),
+                                         stop), stop),
     }
 
 

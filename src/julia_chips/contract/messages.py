@@ -8,6 +8,7 @@ sent again: a doctor messaged twice is worse than one message held for review.
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import ClassVar, cast
 
 import msgspec
@@ -39,6 +40,21 @@ class SendUnknown(MessageEvent, frozen=True, kw_only=True, tag="SendUnknown"):
     reason: str  # why the outcome is unknown; held for a person to review, never re-sent
 
 
+class Verdict(StrEnum):
+    """What an operator found out about a `SendUnknown`."""
+
+    DELIVERED = "delivered"  # it left after all: counted as dispatched
+    NOT_SENT = "not_sent"  # it never left: counted as failed; a new request may send it
+
+
+class UnknownSendSettled(MessageEvent, frozen=True, kw_only=True, tag="UnknownSendSettled"):
+    """An operator settled a `SendUnknown` (`operations/unknown_sends.py`); the latest
+    outcome wins, so the attempt reads as dispatched or failed from here on."""
+
+    verdict: Verdict
+    note: str | None = None
+
+
 class Delivered(MessageEvent, frozen=True, kw_only=True, tag="Delivered"):
     message_id: str
 
@@ -61,7 +77,7 @@ class Replied(MessageEvent, frozen=True, kw_only=True, tag="Replied"):
 
 AnyMessageEvent = (
     SendAttempted | SendDispatched | SendFailed | SendUnknown | Delivered | Read | NotDelivered
-    | Replied
+    | Replied | UnknownSendSettled
 )
 OUTCOMES = (SendDispatched, SendFailed, SendUnknown)
 _DECODER = msgspec.json.Decoder(AnyMessageEvent)

@@ -55,6 +55,20 @@ def chip_id_of_event_subject(subject: str) -> str:
 
 FLEET_BRAKE = "fleet.evt.brake"
 FLEET_BRAKE_RELEASE = "fleet.cmd.brake.release"  # core request: an operator lifts the brake
+
+
+class OpsSubject(StrEnum):
+    """Core NATS requests an operator makes (`contract/operations.py`, `operations/desk.py`)."""
+
+    DEAD_LETTERS_LIST = "ops.cmd.dlq.list"
+    DEAD_LETTERS_SHOW = "ops.cmd.dlq.show"
+    DEAD_LETTERS_REPLAY = "ops.cmd.dlq.replay"
+    DEAD_LETTERS_PURGE = "ops.cmd.dlq.purge"
+    UNKNOWN_SENDS_LIST = "ops.cmd.sends.unknown"
+    UNKNOWN_SEND_SETTLE = "ops.cmd.sends.settle"
+
+
+OPS_COMMANDS = "ops.cmd.>"
 GATEWAY_SIGNALS = "gw.obs.>"  # every typed gateway signal: what the health monitor reads
 
 

@@ -132,6 +132,7 @@ def attempt_key(event: msg.AnyMessageEvent) -> str:
 
 _OUTCOME: dict[type[msg.MessageEvent], str] = {
     msg.SendDispatched: "dispatched", msg.SendFailed: "failed", msg.SendUnknown: "unknown"}
+_SETTLED = {msg.Verdict.DELIVERED: "dispatched", msg.Verdict.NOT_SENT: "failed"}
 
 
 def attempt_step(row: AttemptRow | None, seq: int, event: msg.AnyMessageEvent
@@ -153,6 +154,9 @@ def attempt_step(row: AttemptRow | None, seq: int, event: msg.AnyMessageEvent
         case msg.SendFailed() | msg.SendUnknown():
             row = _r(row, outcome=_OUTCOME[type(event)], settled_at=at,
                      outcome_reason=event.reason)
+        case msg.UnknownSendSettled():
+            row = _r(row, outcome=_SETTLED[event.verdict], settled_at=at,
+                     outcome_reason=event.note)
         case msg.Delivered():
             row = _r(row, delivered_at=row.delivered_at or at)
         case msg.Read():

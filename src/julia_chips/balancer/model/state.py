@@ -105,6 +105,10 @@ def _evolve_ledger(state: BalancerState, event: msg.AnyMessageEvent) -> Balancer
             attempt = state.attempts.get(event.attempt_id)
             if attempt is not None:
                 attempt.outcome = _OUTCOME[type(event)]
+        case msg.UnknownSendSettled():
+            attempt = state.attempts.get(event.attempt_id)
+            if attempt is not None:
+                attempt.outcome = _SETTLED[event.verdict]
     return state
 
 
@@ -124,6 +128,7 @@ def _forget_attempts(state: BalancerState, before_day: int) -> None:
 _OUTCOME: dict[type[msg.MessageEvent], ReplyStatus] = {
     msg.SendDispatched: ReplyStatus.DISPATCHED, msg.SendFailed: ReplyStatus.FAILED,
     msg.SendUnknown: ReplyStatus.UNKNOWN}
+_SETTLED = {msg.Verdict.DELIVERED: ReplyStatus.DISPATCHED, msg.Verdict.NOT_SENT: ReplyStatus.FAILED}
 
 
 def _note_prospecting(state: BalancerState, doctor_id: str, at: datetime) -> None:
