@@ -8,6 +8,7 @@ from pathlib import Path
 
 import msgspec
 
+from julia_chips.gateways.salvy import svix
 from julia_chips.jetstream.reply_subjects import (
     DEFAULT_REPLY_PREFIXES,
     ReplyPrefixInvalid,
@@ -156,6 +157,16 @@ def _reply_prefixes(raw: str) -> tuple[str, ...]:
         raise ConfigError(f"JULIA_REPLY_PREFIXES: {err}") from None
 
 
+def _check_secrets(config: Config) -> None:
+    """Here, not per request: a mistyped secret would otherwise 500 every webhook."""
+    if config.salvy_webhook_secret is not None:
+        try:
+            svix.check_secret(config.salvy_webhook_secret)
+        except ValueError:
+            raise ConfigError("SALVY_WEBHOOK_SECRET must be `whsec_` and base64 (Salvy's "
+                              "dashboard shows it)") from None
+
+
 def load_config(env: Mapping[str, str] | None = None) -> Config:
     """Build the Config from `env` (default: the process environment).
 
@@ -177,6 +188,7 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
     if not config.uses_sandbox and not env.get("JULIA_PHONE_KEY"):
         raise ConfigError("JULIA_PHONE_KEY is required with an outside service: the sandbox's "
                           "key is public, and the phones it hashes are personal data")
+    _check_secrets(config)
     if config.warmer_max_days < config.warmer_min_days:
         raise ConfigError("WARMER_MAX_DAYS must be at least WARMER_MIN_DAYS")
     return config

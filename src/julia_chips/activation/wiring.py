@@ -46,7 +46,7 @@ class ActivatorEndpoints(msgspec.Struct, frozen=True, kw_only=True):
     hosts: list[VpsHost]
     ssh_keys: list[Any]  # asyncssh keys or key file paths
     webhook_url: str  # our public /webhooks/evolution, set on each instance
-    webhook_secret: str
+    webhook_secret: str  # the master each instance's x-julia-secret is derived from
     evolution_urls: dict[str, str] = {}  # host name -> its own gateway, when they differ
 
 
@@ -119,7 +119,8 @@ async def activation_ports(nc: NATS, endpoints: ActivatorEndpoints, *,
                 "cloud_api": CloudApiRegistrar(graph, evolution_for, pin=endpoints.cloud_api_pin,
                                                access_token=endpoints.cloud_api_token),
                 "vps": VpsRegistrar(vps, evolution_for)},
-            webhook=WebhookTarget(url=endpoints.webhook_url, secret=endpoints.webhook_secret))
+            webhook=WebhookTarget(url=endpoints.webhook_url,
+                                  master_secret=endpoints.webhook_secret))
         await chips.close()
 
 
