@@ -111,14 +111,6 @@ async def test_salvy_signature_headers_are_judged_before_the_body_is_read(
     assert status_line.split()[1] == b"401", status_line
 
 
-async def test_a_stale_svix_timestamp_is_refused(edge: Ingress, js: JetStreamContext) -> None:
-    body = (FIXTURES / "salvy_sms_received_v3.json").read_bytes()
-    signed_then = FixedClock(NOW - replay.SVIX.behind - timedelta(seconds=1))
-    status, answer = await Ingress(edge.base_url, edge.session, signed_then).salvy(body)
-    assert status == 401 and "svix-timestamp" in str(answer["error"])
-    assert await stored(js, Stream.GATEWAY_IN) == 0
-
-
 async def test_a_stored_body_with_an_impossible_timestamp_is_dead_lettered_and_the_rest_flows(
         nc: NATS, js: JetStreamContext) -> None:
     """Stored by an older edge: the deriver names the field and goes on acking."""
