@@ -39,6 +39,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
     evolution_api_key: str | None = None
     vps_ssh_key: str | None = None
     vps_hosts_file: Path | None = None  # JSON list of VPS hosts (address, capacity, labels)
+    vps_known_hosts: Path | None = None  # known_hosts for the hosts without a pinned host_key
     cloud_api_url: str | None = None
     cloud_api_token: str | None = None
     cloud_api_waba_id: str | None = None
@@ -126,7 +127,8 @@ _STR_VARS = {
     "JULIA_PHONE_KEY": "phone_key",
 }
 
-_PATH_VARS = {"JULIA_DATA_DIR": "data_dir", "VPS_HOSTS_FILE": "vps_hosts_file"}
+_PATH_VARS = {"JULIA_DATA_DIR": "data_dir", "VPS_HOSTS_FILE": "vps_hosts_file",
+              "VPS_KNOWN_HOSTS": "vps_known_hosts"}
 
 
 def _number(var: str, raw: str, kind: type[int] | type[float], low: float, high: float) -> float:
