@@ -30,7 +30,8 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
     warmer_min_days: int = 7
     warmer_max_days: int = 14
     max_chips_active: int = 10
-    api_token: str | None = None
+    api_token: str | None = None  # reads the HTTP API
+    operator_token: str | None = None  # reads and operates (http/auth.py)
     webhook_secret: str | None = None
     salvy_webhook_secret: str | None = None
     salvy_api_token: str | None = None
@@ -73,9 +74,9 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
 
     def __repr__(self) -> str:
         """Never print secrets: only say which ones are set."""
-        hidden = {"api_token", "webhook_secret", "salvy_webhook_secret", "salvy_api_token",
-                  "evolution_api_key", "vps_ssh_key", "cloud_api_token", "cloud_api_pin",
-                  "phone_key"}
+        hidden = {"api_token", "operator_token", "webhook_secret", "salvy_webhook_secret",
+                  "salvy_api_token", "evolution_api_key", "vps_ssh_key", "cloud_api_token",
+                  "cloud_api_pin", "phone_key"}
         parts = []
         for name in self.__struct_fields__:
             value = getattr(self, name)
@@ -111,6 +112,7 @@ _STR_VARS = {
     "NATS_URL": "nats_url",
     "DATABASE_URL": "database_url",
     "JULIA_API_TOKEN": "api_token",
+    "JULIA_OPERATOR_TOKEN": "operator_token",
     "JULIA_WEBHOOK_SECRET": "webhook_secret",
     "SALVY_WEBHOOK_SECRET": "salvy_webhook_secret",
     "SALVY_API_TOKEN": "salvy_api_token",
