@@ -55,6 +55,7 @@ from julia_chips.contract import chip_commands as cmd
 from julia_chips.contract.subjects import Stream
 from julia_chips.embedded.nats_server import EmbeddedNats
 from julia_chips.embedded.process import free_port
+from julia_chips.gateways.evolution.instance_secret import instance_secret
 from julia_chips.ingest.deriver import DEFAULT_DERIVER, ObservationDeriver
 from julia_chips.ingest.webhooks import WebhookIngress, create_webhook_app
 from julia_chips.jetstream.streams import ensure_streams, stream_configs
@@ -199,7 +200,8 @@ def _unexpected(status: int) -> None:
 def request(port: int, n: int) -> bytes:
     payload = body(n)
     return (f"POST /webhooks/evolution HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-            f"x-julia-secret: {SECRET}\r\nContent-Type: application/json\r\n"
+            f"x-julia-secret: {instance_secret(SECRET, f'chip-{n % 500}')}\r\n"
+            "Content-Type: application/json\r\n"
             f"Content-Length: {len(payload)}\r\n\r\n").encode() + payload
 
 

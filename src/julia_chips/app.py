@@ -25,6 +25,7 @@ from julia_chips.config import Config, ConfigError
 from julia_chips.db.migrate import migrate_url
 from julia_chips.health.monitor import monitor_settings, run_health_monitor
 from julia_chips.http.app import create_app
+from julia_chips.http.auth import require_token_off_loopback
 from julia_chips.http.keys import SUPERVISOR
 from julia_chips.infrastructure import Endpoints, connect_nats, infrastructure
 from julia_chips.ingest.deriver import ObservationDeriver, run_observation_deriver
@@ -181,6 +182,7 @@ async def run_all(config: Config, without: frozenset[str] = frozenset()) -> int:
 
     :param without: parts run by processes of their own (cli.SEPARABLE_PARTS).
     """
+    require_token_off_loopback(config)  # before anything starts
     stop = asyncio.Event()
     _stop_on_signals(stop)
     async with infrastructure(config) as endpoints:

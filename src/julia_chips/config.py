@@ -8,6 +8,7 @@ from pathlib import Path
 
 import msgspec
 
+from julia_chips.gateways.salvy import svix
 from julia_chips.jetstream.reply_subjects import (
     DEFAULT_REPLY_PREFIXES,
     ReplyPrefixInvalid,
@@ -29,7 +30,8 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
     warmer_min_days: int = 7
     warmer_max_days: int = 14
     max_chips_active: int = 10
-    api_token: str | None = None
+    api_token: str | None = None  # reads the HTTP API
+    operator_token: str | None = None  # reads and operates (http/auth.py)
     webhook_secret: str | None = None
     salvy_webhook_secret: str | None = None
     salvy_api_token: str | None = None
@@ -38,6 +40,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
     evolution_api_key: str | None = None
     vps_ssh_key: str | None = None
     vps_hosts_file: Path | None = None  # JSON list of VPS hosts (address, capacity, labels)
+    vps_known_hosts: Path | None = None  # known_hosts for the hosts without a pinned host_key
     cloud_api_url: str | None = None
     cloud_api_token: str | None = None
     cloud_api_waba_id: str | None = None
@@ -71,9 +74,9 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
 
     def __repr__(self) -> str:
         """Never print secrets: only say which ones are set."""
-        hidden = {"api_token", "webhook_secret", "salvy_webhook_secret", "salvy_api_token",
-                  "evolution_api_key", "vps_ssh_key", "cloud_api_token", "cloud_api_pin",
-                  "phone_key"}
+        hidden = {"api_token", "operator_token", "webhook_secret", "salvy_webhook_secret",
+                  "salvy_api_token", "evolution_api_key", "vps_ssh_key", "cloud_api_token",
+                  "cloud_api_pin", "phone_key"}
         parts = []
         for name in self.__struct_fields__:
             value = getattr(self, name)
@@ -109,6 +112,7 @@ _STR_VARS = {
     "NATS_URL": "nats_url",
     "DATABASE_URL": "database_url",
     "JULIA_API_TOKEN": "api_token",
+    "JULIA_OPERATOR_TOKEN": "operator_token",
     "JULIA_WEBHOOK_SECRET": "webhook_secret",
     "SALVY_WEBHOOK_SECRET": "salvy_webhook_secret",
     "SALVY_API_TOKEN": "salvy_api_token",
@@ -125,7 +129,8 @@ _STR_VARS = {
     "JULIA_PHONE_KEY": "phone_key",
 }
 
-_PATH_VARS = {"JULIA_DATA_DIR": "data_dir", "VPS_HOSTS_FILE": "vps_hosts_file"}
+_PATH_VARS = {"JULIA_DATA_DIR": "data_dir", "VPS_HOSTS_FILE": "vps_hosts_file",
+              "VPS_KNOWN_HOSTS": "vps_known_hosts"}
 
 
 def _number(var: str, raw: str, kind: type[int] | type[float], low: float, high: float) -> float:
@@ -156,6 +161,16 @@ def _reply_prefixes(raw: str) -> tuple[str, ...]:
         raise ConfigError(f"JULIA_REPLY_PREFIXES: {err}") from None
 
 
+def _check_secrets(config: Config) -> None:
+    """Here, not per request: a mistyped secret would otherwise 500 every webhook."""
+    if config.salvy_webhook_secret is not None:
+        try:
+            svix.check_secret(config.salvy_webhook_secret)
+        except ValueError:
+            raise ConfigError("SALVY_WEBHOOK_SECRET must be `whsec_` and base64 (Salvy's "
+                              "dashboard shows it)") from None
+
+
 def load_config(env: Mapping[str, str] | None = None) -> Config:
     """Build the Config from `env` (default: the process environment).
 
@@ -177,6 +192,7 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
     if not config.uses_sandbox and not env.get("JULIA_PHONE_KEY"):
         raise ConfigError("JULIA_PHONE_KEY is required with an outside service: the sandbox's "
                           "key is public, and the phones it hashes are personal data")
+    _check_secrets(config)
     if config.warmer_max_days < config.warmer_min_days:
         raise ConfigError("WARMER_MAX_DAYS must be at least WARMER_MIN_DAYS")
     return config

@@ -30,7 +30,7 @@ SANDBOX_HOSTS = 10
 
 
 class OutsideWorld(msgspec.Struct, kw_only=True):
-    webhook_secret: str  # `x-julia-secret` on Evolution webhooks
+    webhook_secret: str  # master of the per-instance `x-julia-secret`s (instance_secret.py)
     salvy_webhook_secret: str | None  # Svix secret of Salvy webhooks
     evolution_url: str
     evolution_api_key: str

@@ -5,19 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import secrets
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import aiohttp
 import pytest
 from nats.aio.client import Client as NATS
 from nats.js.client import JetStreamContext
 
-from julia_chips.clock import SystemClock
+from julia_chips.clock import Clock, SystemClock
 from julia_chips.contract.subjects import Stream
+from julia_chips.gateways.evolution.instance_secret import instance_secret
 from julia_chips.gateways.salvy import svix
 from julia_chips.ingest.deriver import DeriverSettings, ObservationDeriver
 from julia_chips.ingest.webhooks import WebhookIngress, create_webhook_app
@@ -28,14 +29,33 @@ SALVY_SECRET = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
 FAST_DERIVER = DeriverSettings(ack_wait=1.0, publish_timeout=1.0, tend=0.1)
 
 
+def stamped(body: bytes, clock: Clock) -> bytes:
+    """`body` as Evolution sends it now by `clock`: `date_time` is when it was sent."""
+    fields = json.loads(body)
+    fields["date_time"] = clock.now().isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return json.dumps(fields).encode()
+
+
+def named_instance(body: bytes) -> str:
+    """The instance a body says it is from ("" when it names none)."""
+    try:
+        return str(json.loads(body).get("instance", ""))
+    except (ValueError, AttributeError):
+        return ""
+
+
 @dataclass
 class Ingress:
     base_url: str
     session: aiohttp.ClientSession
+    clock: Clock = field(default_factory=SystemClock)  # the edge's: signs and stamps bodies
 
     async def evolution(self, body: bytes, secret: str | None = EVOLUTION_SECRET
                         ) -> tuple[int, dict[str, object]]:
-        headers = {"x-julia-secret": secret} if secret is not None else {}
+        """Posted as the instance `body` names: its header derived from the master `secret`
+        (None: no header)."""
+        headers = ({"x-julia-secret": instance_secret(secret, named_instance(body))}
+                   if secret is not None else {})
         async with self.session.post(self.base_url + "/webhooks/evolution", data=body,
                                      headers=headers) as resp:
             return resp.status, await resp.json()
@@ -43,7 +63,7 @@ class Ingress:
     async def salvy(self, body: bytes, secret: str = SALVY_SECRET, msg_id: str | None = None
                     ) -> tuple[int, dict[str, object]]:
         msg_id = msg_id or f"msg_{secrets.token_hex(6)}"
-        ts = int(time.time())
+        ts = int(self.clock.now().timestamp())
         headers = {"svix-id": msg_id, "svix-timestamp": str(ts),
                    "svix-signature": svix.sign(secret, msg_id, ts, body)}
         async with self.session.post(self.base_url + "/webhooks/salvy", data=body,
@@ -88,15 +108,24 @@ async def until_derived(js: JetStreamContext, durable: str = FAST_DERIVER.durabl
             await asyncio.sleep(0.01)
 
 
-@pytest.fixture
-async def ingress_only(js: JetStreamContext) -> AsyncIterator[Ingress]:
-    """The HTTP ingress alone: raw bodies in GATEWAY_IN, nothing derived."""
-    app = create_webhook_app(WebhookIngress(js, SystemClock(), evolution_secret=EVOLUTION_SECRET,
+@asynccontextmanager
+async def serving_ingress(js: JetStreamContext, clock: Clock) -> AsyncIterator[Ingress]:
+    """The HTTP ingress alone on `clock`: raw bodies in GATEWAY_IN, nothing derived."""
+    app = create_webhook_app(WebhookIngress(js, clock, evolution_secret=EVOLUTION_SECRET,
                                             salvy_secret=SALVY_SECRET, publish_timeout=1.0))
     runner, base = await serve(app)
-    async with aiohttp.ClientSession() as session:
-        yield Ingress(base, session)
-    await runner.cleanup()
+    try:
+        async with aiohttp.ClientSession() as session:
+            yield Ingress(base, session, clock)
+    finally:
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def ingress_only(js: JetStreamContext) -> AsyncIterator[Ingress]:
+    """The HTTP ingress alone, on the wall clock (the sandbox's, when one posts to it)."""
+    async with serving_ingress(js, SystemClock()) as ingress:
+        yield ingress
 
 
 @pytest.fixture

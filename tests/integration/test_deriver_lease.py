@@ -21,6 +21,7 @@ from tests.integration.ingress_fixtures import (
     FAST_DERIVER,
     Ingress,
     ingress_only,
+    stamped,
     stored,
     until_derived,
     until_stored,
@@ -63,7 +64,7 @@ async def test_sigkill_the_deriver_holding_the_lease_and_the_standby_takes_over(
 
     async def webhooks() -> None:  # they keep coming through the kill and the takeover
         for n in range(BODIES):
-            assert (await ingress_only.evolution(upsert(n)))[0] == 200
+            assert (await ingress_only.evolution(stamped(upsert(n), ingress_only.clock)))[0] == 200
             in_order.append(f"MSG{n:04d}")
             if n % 10 == 0:
                 assert (await ingress_only.salvy(sms(n // 10)))[0] == 200

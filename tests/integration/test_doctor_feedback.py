@@ -36,7 +36,13 @@ from tests.integration.balancer_harness import (
     seed_chip,
     wait_until,
 )
-from tests.integration.ingress_fixtures import EVOLUTION_SECRET, Ingress, ingress, ingress_only
+from tests.integration.ingress_fixtures import (
+    EVOLUTION_SECRET,
+    Ingress,
+    ingress,
+    ingress_only,
+    stamped,
+)
 from tests.integration.test_projections_lifecycles import caught_up
 
 __all__ = ["ingress", "ingress_only"]  # the fixtures, re-exported for pytest
@@ -60,7 +66,7 @@ async def fleet_on_sandbox(nc: NATS, js: JetStreamContext, sandbox: Sandbox,
         client = EvolutionClient(http, sandbox.evolution_url, sandbox.evolution_api_key)
         for n, chip_id in enumerate(("a", "b")):
             target = WebhookTarget(url=ingress.base_url + "/webhooks/evolution",
-                                   secret=EVOLUTION_SECRET)
+                                   master_secret=EVOLUTION_SECRET)
             await client.create_instance(InstanceSpec(name=f"inst-{chip_id}", webhook=target))
             await client.connect(f"inst-{chip_id}", number=f"+551130000000{n}")
             await seed_chip(js, chip_id, Status.ACTIVE, 100)
@@ -98,10 +104,11 @@ async def test_parar_stops_every_message_to_that_phone(
                        for e in await route_events(js))
         await wait_until(opted_out)
         # A stranger's PARAR, written the old way, from a phone we never sent to.
-        upsert = (b'{"event":"messages.upsert","instance":"inst-b","data":{"key":{"remoteJid":"'
-                  + eight_digits(stranger.phone).encode() + b'@s.whatsapp.net","fromMe":false,'
-                  b'"id":"3A5FSTRANGER"},"message":{"conversation":"Parar."},'
-                  b'"messageTimestamp":1732700000}}')
+        upsert = stamped(
+            b'{"event":"messages.upsert","instance":"inst-b","data":{"key":{"remoteJid":"'
+            + eight_digits(stranger.phone).encode() + b'@s.whatsapp.net","fromMe":false,'
+            b'"id":"3A5FSTRANGER"},"message":{"conversation":"Parar."},'
+            b'"messageTimestamp":1732700000}}', ingress.clock)
         assert (await ingress.evolution(upsert))[0] == 200
         assert (await ingress.evolution(upsert))[0] == 200  # a replayed webhook: one command
 

@@ -23,15 +23,17 @@ from julia_chips.gateways.evolution.errors import (
     SendOutcomeUnknown,
     Unauthorized,
 )
+from julia_chips.gateways.evolution.instance_secret import instance_secret
 from julia_chips.gateways.evolution.webhook import decode_evolution
 from julia_chips.gateways.evolution.wire import InstanceSpec, WebhookTarget
 from julia_chips.ingest.outcomes import EvolutionObservation
 from julia_chips.sandbox.world import Sandbox, start_sandbox
+from tests.integration.ingress_fixtures import named_instance
 from tests.integration.sandbox_fixtures import Receiver, SleepRecorder, receiver
 
 __all__ = ["receiver"]  # the fixture, re-exported for pytest
 
-SECRET = "s3cret-header-value"
+SECRET = "s3cret-master-value"
 NUMBER = "+5511988887777"
 
 
@@ -63,13 +65,13 @@ def client(sandbox: Sandbox, http: aiohttp.ClientSession, sleeps: SleepRecorder)
 
 
 def spec(receiver: Receiver, name: str = "chip-0001") -> InstanceSpec:
-    return InstanceSpec(name=name, webhook=WebhookTarget(url=receiver.url, secret=SECRET))
+    return InstanceSpec(name=name, webhook=WebhookTarget(url=receiver.url, master_secret=SECRET))
 
 
 async def observe(receiver: Receiver) -> EvolutionObservation:
     """Next webhook, checked for our secret header and decoded as production would."""
     headers, body = await receiver.next()
-    assert headers["x-julia-secret"] == SECRET
+    assert headers["x-julia-secret"] == instance_secret(SECRET, named_instance(body))
     return decode_evolution(body, received_at=datetime.now(UTC))
 
 
@@ -87,7 +89,9 @@ async def test_create_instance(
     assert created.name == "chip-0001"
     assert created.status == "connecting"
     assert created.token == sandbox.evolution.instances["chip-0001"].token
-    assert sandbox.evolution.instances["chip-0001"].webhook_headers == {"x-julia-secret": SECRET}
+    # The instance's own secret, not the master: it speaks for this instance alone.
+    assert sandbox.evolution.instances["chip-0001"].webhook_headers == {
+        "x-julia-secret": instance_secret(SECRET, "chip-0001")}
     assert sandbox.evolution.instances["chip-0001"].integration == "WHATSAPP-BAILEYS"
 
 

@@ -8,8 +8,6 @@ banned or braked any more. Real NATS, worker, monitor, webhook ingress, projecti
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,7 +19,7 @@ from nats.js.client import JetStreamContext
 
 from julia_chips.app import start_http
 from julia_chips.chip.client import ChipClient
-from julia_chips.clock import Clock, FixedClock
+from julia_chips.clock import FixedClock
 from julia_chips.config import Config
 from julia_chips.contract import chip as ev
 from julia_chips.contract.observations import ConnectionUpdate
@@ -29,20 +27,12 @@ from julia_chips.contract.subjects import JuliaHeader, Stream, gateway_raw
 from julia_chips.db.migrate import migrate_url
 from julia_chips.http.app import create_app
 from julia_chips.ingest.observation_log import decode_observation, publish_observation
-from julia_chips.ingest.webhooks import WebhookIngress, create_webhook_app
 from julia_chips.jetstream.acked_publish import AckedPublisher
 from julia_chips.projections.service import Projections
-from julia_chips.sandbox.world import serve
 from tests.conftest import new_chip_id
 from tests.integration.dead_letter_reader import stored_dead_letters
 from tests.integration.health_rig import connection, monitoring, until
-from tests.integration.ingress_fixtures import (
-    EVOLUTION_SECRET,
-    SALVY_SECRET,
-    Ingress,
-    deriving,
-    until_derived,
-)
+from tests.integration.ingress_fixtures import deriving, serving_ingress, stamped, until_derived
 from tests.integration.raw_events import banned, kinds, naive, store_old_cooled
 from tests.integration.warm_fleet import MORNING, events_of, warming_chips
 from tests.integration.workers import running_worker
@@ -57,19 +47,6 @@ def close_403(instance: str) -> bytes:
     return json.dumps(body).encode()
 
 
-@asynccontextmanager
-async def webhook_ingress(js: JetStreamContext, clock: Clock) -> AsyncIterator[Ingress]:
-    """The webhook edge on the test's clock, so the monitor's skew check agrees with it."""
-    app = create_webhook_app(WebhookIngress(js, clock, evolution_secret=EVOLUTION_SECRET,
-                                            salvy_secret=SALVY_SECRET, publish_timeout=1.0))
-    runner, base = await serve(app)
-    try:
-        async with aiohttp.ClientSession() as session:
-            yield Ingress(base, session)
-    finally:
-        await runner.cleanup()
-
-
 async def test_a_cool_whose_until_has_no_zone_is_refused_and_the_monitor_still_bans(
         nc: NATS, js: JetStreamContext) -> None:
     clock = FixedClock(MORNING)
@@ -78,13 +55,13 @@ async def test_a_cool_whose_until_has_no_zone_is_refused_and_the_monitor_still_b
     body = msgspec.json.encode({"type": "Cool", "command_id": "naive-cool", "reason": "r",
                                 "until": naive(clock.now() + timedelta(hours=2))})
     async with running_worker(nc, clock), monitoring(nc, clock) as monitor, \
-            webhook_ingress(js, clock) as ingress, deriving(nc):
+            serving_ingress(js, clock) as ingress, deriving(nc):
         await warming_chips(client, [cooled, other])
         await until(lambda: _known(monitor, [cooled, other]))
         reply = await client.send_raw(cooled, body)
         assert reply.ok is False
         assert "with a timezone component - at `$.until`" in (reply.error or ""), reply
-        status, answer = await ingress.evolution(close_403(f"inst-{other}"))
+        status, answer = await ingress.evolution(stamped(close_403(f"inst-{other}"), clock))
         assert status == 200, answer
         await until(banned(js, other))
     assert "Cooled" not in await kinds(js, cooled)

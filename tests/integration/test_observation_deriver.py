@@ -34,6 +34,7 @@ from tests.integration.ingress_fixtures import (
     Ingress,
     deriving,
     ingress_only,
+    stamped,
     stored,
     until_derived,
 )
@@ -89,7 +90,7 @@ async def test_a_killed_deriver_restarted_stores_one_observation_per_payload(
     try:
         ignored = (FIXTURES / "salvy_other_event.json").read_bytes()
         for n in range(UPSERTS):
-            assert (await ingress_only.evolution(upsert(n)))[0] == 200
+            assert (await ingress_only.evolution(stamped(upsert(n), ingress_only.clock)))[0] == 200
             if n % 6 == 0:
                 assert (await ingress_only.salvy(sms(n // 6)))[0] == 200
             if n % 12 == 0:
@@ -106,7 +107,7 @@ async def test_a_killed_deriver_restarted_stores_one_observation_per_payload(
     assert unacked > 0 and await stored(js, Stream.GATEWAY_OBS) > STALL_AFTER  # the crash hit
     # between the stores and the acks, and before some stores
     for n in range(UPSERTS, UPSERTS + LATE):  # JetStream would hand these out first
-        assert (await ingress_only.evolution(upsert(n)))[0] == 200
+        assert (await ingress_only.evolution(stamped(upsert(n), ingress_only.clock)))[0] == 200
     if down_past_the_dedupe_window:  # JetStream forgets the stored ids: no dedupe to lean on
         config = (await js.stream_info(Stream.GATEWAY_OBS)).config
         await js.update_stream(dataclasses.replace(config, duplicate_window=0.5))

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import aiohttp
 import asyncssh
 import msgspec
 import pytest
 
+from julia_chips.activation.wiring import endpoints_from_config
+from julia_chips.config import ConfigError, load_config
 from julia_chips.contract.observations import SmsReceived
 from julia_chips.gateways.salvy.client import SalvyClient
 from julia_chips.gateways.salvy.webhook import decode_salvy
@@ -176,3 +179,45 @@ async def test_activation_path_end_to_end(receiver: Receiver) -> None:
         assert done.registered is True
     finally:
         await world.close()
+
+
+async def test_a_host_with_no_pinned_key_and_no_known_hosts_entry_is_never_connected(
+        vps: VpsClient, hosts: list[SandboxVpsHost]) -> None:
+    """asyncssh with `known_hosts=None` checks nothing: whoever answered got the numbers."""
+    unpinned = msgspec.structs.replace(hosts[0].registry_entry(), host_key=None)
+    health = await vps.health(unpinned)
+    assert not health.reachable
+    assert health.error is not None and "no pinned host_key" in health.error
+    with pytest.raises(HostUnreachable, match="vps-1"):
+        await vps.request_code(unpinned, NUMBER)
+
+
+def outside_env(tmp_path: Path, hosts: list[VpsHost]) -> dict[str, str]:
+    """Everything the activator needs from the environment, with `hosts` as the host list."""
+    (tmp_path / "hosts.json").write_bytes(msgspec.json.encode(hosts))
+    names = ["SALVY_API_URL", "SALVY_API_TOKEN", "EVOLUTION_API_URL", "EVOLUTION_API_KEY",
+             "VPS_SSH_KEY", "JULIA_WEBHOOK_SECRET", "CLOUD_API_URL", "CLOUD_API_TOKEN",
+             "CLOUD_API_WABA_ID", "CLOUD_API_PIN", "JULIA_PUBLIC_URL", "JULIA_PHONE_KEY"]
+    return {name: f"https://{name.lower()}.example" for name in names} | {
+        "VPS_HOSTS_FILE": str(tmp_path / "hosts.json")}
+
+
+async def test_start_up_refuses_a_host_whose_key_it_cannot_check(
+        hosts: list[SandboxVpsHost], client_key: asyncssh.SSHKey, tmp_path: Path) -> None:
+    pinned, listed = hosts[0].registry_entry(), hosts[1].registry_entry()
+    unpinned = msgspec.structs.replace(listed, host_key=None)
+    env = outside_env(tmp_path, [pinned, unpinned])
+    with pytest.raises(ConfigError, match=r"'vps-2'.*VPS_KNOWN_HOSTS"):
+        endpoints_from_config(load_config(env))
+    known_hosts = tmp_path / "known_hosts"
+    known_hosts.write_text(f"[{listed.address}]:{listed.port} {listed.host_key}\n")
+    endpoints = endpoints_from_config(load_config(env | {"VPS_KNOWN_HOSTS": str(known_hosts)}))
+    vps = VpsClient(client_keys=[client_key], known_hosts=endpoints.known_hosts,
+                    connect_timeout=2, command_timeout=1)
+    assert [h.reachable for h in await vps.survey(endpoints.hosts)] == [True, True]
+
+
+def test_a_pinned_key_that_is_no_public_key_stops_start_up(tmp_path: Path) -> None:
+    garbled = VpsHost(name="vps-9", address="10.0.0.9", capacity=1, host_key="ssh-ed25519 AAAA")
+    with pytest.raises(ConfigError, match="'vps-9': host_key is not an OpenSSH public key"):
+        endpoints_from_config(load_config(outside_env(tmp_path, [garbled])))

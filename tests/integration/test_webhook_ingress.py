@@ -17,6 +17,7 @@ from nats.aio.client import Client as NATS
 from nats.js.client import JetStreamContext
 from nats.js.errors import NotFoundError
 
+from julia_chips.clock import Clock
 from julia_chips.contract.observations import Observation, SmsReceived
 from julia_chips.contract.subjects import Stream
 from julia_chips.embedded.nats_server import EmbeddedNats
@@ -32,6 +33,7 @@ from tests.integration.ingress_fixtures import (
     deriving,
     ingress,
     ingress_only,
+    stamped,
     until_derived,
     until_stored,
 )
@@ -43,6 +45,11 @@ FIXTURES = Path(__file__).parent.parent / "fixtures"
 
 def fixture(name: str) -> bytes:
     return (FIXTURES / name).read_bytes()
+
+
+def fresh(name: str, clock: Clock) -> bytes:
+    """A captured Evolution body, as if sent now by `clock`."""
+    return stamped(fixture(name), clock)
 
 
 async def count(js: JetStreamContext, stream: Stream) -> int:
@@ -71,7 +78,7 @@ def facts(paths: list[Path]) -> int:
 
 async def test_bad_or_missing_secret_is_401_and_nothing_stored(
         ingress: Ingress, js: JetStreamContext) -> None:
-    body = fixture("evolution_connection_open.json")
+    body = fresh("evolution_connection_open.json", ingress.clock)
     assert (await ingress.evolution(body, secret="wrong"))[0] == 401
     assert (await ingress.evolution(body, secret=None))[0] == 401
     assert (await ingress.salvy(fixture("salvy_sms_received_v3.json"),
@@ -85,9 +92,14 @@ async def test_bad_or_missing_secret_is_401_and_nothing_stored(
     (b'{"event": "messages.upsert"}', "instance"),
     (b'{"event": "connection.update", "instance": "a.b", '
      b'"data": {"instance": "a.b", "state": "open"}}', "subject token"),
+    (b'{"event": "messages.upsert", "instance": "chip-1", "data": {"key": {"remoteJid": '
+     b'"5511999990000@s.whatsapp.net", "fromMe": false, "id": "M1"}, '
+     b'"messageTimestamp": 99999999999999999999}}', "$.data.messageTimestamp"),
 ])
 async def test_malformed_evolution_body_is_400_with_reason_and_nothing_stored(
         ingress: Ingress, js: JetStreamContext, body: bytes, field: str) -> None:
+    if body.startswith(b'{"'):  # fresh, or the replay window would refuse it first
+        body = stamped(body, ingress.clock)
     status, answer = await ingress.evolution(body)
     assert status == 400
     assert field.lower() in str(answer["error"]).lower()
@@ -106,12 +118,13 @@ async def test_every_accepted_payload_is_in_gateway_in_and_parsed(
         ingress: Ingress, js: JetStreamContext) -> None:
     evolution = sorted(FIXTURES.glob("evolution_*.json"))
     for path in evolution:
-        status, answer = await ingress.evolution(path.read_bytes())
+        body = stamped(path.read_bytes(), ingress.clock)
+        status, answer = await ingress.evolution(body)
         assert status == 200, (path.name, answer)
-        instance = json.loads(path.read_bytes())["instance"]
+        instance = json.loads(body)["instance"]
         stored = await js.get_msg(Stream.GATEWAY_IN, int(str(answer["seq"])))
         assert stored.subject == f"gw.in.evolution.{instance}"
-        assert stored.data == path.read_bytes()  # raw, byte for byte
+        assert stored.data == body  # raw, byte for byte
     salvy = sorted(FIXTURES.glob("salvy_*.json"))
     for path in salvy:
         status, answer = await ingress.salvy(path.read_bytes())
@@ -128,7 +141,7 @@ async def test_every_accepted_payload_is_in_gateway_in_and_parsed(
 
 
 async def test_observation_matches_the_decoder(ingress: Ingress, js: JetStreamContext) -> None:
-    body = fixture("evolution_connection_close_403.json")
+    body = fresh("evolution_connection_close_403.json", ingress.clock)
     assert (await ingress.evolution(body))[0] == 200
     instance = json.loads(body)["instance"]
     stored = await last_observed(js, f"gw.obs.{instance}")
@@ -141,7 +154,7 @@ async def test_observation_is_dated_by_the_ingress_not_the_deriver(
     """Stored while no deriver runs, derived later: dated when the ingress took it in."""
     await ObservationDeriver(nc, FAST_DERIVER).prepare()  # the durable exists, nobody reads
     before = datetime.now(UTC)
-    assert (await ingress_only.evolution(fixture("evolution_connection_open.json")))[0] == 200
+    assert (await ingress_only.evolution(fresh("evolution_connection_open.json", ingress_only.clock)))[0] == 200
     after = datetime.now(UTC)
     await asyncio.sleep(0.3)
     async with deriving(nc):
@@ -151,7 +164,7 @@ async def test_observation_is_dated_by_the_ingress_not_the_deriver(
 
 async def test_ignored_events_are_stored_raw_but_not_published(
         ingress: Ingress, js: JetStreamContext) -> None:
-    assert (await ingress.evolution(fixture("evolution_qrcode_updated.json")))[0] == 200
+    assert (await ingress.evolution(fresh("evolution_qrcode_updated.json", ingress.clock)))[0] == 200
     assert (await ingress.salvy(fixture("salvy_other_event.json")))[0] == 200
     assert await count(js, Stream.GATEWAY_IN) == 2
     await until_derived(js)
@@ -164,7 +177,7 @@ async def test_a_retried_delivery_is_stored_once(ingress: Ingress, js: JetStream
     body = fixture("salvy_sms_received_v3.json")
     assert (await ingress.salvy(body, msg_id="msg_same"))[0] == 200
     assert (await ingress.salvy(body, msg_id="msg_same"))[0] == 200
-    evo = fixture("evolution_messages_upsert.json")
+    evo = fresh("evolution_messages_upsert.json", ingress.clock)
     assert (await ingress.evolution(evo))[0] == 200
     assert (await ingress.evolution(evo))[0] == 200
     assert await count(js, Stream.GATEWAY_IN) == 2
@@ -183,7 +196,7 @@ async def test_nats_unavailable_is_503_so_the_sender_retries(
         ingress: Ingress, nats_server: EmbeddedNats | None, nc: NATS) -> None:
     assert nats_server is not None  # own_nats_server: always one we may kill
     nats_server.kill()
-    status, answer = await ingress.evolution(fixture("evolution_connection_open.json"))
+    status, answer = await ingress.evolution(fresh("evolution_connection_open.json", ingress.clock))
     assert status == 503, answer
     status, _ = await ingress.salvy(fixture("salvy_sms_received_v3.json"))
     assert status == 503

@@ -23,6 +23,8 @@ def test_defaults_match_the_design() -> None:
     ({"JULIA_LEASE_TTL": "soon"}, "JULIA_LEASE_TTL"),
     ({"NATS_URL": "http://x"}, "NATS_URL"),
     ({"DATABASE_URL": "mysql://x"}, "DATABASE_URL"),
+    # at start-up, not as a 500 on every Salvy webhook
+    ({"SALVY_WEBHOOK_SECRET": "whsec_not*base64!"}, "SALVY_WEBHOOK_SECRET"),
 ])
 def test_bad_value_names_the_variable(env: dict[str, str], named: str) -> None:
     with pytest.raises(ConfigError, match=named):

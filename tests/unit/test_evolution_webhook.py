@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -124,3 +124,24 @@ def test_missing_instance_is_rejected() -> None:
 def test_not_json_is_rejected() -> None:
     with pytest.raises(WebhookRejected, match="evolution webhook"):
         decode_evolution(b"<html>", received_at=RECEIVED)
+
+
+def upsert_at(message_timestamp: int) -> bytes:
+    body = json.loads(fixture("evolution_messages_upsert.json"))
+    body["data"]["messageTimestamp"] = message_timestamp
+    return json.dumps(body).encode()
+
+
+@pytest.mark.parametrize("stamp", [10**20, 99_999_999_999 + 1, -1, 0])
+def test_a_message_timestamp_out_of_range_is_rejected_naming_it(stamp: int) -> None:
+    """Not an OverflowError: that was a 500 at the edge and a deriver stuck on the body."""
+    with pytest.raises(WebhookRejected, match=r"\$\.data\.messageTimestamp"):
+        decode_evolution(upsert_at(stamp), received_at=RECEIVED)
+
+
+def test_a_message_dated_after_its_receipt_is_rejected() -> None:
+    later = int((RECEIVED + timedelta(minutes=2)).timestamp())
+    with pytest.raises(WebhookRejected, match=r"later than its receipt - at `\$\.data\."):
+        decode_evolution(upsert_at(later), received_at=RECEIVED)
+    seen = decode_evolution(upsert_at(int(RECEIVED.timestamp())), received_at=RECEIVED)
+    assert isinstance(seen, InboundMessage) and seen.sent_at == RECEIVED

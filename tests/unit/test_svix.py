@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from julia_chips.gateways.salvy.svix import SignatureInvalid, sign, verify
+from julia_chips.gateways.salvy.svix import SignatureInvalid, check_headers, sign, verify
 
 SECRET = "whsec_" + base64.b64encode(b"a shared secret of 24 b!").decode()
 NOW = datetime(2025, 11, 27, 12, 0, tzinfo=UTC)
@@ -78,6 +78,21 @@ def test_non_numeric_timestamp_fails() -> None:
     bad = {"svix-id": "m", "svix-timestamp": "yesterday", "svix-signature": "v1,x"}
     with pytest.raises(SignatureInvalid, match="Unix"):
         verify(SECRET, bad, BODY, now=NOW)
+
+
+@pytest.mark.parametrize("stamp", ["9" * 400, "-5", "1e9", "99999999999999"])
+def test_a_timestamp_out_of_any_range_is_refused_not_a_crash(stamp: str) -> None:
+    bad = headers(sign(SECRET, "msg_1", TS, BODY)) | {"svix-timestamp": stamp}
+    with pytest.raises(SignatureInvalid, match="svix-timestamp"):
+        verify(SECRET, bad, BODY, now=NOW)
+
+
+def test_the_headers_are_judged_without_the_body() -> None:
+    """What the edge checks before it reads a byte of the body."""
+    found = check_headers(headers("v1,anything"), now=NOW)
+    assert (found.msg_id, found.timestamp) == ("msg_1", TS)
+    with pytest.raises(SignatureInvalid, match="tolerance"):
+        check_headers(headers("v1,anything"), now=NOW + timedelta(minutes=6))
 
 
 def test_secret_that_is_not_base64_is_a_config_error() -> None:

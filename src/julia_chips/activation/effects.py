@@ -46,7 +46,7 @@ class ActivationPorts:
     hosts: HostRegistry
     evolution_for: EvolutionFor
     registrars: Mapping[RegistrarKind, Registrar]
-    webhook: WebhookTarget  # where instances post, with the x-julia-secret
+    webhook: WebhookTarget  # where instances post, each with its own x-julia-secret
     default_ddd: int = 11
 
 

@@ -25,6 +25,7 @@ from julia_chips.gateways.evolution.wire import WebhookTarget
 from julia_chips.gateways.registrars import CloudApiRegistrar, VpsRegistrar
 from julia_chips.gateways.salvy.client import SalvyClient
 from julia_chips.gateways.vps.client import VpsClient
+from julia_chips.gateways.vps.host_keys import HostKeyUnknown, check_host_keys
 from julia_chips.gateways.vps.hosts import HostRegistry, VpsHost
 from julia_chips.jetstream.part_lease import part_lease, run_while_holding
 from julia_chips.sandbox.world import CLOUD_API_PIN, Sandbox
@@ -46,8 +47,9 @@ class ActivatorEndpoints(msgspec.Struct, frozen=True, kw_only=True):
     hosts: list[VpsHost]
     ssh_keys: list[Any]  # asyncssh keys or key file paths
     webhook_url: str  # our public /webhooks/evolution, set on each instance
-    webhook_secret: str
+    webhook_secret: str  # the master each instance's x-julia-secret is derived from
     evolution_urls: dict[str, str] = {}  # host name -> its own gateway, when they differ
+    known_hosts: Path | None = None  # for hosts without a pinned host_key
 
 
 def endpoints_from_sandbox(sandbox: Sandbox, *, webhook_url: str, webhook_secret: str,
@@ -81,6 +83,10 @@ def endpoints_from_config(config: Config) -> ActivatorEndpoints:
             raise ConfigError(f"{var} is required to run the activator")
     assert config.vps_hosts_file is not None and config.public_url is not None
     hosts = HostRegistry.from_json(Path(config.vps_hosts_file).read_bytes())
+    try:
+        check_host_keys(hosts, config.vps_known_hosts)
+    except HostKeyUnknown as exc:  # else it would be connected to whoever answers there
+        raise ConfigError(f"VPS_HOSTS_FILE: {exc}") from None
     return ActivatorEndpoints(
         salvy_url=config.salvy_api_url or "", salvy_token=config.salvy_api_token or "",
         evolution_url=config.evolution_api_url or "",
@@ -89,7 +95,7 @@ def endpoints_from_config(config: Config) -> ActivatorEndpoints:
         cloud_api_waba_id=config.cloud_api_waba_id or "", cloud_api_pin=config.cloud_api_pin or "",
         hosts=list(hosts), ssh_keys=[config.vps_ssh_key],
         webhook_url=config.public_url.rstrip("/") + "/webhooks/evolution",
-        webhook_secret=config.webhook_secret or "")
+        webhook_secret=config.webhook_secret or "", known_hosts=config.vps_known_hosts)
 
 
 @asynccontextmanager
@@ -106,8 +112,8 @@ async def activation_ports(nc: NATS, endpoints: ActivatorEndpoints, *,
                 evolutions[url] = EvolutionClient(session, url, endpoints.evolution_api_key)
             return evolutions[url]
 
-        vps = VpsClient(client_keys=endpoints.ssh_keys, connect_timeout=ssh_timeouts[0],
-                        command_timeout=ssh_timeouts[1])
+        vps = VpsClient(client_keys=endpoints.ssh_keys, known_hosts=endpoints.known_hosts,
+                        connect_timeout=ssh_timeouts[0], command_timeout=ssh_timeouts[1])
         graph = CloudApiClient(session, endpoints.cloud_api_url, endpoints.cloud_api_token,
                                endpoints.cloud_api_waba_id)
         chips = ChipClient(nc)
@@ -119,7 +125,8 @@ async def activation_ports(nc: NATS, endpoints: ActivatorEndpoints, *,
                 "cloud_api": CloudApiRegistrar(graph, evolution_for, pin=endpoints.cloud_api_pin,
                                                access_token=endpoints.cloud_api_token),
                 "vps": VpsRegistrar(vps, evolution_for)},
-            webhook=WebhookTarget(url=endpoints.webhook_url, secret=endpoints.webhook_secret))
+            webhook=WebhookTarget(url=endpoints.webhook_url,
+                                  master_secret=endpoints.webhook_secret))
         await chips.close()
 
 

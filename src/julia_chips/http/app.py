@@ -15,11 +15,11 @@ from nats.aio.client import Client as NATS
 
 from julia_chips.clock import Clock, SystemClock
 from julia_chips.config import Config
-from julia_chips.http.auth import bearer_token
+from julia_chips.http.auth import token_guard
 from julia_chips.http.errors import json_errors
 from julia_chips.http.keys import CLOCK, CONFIG, NATS_CONN, POOL
 from julia_chips.http.openapi import openapi_document, openapi_handler
-from julia_chips.http.routes import READ_ROUTES, Route, route_table
+from julia_chips.http.routes import READ_ROUTES, Route, declared_access, route_table
 from julia_chips.infrastructure import connect_nats
 
 POOL_SIZE = 10
@@ -39,7 +39,7 @@ def create_app(
         `/webhooks/` are not behind the bearer token, they verify their own signatures.
     :param subapps: prefix -> application, mounted with `add_subapp`.
     """
-    app = web.Application(middlewares=[json_errors, bearer_token])
+    app = web.Application(middlewares=[json_errors, token_guard(declared_access(read_routes))])
     app[CONFIG] = config
     app[CLOCK] = clock or SystemClock()
     app.cleanup_ctx.append(_nats_connection(nc))

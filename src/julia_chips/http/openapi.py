@@ -7,11 +7,13 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
+from julia_chips.http.auth import Access
 from julia_chips.http.errors import ApiError
 from julia_chips.http.routes import Route
 
 _REF = "#/components/schemas/{name}"
 _STATUS_TEXT = {200: "OK", 400: "Bad request: names the `field`", 401: "Bearer token required",
+                403: "The operator token (JULIA_OPERATOR_TOKEN) required",
                 404: "No such chip or doctor", 503: "A backing service is unavailable"}
 
 
@@ -31,7 +33,7 @@ def _responses(route: Route) -> dict[str, Any]:
     for status in route.statuses:
         if status == 200 and route.response is None:
             content = {"text/plain": {"schema": {"type": "string"}}}
-        elif status == 200 or (status == 503 and route.public):
+        elif status == 200 or (status == 503 and route.access is Access.OPEN):
             ref = _REF.format(name=route.response.__name__)  # type: ignore[union-attr]
             content = {"application/json": {"schema": {"$ref": ref}}}
         else:
@@ -49,9 +51,9 @@ def openapi_document(routes: tuple[Route, ...], title: str = "Julia Chips read A
         operation: dict[str, Any] = {
             "summary": route.summary, "operationId": route.handler.__name__,
             "parameters": _parameters(route, components), "responses": _responses(route)}
-        if not route.public:
+        if route.access is not Access.OPEN:
             operation["security"] = [{"bearer": []}]
-        paths[route.path] = {"get": operation}
+        paths.setdefault(route.path, {})[route.method.lower()] = operation
     return {
         "openapi": "3.1.0", "info": {"title": title, "version": "1"}, "paths": paths,
         "components": {"schemas": components,

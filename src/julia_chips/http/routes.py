@@ -10,6 +10,7 @@ from aiohttp import web
 
 from julia_chips.contract.route import DoctorId
 from julia_chips.http import chip_events, chips, distribution, doctors, health, metrics
+from julia_chips.http.auth import Access
 from julia_chips.http.params import ChipIdParam, ChipsQuery, EventsQuery, NoQuery, PageQuery
 from julia_chips.http.responses import (
     ChipPage,
@@ -30,13 +31,14 @@ class Route(msgspec.Struct, frozen=True, kw_only=True):
     query: type[Any] = NoQuery
     response: type[Any] | None = None  # None: text (Prometheus exposition)
     statuses: tuple[int, ...] = (200, 400, 401)
-    public: bool = False  # open even when JULIA_API_TOKEN is set
+    access: Access = Access.READ  # the token it needs (http/auth.py)
+    method: str = "GET"
     id_type: Any = ChipIdParam  # what `{id}` in the path must be (OpenAPI schema)
 
 
 READ_ROUTES: tuple[Route, ...] = (
     Route(path="/health", handler=health.health, response=Health, statuses=(200, 400, 503),
-          public=True, summary="NATS and PostgreSQL reachable (503 when one is not)"),
+          access=Access.OPEN, summary="NATS and PostgreSQL reachable (503 when one is not)"),
     Route(path="/health/chips", handler=health.chips_health, response=ChipsHealth,
           statuses=(200, 400, 401, 503),
           summary="Fleet summary: chips by state, bans in the last 7 days, brake, balancer "
@@ -65,4 +67,9 @@ READ_ROUTES: tuple[Route, ...] = (
 
 
 def route_table(routes: tuple[Route, ...]) -> list[web.RouteDef]:
-    return [web.get(r.path, r.handler, allow_head=False) for r in routes]
+    return [web.route(r.method, r.path, r.handler) for r in routes]
+
+
+def declared_access(routes: tuple[Route, ...]) -> dict[str, Access]:
+    """Path template -> the access its route declares, for `auth.token_guard`."""
+    return {r.path: r.access for r in routes} | {"/openapi.json": Access.OPEN}

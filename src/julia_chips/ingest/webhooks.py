@@ -1,7 +1,11 @@
 """Webhook ingress: `POST /webhooks/evolution` and `POST /webhooks/salvy`.
 
-Order matters and is the contract (DESIGN.md, "HTTP"): authenticate, decode, store the raw
-body in GATEWAY_IN, and only then answer 200. A body we cannot decode gets a 400 naming the
+Order matters and is the contract (DESIGN.md, "HTTP"): authenticate, check freshness, decode,
+store the raw body in GATEWAY_IN, and only then answer 200. Salvy's Svix headers are checked
+before its body is read; an Evolution body names its instance, whose own secret
+(`instance_secret.py`) the header must carry, so its `instance` and `date_time` are read
+first. A body older than its replay window (`contract/replay.py`) is refused: within it,
+GATEWAY_IN's duplicate window drops a replay. A body we cannot decode gets a 400 naming the
 field and nothing is stored, so a bad sender learns at once; NATS being unreachable gets a
 503, so the sender retries and nothing is lost. Retries are harmless: the raw message carries
 a `Nats-Msg-Id` derived from the delivery. The typed observation in GATEWAY_OBS is derived
@@ -17,7 +21,6 @@ Mount on any aiohttp application::
 from __future__ import annotations
 
 import hashlib
-import hmac
 import logging
 from datetime import datetime
 
@@ -29,9 +32,12 @@ from nats.js.client import JetStreamContext
 
 from julia_chips.clock import Clock
 from julia_chips.contract.observations import SmsReceived
+from julia_chips.contract.replay import EVOLUTION
 from julia_chips.contract.subjects import JuliaHeader, SubjectTokenInvalid, gateway_raw
+from julia_chips.contract.timestamps import AwareDatetime
+from julia_chips.gateways.evolution.instance_secret import SECRET_HEADER, secret_matches
 from julia_chips.gateways.evolution.webhook import decode_evolution
-from julia_chips.gateways.evolution.wire import SECRET_HEADER
+from julia_chips.gateways.http_exchange import UNREADABLE
 from julia_chips.gateways.salvy import svix
 from julia_chips.gateways.salvy.webhook import decode_salvy
 from julia_chips.ingest.outcomes import Ignored, WebhookRejected
@@ -44,8 +50,10 @@ NO_ACCOUNT = "none"  # GATEWAY_IN key for Salvy events that name no phone accoun
 
 
 class WebhookIngress:
-    """What the routes need: JetStream, the clock, and the two shared secrets.
+    """What the routes need: JetStream, the clock, and the two secrets.
 
+    :param evolution_secret: the master the instances' secrets are derived from.
+    :param salvy_secret: Svix's `whsec_...`; ValueError now when it is not base64.
     :param publish_timeout: seconds to wait for JetStream's ack before answering 503.
     :param max_body: bytes; a bigger body is refused with 413 before it is read.
     """
@@ -53,6 +61,8 @@ class WebhookIngress:
     def __init__(self, js: JetStreamContext, clock: Clock, *, evolution_secret: str | None,
                  salvy_secret: str | None, publish_timeout: float = 2.0,
                  max_body: int = MAX_BODY) -> None:
+        if salvy_secret is not None:
+            svix.check_secret(salvy_secret)
         self.js = js
         # The same durable ack as js.publish without its per-message request, wait_for and
         # JSON parse: the one publish per webhook is the ingress's hot path.
@@ -67,8 +77,14 @@ class WebhookIngress:
 WEBHOOK_INGRESS = web.AppKey("webhook_ingress", WebhookIngress)
 
 
-class _EvolutionName(msgspec.Struct, kw_only=True):
+class _EvolutionClaim(msgspec.Struct, kw_only=True):
+    """Who a body says it is from, and when it was sent: checked before the rest is read."""
+
     instance: str
+    date_time: AwareDatetime  # Evolution's local time with a `Z`: its servers run on UTC
+
+
+_CLAIM = msgspec.json.Decoder(_EvolutionClaim)
 
 
 class _SalvyAccount(msgspec.Struct, kw_only=True, rename="camel"):
@@ -96,19 +112,27 @@ def create_webhook_app(ingress: WebhookIngress) -> web.Application:
 
 async def evolution_webhook(request: web.Request) -> web.Response:
     ingress = request.app[WEBHOOK_INGRESS]
-    if not _secret_matches(ingress.evolution_secret, request.headers.get(SECRET_HEADER)):
-        return _answer(401, "bad or missing x-julia-secret")
     body = await _read_limited(request, ingress.max_body)
     if body is None:
         return _answer(413, f"body larger than {ingress.max_body} bytes")
     received_at = ingress.clock.now()
     try:
-        # Refuse now what the deriver could not derive; the body names its instance.
-        observation = decode_evolution(body, received_at=received_at)
-        instance = (msgspec.json.decode(body, type=_EvolutionName).instance
-                    if isinstance(observation, Ignored) else observation.instance)
-        raw_subject = gateway_raw("evolution", instance)
-    except (WebhookRejected, SubjectTokenInvalid, msgspec.ValidationError) as exc:
+        # The secret is the named instance's own: read the name before trusting anything.
+        claim = _CLAIM.decode(body)
+    except UNREADABLE as exc:
+        return _answer(400, f"evolution webhook: {exc}")
+    if not secret_matches(ingress.evolution_secret, claim.instance,
+                          request.headers.get(SECRET_HEADER)):
+        return _answer(401, f"bad or missing {SECRET_HEADER} for this instance")
+    if not EVOLUTION.admits(claim.date_time, received_at):
+        return _answer(400, f"evolution webhook: date_time {claim.date_time.isoformat()} is "
+                       "outside the replay window (Evolution must run with TZ=UTC) - at "
+                       "`$.date_time`")
+    try:
+        # Refuse now what the deriver could not derive.
+        decode_evolution(body, received_at=received_at)
+        raw_subject = gateway_raw("evolution", claim.instance)
+    except (WebhookRejected, SubjectTokenInvalid) as exc:
         return _answer(400, str(exc))
     msg_id = "evo:" + hashlib.blake2b(body, digest_size=16).hexdigest()
     return await _store_then_answer(ingress, raw_subject, body, msg_id, received_at)
@@ -116,13 +140,18 @@ async def evolution_webhook(request: web.Request) -> web.Response:
 
 async def salvy_webhook(request: web.Request) -> web.Response:
     ingress = request.app[WEBHOOK_INGRESS]
+    if ingress.salvy_secret is None:
+        return _answer(401, "salvy webhook secret not configured")
+    received_at = ingress.clock.now()
+    try:
+        signed = svix.check_headers(request.headers, now=received_at)
+    except svix.SignatureInvalid as exc:  # before the body is read: strangers are cheap
+        return _answer(401, str(exc))
     body = await _read_limited(request, ingress.max_body)
     if body is None:
         return _answer(413, f"body larger than {ingress.max_body} bytes")
-    if ingress.salvy_secret is None:
-        return _answer(401, "salvy webhook secret not configured")
     try:
-        svix.verify(ingress.salvy_secret, request.headers, body, now=ingress.clock.now())
+        svix.check_signature(ingress.salvy_secret, signed, body)
     except svix.SignatureInvalid as exc:
         return _answer(401, str(exc))
     try:
@@ -131,8 +160,8 @@ async def salvy_webhook(request: web.Request) -> web.Response:
         raw_subject = gateway_raw("salvy", account)
     except (WebhookRejected, SubjectTokenInvalid) as exc:
         return _answer(400, str(exc))
-    msg_id = "svix:" + request.headers["svix-id"]  # Svix retries keep the id: dedupe
-    return await _store_then_answer(ingress, raw_subject, body, msg_id, ingress.clock.now())
+    msg_id = "svix:" + signed.msg_id  # Svix retries keep the id: dedupe
+    return await _store_then_answer(ingress, raw_subject, body, msg_id, received_at)
 
 
 def _salvy_account(body: bytes, observation: SmsReceived | Ignored) -> str:
@@ -171,13 +200,6 @@ async def _read_limited(request: web.Request, limit: int) -> bytes | None:
             return None
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-def _secret_matches(expected: str | None, given: str | None) -> bool:
-    """Constant-time, and an unset secret matches nothing: an open ingress is a forgery hole."""
-    if not expected or given is None:
-        return False
-    return hmac.compare_digest(expected.encode(), given.encode())
 
 
 def _answer(status: int, reason: str, headers: dict[str, str] | None = None) -> web.Response:

@@ -9,6 +9,7 @@ from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfi
 from nats.js.client import JetStreamContext
 from nats.js.errors import BadRequestError, NotFoundError
 
+from julia_chips.contract.replay import GATEWAY_DEDUPE
 from julia_chips.contract.subjects import Bucket, Stream
 
 DAY = 24 * 3600.0
@@ -32,7 +33,9 @@ def stream_configs(replicas: int, msg_max_age_days: float = 90) -> list[StreamCo
         stream(Stream.ROUTE_EVENTS, "route.evt.>", LIMITS, allow_direct=True),
         stream(Stream.MSG_EVENTS, "msg.evt.>", LIMITS, max_age=msg_max_age_days * DAY,
                allow_direct=True),
-        stream(Stream.GATEWAY_IN, "gw.in.>", LIMITS, max_age=7 * DAY),
+        # A replayed webhook is dropped here until its stamp is too old (contract/replay.py).
+        stream(Stream.GATEWAY_IN, "gw.in.>", LIMITS, max_age=7 * DAY,
+               duplicate_window=GATEWAY_DEDUPE.total_seconds()),
         stream(Stream.DEAD_LETTER, "dlq.>", LIMITS, discard=DiscardPolicy.OLD),
         stream(Stream.FLEET_EVENTS, "fleet.evt.>", LIMITS, allow_direct=True),
         # Typed signals the health monitor folds (gw.obs) and SMS the activator waits for

@@ -11,14 +11,13 @@ from __future__ import annotations
 import asyncio
 import itertools
 import secrets
-import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
 
+from julia_chips.clock import Clock
 from julia_chips.gateways.evolution.jid import jid_from_phone
 from julia_chips.sandbox.doctors import DoctorPopulation
 from julia_chips.sandbox.webhook_poster import WebhookPoster
@@ -54,10 +53,14 @@ class EvolutionWorld:
         api_key: str,
         doctors: DoctorPopulation,
         poster: WebhookPoster,
+        clock: Clock,
         link_delay: float | None = 0.05,
     ) -> None:
-        """:param link_delay: seconds from connect to `open`; None = only `link()` opens it."""
+        """:param link_delay: seconds from connect to `open`; None = only `link()` opens it.
+        :param clock: dates the webhooks (`date_time`, `messageTimestamp`), so an edge on the
+            same clock finds them fresh."""
         self.api_key = api_key
+        self.clock = clock
         self.doctors = doctors
         self.instances: dict[str, SandboxInstance] = {}
         self.server_url = ""
@@ -141,7 +144,7 @@ class EvolutionWorld:
             "message": {"conversation": text},
             "contextInfo": None,
             "messageType": "conversation",
-            "messageTimestamp": int(time.time()),
+            "messageTimestamp": int(self.clock.now().timestamp()),
             "instanceId": instance.instance_id,
             "source": "web",
         }
@@ -170,8 +173,7 @@ class EvolutionWorld:
             "instance": instance.name,
             "data": data,
             "destination": instance.webhook_url,
-            "date_time": datetime.now(UTC)
-            .isoformat(timespec="milliseconds")
+            "date_time": self.clock.now().isoformat(timespec="milliseconds")
             .replace("+00:00", "Z"),
             "sender": f"{instance.number}@s.whatsapp.net" if instance.number else None,
             "server_url": self.server_url,
@@ -203,7 +205,8 @@ class EvolutionWorld:
                     "participant": None, "addressingMode": "pn"},
             "pushName": "", "status": "DELIVERY_ACK", "message": {"conversation": text},
             "contextInfo": None, "messageType": "conversation",
-            "messageTimestamp": int(time.time()), "instanceId": instance.instance_id,
+            "messageTimestamp": int(self.clock.now().timestamp()),
+            "instanceId": instance.instance_id,
             "source": "android",
         }  # fmt: skip
 

@@ -120,16 +120,20 @@ async def start_sandbox(
     :param pace: seconds per simulated doctor "beat"; tests use ~0.01.
     :param link_delay: seconds from connect to `open`; None = only `evolution.link()`.
     :param keys: the keys to accept (default: random ones).
+    :param clock: dates Salvy's SMS and Evolution's webhooks (default: the wall clock); give
+        the webhook edge the same one, or its replay window refuses them.
     """
     keys = keys or SandboxKeys.generate()
+    clock = clock or SystemClock()
     poster = WebhookPoster()
     population = DoctorPopulation.seeded(doctors, seed=seed, pace=pace)
     evolution = EvolutionWorld(
-        api_key=keys.evolution_api_key, doctors=population, poster=poster, link_delay=link_delay
+        api_key=keys.evolution_api_key, doctors=population, poster=poster, clock=clock,
+        link_delay=link_delay,
     )
     salvy = SalvyWorld(
         token=keys.salvy_token, webhook_secret=keys.salvy_webhook_secret,
-        poster=poster, clock=clock or SystemClock(), seed=seed,
+        poster=poster, clock=clock, seed=seed,
     )  # fmt: skip
     salvy.webhook_url = salvy_webhook_url
     evo_runner, evolution_url = await serve(create_evolution_app(evolution))

@@ -8,6 +8,7 @@ Events we have no use for become `Ignored`, so the endpoint still answers 200.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Annotated
 
 import msgspec
 
@@ -18,6 +19,7 @@ from julia_chips.contract.observations import (
     InboundMessage,
     MessageStatus,
 )
+from julia_chips.contract.replay import EVOLUTION
 from julia_chips.gateways.evolution.jid import phone_from_jid
 from julia_chips.gateways.http_exchange import UNREADABLE
 from julia_chips.ingest.outcomes import EvolutionObservation, Ignored, WebhookRejected
@@ -54,10 +56,15 @@ class _Content(msgspec.Struct, kw_only=True, rename="camel"):
     extended_text_message: _ExtendedText | None = None
 
 
+# Unix seconds: nothing on WhatsApp predates 2009, and past 5138 `datetime` overflows (a 500
+# at the edge, and a deriver stuck on the body).
+_UnixSeconds = Annotated[int, msgspec.Meta(ge=1_230_768_000, le=99_999_999_999)]
+
+
 class _UpsertData(msgspec.Struct, kw_only=True, rename="camel"):
     key: _Key
     message: _Content | None = None
-    message_timestamp: int  # Unix seconds
+    message_timestamp: _UnixSeconds
 
 
 class _UpsertBody(msgspec.Struct, kw_only=True):
@@ -94,7 +101,7 @@ def decode_evolution(body: bytes, *, received_at: datetime) -> EvolutionObservat
             case "connection.update":
                 return _connection(_CONNECTION.decode(body), received_at)
             case "messages.upsert":
-                return _inbound(_UPSERT.decode(body))
+                return _inbound(_UPSERT.decode(body), received_at)
             case "messages.update":
                 return _status(_UPDATE.decode(body), received_at)
             case _:
@@ -112,8 +119,12 @@ def _connection(body: _ConnectionBody, received_at: datetime) -> ConnectionUpdat
     )
 
 
-def _inbound(body: _UpsertBody) -> EvolutionObservation:
+def _inbound(body: _UpsertBody, received_at: datetime) -> EvolutionObservation:
     key = body.data.key
+    sent_at = datetime.fromtimestamp(body.data.message_timestamp, UTC)
+    if sent_at > received_at + EVOLUTION.ahead:  # a reply dated after we got it: forged
+        raise WebhookRejected(f"evolution webhook: messageTimestamp {sent_at.isoformat()} is "
+                              "later than its receipt - at `$.data.messageTimestamp`")
     if key.from_me:
         return Ignored(source="evolution", event="messages.upsert", reason="our own message")
     phone = phone_from_jid(key.remote_jid)
@@ -126,7 +137,7 @@ def _inbound(body: _UpsertBody) -> EvolutionObservation:
         message_id=key.id,
         from_phone=phone,
         text=_text(body.data.message),
-        sent_at=datetime.fromtimestamp(body.data.message_timestamp, UTC),
+        sent_at=sent_at,
     )
 
 

@@ -11,20 +11,19 @@ from typing import Literal
 import msgspec
 
 from julia_chips.contract.observations import ConnectionState
+from julia_chips.gateways.evolution.instance_secret import SECRET_HEADER, instance_secret
 
 Integration = Literal["WHATSAPP-BAILEYS", "WHATSAPP-BUSINESS"]
 
 # What the health monitor and activator consume; everything else would be noise on GATEWAY_IN.
 WEBHOOK_EVENTS: tuple[str, ...] = ("CONNECTION_UPDATE", "MESSAGES_UPSERT", "MESSAGES_UPDATE")
 
-SECRET_HEADER = "x-julia-secret"
-
-
 class WebhookTarget(msgspec.Struct, frozen=True, kw_only=True):
-    """Where an instance posts its webhooks; `secret` travels as the `x-julia-secret` header."""
+    """Where instances post their webhooks. Each sends, as `x-julia-secret`, its own secret
+    derived from `master_secret` (`instance_secret`), never the master itself."""
 
     url: str
-    secret: str
+    master_secret: str
     events: tuple[str, ...] = WEBHOOK_EVENTS
 
 
@@ -137,7 +136,7 @@ def create_body(spec: InstanceSpec) -> CreateBody:
     webhook = WebhookBody(
         enabled=True,
         url=spec.webhook.url,
-        headers={SECRET_HEADER: spec.webhook.secret},
+        headers={SECRET_HEADER: instance_secret(spec.webhook.master_secret, spec.name)},
         by_events=False,
         base64=False,
         events=list(spec.webhook.events),

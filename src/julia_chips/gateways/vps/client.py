@@ -16,6 +16,7 @@ import asyncio
 import logging
 import shlex
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 import asyncssh
@@ -23,6 +24,7 @@ import msgspec
 
 from julia_chips.gateways.evolution.errors import redact
 from julia_chips.gateways.evolution.jid import digits_only
+from julia_chips.gateways.vps.host_keys import HostKeyUnknown, trusted_keys
 from julia_chips.gateways.vps.hosts import HostHealth, VpsHost
 from julia_chips.privacy import mask_phone
 
@@ -77,7 +79,8 @@ class VpsClient:
     """SSH to hosts with our key; one connection per operation, so no idle sessions to leak.
 
     :param client_keys: private keys (asyncssh `SSHKey` objects or file paths).
-    :param known_hosts: known_hosts file for hosts without a pinned `host_key`.
+    :param known_hosts: known_hosts file for hosts without a pinned `host_key`; a host with
+        neither is refused (`host_keys.py`), never connected to unchecked.
     """
 
     def __init__(
@@ -85,7 +88,7 @@ class VpsClient:
         *,
         client_keys: Sequence[Any],
         commands: HostCommands = DEFAULT_COMMANDS,
-        known_hosts: str | None = None,
+        known_hosts: Path | None = None,
         connect_timeout: float = 10.0,
         command_timeout: float = 120.0,
     ) -> None:
@@ -161,9 +164,10 @@ class VpsClient:
         return str(done.stdout or "")
 
     async def _connect(self, host: VpsHost) -> asyncssh.SSHClientConnection:
-        known: Any = self._known_hosts
-        if host.host_key is not None:
-            known = ([asyncssh.import_public_key(host.host_key)], [], [])
+        try:
+            known = trusted_keys(host, self._known_hosts)
+        except HostKeyUnknown as exc:
+            raise HostUnreachable(str(exc)) from exc
         try:
             async with asyncio.timeout(self._connect_timeout):
                 return await asyncssh.connect(
