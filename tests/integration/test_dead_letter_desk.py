@@ -8,18 +8,14 @@ import msgspec
 from nats.aio.client import Client as NATS
 from nats.js.client import JetStreamContext
 
-from julia_chips.chip.client import ChipClient
 from julia_chips.chip.event_log import JetStreamChipEventLog
-from julia_chips.chip.partition import PartitionConsumer, PartitionSettings
-from julia_chips.chip.snapshots import KvSnapshotStore
-from julia_chips.contract import chip_commands as cmd
 from julia_chips.contract import operations as ops
 from julia_chips.contract.chip import Provisioned
 from julia_chips.contract.subjects import OpsSubject, Stream
 from julia_chips.jetstream.dead_letters import send_to_dead_letters
 from tests.conftest import new_chip_id
-from tests.integration.ops_desk import CLOCK, ask, running_desk
-from tests.integration.test_partition_consumer import BrokenEventLog
+from tests.integration.ops_desk import ask, running_desk
+from tests.integration.test_partition_consumer import given_up
 from tests.integration.workers import running_worker
 
 LIST, SHOW = OpsSubject.DEAD_LETTERS_LIST, OpsSubject.DEAD_LETTERS_SHOW
@@ -93,17 +89,8 @@ async def test_replay_all_refuses_a_projection_letter_and_keeps_it(nc: NATS,
 
 async def test_a_chip_command_given_up_is_carried_out_once_replayed(
         nc: NATS, js: JetStreamContext) -> None:
-    snapshots = await KvSnapshotStore.open(js)
-    broken = [PartitionConsumer(nc, js, p, BrokenEventLog(js), snapshots, CLOCK,
-                                PartitionSettings(ack_wait=5, max_deliver=2)) for p in range(4)]
-    tasks = [asyncio.create_task(c.run()) for c in broken]
     chip = new_chip_id()
-    try:
-        gave_up = await ChipClient(nc).send(chip, cmd.Provision(command_id="p"), timeout=20)
-    finally:
-        for c in broken:
-            c.stop()
-        await asyncio.gather(*tasks)
+    gave_up = await given_up(nc, js, chip)
     assert gave_up.error == "gave up after 2 deliveries"
     async with running_worker(nc), running_desk(nc):
         replayed = await ask(nc, REPLAY, {"all": True, "kind": "chip", "key": chip},

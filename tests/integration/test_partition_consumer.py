@@ -38,18 +38,24 @@ async def _consume_all_partitions(nc: NATS, js: JetStreamContext, settings: Part
     return [PartitionConsumer(nc, js, p, log, snapshots, CLOCK, settings) for p in range(4)]
 
 
-async def test_command_that_keeps_failing_is_dead_lettered_after_max_deliver(
-        nc: NATS, js: JetStreamContext) -> None:
+async def given_up(nc: NATS, js: JetStreamContext, chip: str) -> cmd.CommandReply:
+    """A Provision for `chip` against a store whose appends keep failing: every partition
+    consumer retries it `max_deliver` (2) times, then gives up and dead-letters it."""
     settings = PartitionSettings(ack_wait=5, max_deliver=2)
     consumers = await _consume_all_partitions(nc, js, settings, BrokenEventLog(js))
     tasks = [asyncio.create_task(c.run()) for c in consumers]
-    chip = new_chip_id()
     try:
-        reply = await ChipClient(nc).send(chip, cmd.Provision(command_id="p"), timeout=20)
+        return await ChipClient(nc).send(chip, cmd.Provision(command_id="p"), timeout=20)
     finally:
         for c in consumers:
             c.stop()
         await asyncio.gather(*tasks)
+
+
+async def test_command_that_keeps_failing_is_dead_lettered_after_max_deliver(
+        nc: NATS, js: JetStreamContext) -> None:
+    chip = new_chip_id()
+    reply = await given_up(nc, js, chip)
     assert reply.ok is False and reply.error == "gave up after 2 deliveries"
     sub = await js.subscribe(f"dlq.chip.{chip}", ordered_consumer=True)
     letter = await sub.next_msg(timeout=2)
