@@ -95,20 +95,25 @@ async def test_only_the_webhook_edge_and_admin_may_store_a_raw_webhook_and_the_e
 
 async def test_no_role_but_the_worker_and_admin_appends_chip_events(as_role: Connect) -> None:
     chip = new_chip_id()
-    for role in ROLES.keys() - {"worker", "system", "admin"}:
-        js = (await as_role(role)).jetstream()
-        assert not await _answered(js.publish(chip_events(chip), b"{}")), role
+
+    async def append_as(role: str) -> bool:
+        return await _answered((await as_role(role)).jetstream().publish(chip_events(chip), b"{}"))
+
+    others = sorted(ROLES.keys() - {"worker", "system", "admin"})
+    assert await asyncio.gather(*map(append_as, others)) == [False] * len(others)
     admin = (await as_role("admin")).jetstream()
     with pytest.raises(NotFoundError):
         await admin.get_last_msg(Stream.CHIP_EVENTS, chip_events(chip))
 
 
 async def test_only_admin_deletes_or_purges_a_stream(as_role: Connect) -> None:
-    for role in ROLES.keys() - {"admin"}:
+    async def refused_as(role: str) -> None:
         js = (await as_role(role)).jetstream()
         for stream in (Stream.CHIP_EVENTS, Stream.ACTIVATIONS, Stream.ROUTE_EVENTS):
             assert not await _answered(js.delete_stream(stream)), (role, stream)
             assert not await _answered(js.purge_stream(stream)), (role, stream)
+
+    await asyncio.gather(*map(refused_as, ROLES.keys() - {"admin"}))
     admin = (await as_role("admin")).jetstream()
     assert (await admin.stream_info(Stream.CHIP_EVENTS)).config.name == "CHIP_EVENTS"
     assert await admin.delete_stream(Stream.ROUTE_EVENTS)  # admin may
@@ -128,12 +133,15 @@ async def test_only_the_operator_asks_the_health_monitor_to_release_the_brake(
     await monitor.subscribe(FLEET_BRAKE_RELEASE, cb=answer)
     await monitor.flush()
     askers, recorders = {"operator", "admin"}, {"health-monitor", "system", "admin"}
-    for role in ROLES:
+
+    async def release_as(role: str) -> None:
         nc = await as_role(role)
         asking = nc.request(FLEET_BRAKE_RELEASE, role.encode(), timeout=REFUSED)
         assert await _answered(asking) is (role in askers), role
         recording = nc.jetstream().publish(FLEET_BRAKE, b"{}")
         assert await _answered(recording) is (role in recorders), role
+
+    await asyncio.gather(*map(release_as, ROLES))
     assert sorted(asked) == sorted(r.encode() for r in askers)
 
 
@@ -142,13 +150,30 @@ async def test_sms_codes_are_read_by_the_activator_and_no_other_part(as_role: Co
     await deriver.publish(sms_observation("acct-1"), b'{"code": "123456"}')
     # The deriver writes them; `system` is every part in one process (docs/security.md).
     readers = {"activator", "deriver", "system", "admin"}
-    for role in ROLES:
+
+    async def read_as(role: str) -> None:
         js = (await as_role(role)).jetstream()
         by_subject = js.get_msg(Stream.GATEWAY_OBS, subject="gw.sms.acct-1", direct=True)
-        by_seq = js.get_msg(Stream.GATEWAY_OBS, seq=1)
-        expected = role in readers
-        assert await _answered(by_subject) is expected, role
-        assert await _answered(by_seq) is expected, role
+        assert await _answered(by_subject) is (role in readers), role
+        assert await _answered(js.get_msg(Stream.GATEWAY_OBS, seq=1)) is (role in readers), role
+
+    await asyncio.gather(*map(read_as, ROLES))
     monitor = (await as_role("health-monitor")).jetstream()
     feed = monitor.pull_subscribe("gw.sms.>", durable="peek", stream=Stream.GATEWAY_OBS)
     assert not await _answered(feed)
+
+
+async def test_a_role_hears_neither_another_roles_inbox_nor_raw_traffic(as_role: Connect) -> None:
+    """No one answers the operator's requests (publish acks, dead letters shown) first, or
+    listens in on SMS codes, but the operator on its own inbox."""
+    reader, operator, admin = [await as_role(r) for r in ("reader", "operator", "admin")]
+    snooped = [await reader.subscribe(s) for s in ("_INBOX.>", "_INBOX.operator.>", "gw.sms.>")]
+    own = await operator.subscribe("_INBOX.operator.>")
+    await asyncio.gather(reader.flush(), operator.flush())
+    await admin.publish("_INBOX.operator.abc", b"an answer")
+    await admin.publish(sms_observation("acct-1"), b'{"code": "123456"}')
+    await admin.flush()
+    assert (await own.next_msg(timeout=5)).data == b"an answer"
+    for sub in snooped:
+        with pytest.raises(nats.errors.TimeoutError):
+            await sub.next_msg(timeout=REFUSED)
