@@ -20,10 +20,12 @@ from julia_chips.chip.client import ChipClient
 from julia_chips.contract import chip_commands as cmd
 from julia_chips.embedded.nats_server import EmbeddedNats
 from julia_chips.infrastructure import NatsIdentity, connect_nats
+from julia_chips.jetstream.streams import ensure_streams
 from julia_chips.nats_auth.auth_conf import PASSWORDS_FILE
-from tests.conftest import PARTITIONS, new_chip_id
-from tests.integration.test_run_command import _read, _start, _wait_for_line
+from tests.conftest import LEASE_TTL, PARTITIONS, new_chip_id
+from tests.integration.test_run_command import _read, _start, _start_deriver, _wait_for_line
 from tests.integration.test_sandbox_command import _status
+from tests.integration.workers import start_worker_process
 
 
 async def _activated_through(log: Path, nats_url: str, chip: str) -> str | None:
@@ -95,4 +97,38 @@ async def test_a_run_connected_as_the_system_role_needs_nothing_more(tmp_path: P
     finally:
         proc.send_signal(signal.SIGINT)
         assert await asyncio.to_thread(proc.wait, 30) == 0, _read(log)[-3000:]
+        await asyncio.to_thread(server.stop)
+
+
+async def test_a_worker_and_a_deriver_process_each_need_no_more_than_their_role(
+        tmp_path: Path) -> None:
+    """`julia-chips worker` and `julia-chips deriver` (their deploy units) as `worker` and
+    `deriver`, against streams `admin` made: they start, the worker answers, and the server
+    logs no subject either lacked."""
+    server = EmbeddedNats(tmp_path / "nats", PARTITIONS, auth=True)
+    await asyncio.to_thread(server.start)
+    admin = await connect_nats(server.url_for("admin"))
+    await ensure_streams(admin.jetstream(), lease_ttl=LEASE_TTL)
+    await admin.close()
+    worker_log, deriver_log = tmp_path / "worker.log", tmp_path / "deriver.log"
+    worker = start_worker_process(server.url_for("worker"), worker_log, "w-1",
+                                  {"JULIA_NATS_ROLE": "worker"})
+    deriver = _start_deriver(server.url_for("deriver"), deriver_log,
+                             {"JULIA_NATS_ROLE": "deriver"})
+    try:
+        await _wait_for_line(deriver_log, "holds lease observation-deriver")
+        operator = await connect_nats(server.url_for("operator"), NatsIdentity(role="operator"))
+        try:
+            reply = await ChipClient(operator).send(new_chip_id(), cmd.Provision(command_id="p"),
+                                                    timeout=20)
+        finally:
+            await operator.close()
+        assert reply.ok, (reply, _read(worker_log)[-2000:])
+        refused = [line for line in _read(tmp_path / "nats" / "nats-server.log").splitlines()
+                   if " Violation - " in line]
+        assert refused == [], refused[:5]
+    finally:
+        for proc in (worker, deriver):
+            proc.send_signal(signal.SIGINT)
+            assert await asyncio.to_thread(proc.wait, 30) == 0
         await asyncio.to_thread(server.stop)
