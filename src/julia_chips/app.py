@@ -27,7 +27,7 @@ from julia_chips.health.monitor import monitor_settings, run_health_monitor
 from julia_chips.http.app import create_app
 from julia_chips.http.auth import require_token_off_loopback
 from julia_chips.http.keys import SUPERVISOR
-from julia_chips.infrastructure import Endpoints, connect_nats, infrastructure
+from julia_chips.infrastructure import Endpoints, connect_nats, infrastructure, nats_identity
 from julia_chips.ingest.deriver import ObservationDeriver, run_observation_deriver
 from julia_chips.ingest.feedback import run_doctor_feedback
 from julia_chips.ingest.webhooks import WEBHOOK_INGRESS, WebhookIngress, webhook_routes
@@ -66,7 +66,8 @@ async def _one_part(config: Config, command: str) -> AsyncIterator[tuple[NATS, a
     redelivery: nothing to drain)."""
     if config.nats_url is None:
         raise ConfigError(f"julia-chips {command} needs NATS_URL")
-    nc = await connect_nats(config.nats_url)  # a signal meanwhile ends the process at once
+    # a signal meanwhile ends the process at once
+    nc = await connect_nats(config.nats_url, nats_identity(config))
     stop = asyncio.Event()
     _stop_on_signals(stop)
     try:
@@ -157,7 +158,7 @@ async def _running_endpoints(config: Config) -> Endpoints | None:
     if not path.exists():
         return None
     found = msgspec.json.decode(path.read_bytes(), type=Endpoints)
-    host, _, port = found.nats_url.rpartition("/")[2].rpartition(":")
+    host, _, port = found.nats_url.rpartition("@")[2].rpartition("/")[2].rpartition(":")
     try:
         _, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port)), 1)
     except (OSError, ValueError, TimeoutError):
@@ -167,10 +168,15 @@ async def _running_endpoints(config: Config) -> Endpoints | None:
 
 
 def _announce(config: Config, endpoints: Endpoints) -> None:
-    """Only fully embedded servers are written down: a given URL may carry a password."""
+    """Only fully embedded servers are written down: a given URL may carry a password. An
+    embedded one does with JULIA_NATS_AUTH=on (admin's), so the file is the owner's only,
+    like the passwords beside it."""
     if config.nats_url is None and config.database_url is None:
-        _endpoints_path(config).parent.mkdir(parents=True, exist_ok=True)
-        _endpoints_path(config).write_text(json.dumps(msgspec.to_builtins(endpoints)))
+        path = _endpoints_path(config)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.chmod(0o600)
+        path.write_text(json.dumps(msgspec.to_builtins(endpoints)))
 
 
 async def run_all(config: Config, without: frozenset[str] = frozenset()) -> int:
@@ -191,7 +197,7 @@ async def run_all(config: Config, without: frozenset[str] = frozenset()) -> int:
                                          database_url=endpoints.database_url)
         applied = await migrate_url(endpoints.database_url)
         log.info("migrations: %s", ", ".join(applied) if applied else "up to date")
-        nc = await connect_nats(endpoints.nats_url)
+        nc = await connect_nats(endpoints.nats_url, nats_identity(config))
         await ensure_streams(nc.jetstream(), config.replicas, config.lease_ttl,
                              config.ledger_max_age_days)
         async with outside_world(config) as world, whatsapp_sender(world) as sender:

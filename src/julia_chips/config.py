@@ -14,6 +14,7 @@ from julia_chips.jetstream.reply_subjects import (
     ReplyPrefixInvalid,
     reply_prefixes,
 )
+from julia_chips.nats_auth.roles import ROLES
 
 
 class ConfigError(ValueError):
@@ -66,6 +67,15 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
     ledger_max_age_days: float = 90.0  # MSG_EVENTS keeps sends this long
     part_grace: float = 60.0  # seconds a part may stay down before /health answers 503
     max_restarts: int = 10  # failed restarts in a row before a process gives up (exits 1)
+    # NATS identity (docs/security.md): the embedded server with a user per role, this
+    # process's role (its inbox), and credentials or TLS files for a server of our own.
+    nats_auth: bool = False
+    nats_role: str | None = None
+    nats_creds: Path | None = None
+    nats_nkey_seed: Path | None = None
+    nats_tls_ca: Path | None = None
+    nats_tls_cert: Path | None = None
+    nats_tls_key: Path | None = None
 
     @property
     def uses_sandbox(self) -> bool:
@@ -127,10 +137,14 @@ _STR_VARS = {
     "JULIA_PUBLIC_URL": "public_url",
     "JULIA_HTTP_HOST": "http_host",
     "JULIA_PHONE_KEY": "phone_key",
+    "JULIA_NATS_ROLE": "nats_role",
 }
 
 _PATH_VARS = {"JULIA_DATA_DIR": "data_dir", "VPS_HOSTS_FILE": "vps_hosts_file",
-              "VPS_KNOWN_HOSTS": "vps_known_hosts"}
+              "VPS_KNOWN_HOSTS": "vps_known_hosts",
+              "NATS_CREDS": "nats_creds", "NATS_NKEY_SEED": "nats_nkey_seed",
+              "NATS_TLS_CA": "nats_tls_ca", "NATS_TLS_CERT": "nats_tls_cert",
+              "NATS_TLS_KEY": "nats_tls_key"}
 
 
 def _number(var: str, raw: str, kind: type[int] | type[float], low: float, high: float) -> float:
@@ -171,6 +185,21 @@ def _check_secrets(config: Config) -> None:
                               "dashboard shows it)") from None
 
 
+def _nats_identity(env: Mapping[str, str]) -> dict[str, object]:
+    """JULIA_NATS_AUTH (on/off) and JULIA_NATS_ROLE, checked; the files are paths."""
+    values: dict[str, object] = {}
+    auth = env.get("JULIA_NATS_AUTH", "off").strip().lower()
+    if auth not in ("on", "off"):
+        raise ConfigError(f"JULIA_NATS_AUTH must be on or off, got {auth[:20]!r}")
+    values["nats_auth"] = auth == "on"
+    role = env.get("JULIA_NATS_ROLE")
+    if role and role not in ROLES:
+        raise ConfigError(f"JULIA_NATS_ROLE must be one of {', '.join(ROLES)}, got {role[:40]!r}")
+    if bool(env.get("NATS_TLS_CERT")) != bool(env.get("NATS_TLS_KEY")):
+        raise ConfigError("NATS_TLS_CERT and NATS_TLS_KEY go together: set both or neither")
+    return values
+
+
 def load_config(env: Mapping[str, str] | None = None) -> Config:
     """Build the Config from `env` (default: the process environment).
 
@@ -186,6 +215,7 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
     for var, field in _PATH_VARS.items():
         if env.get(var):
             values[field] = Path(env[var])
+    values.update(_nats_identity(env))
     if env.get("JULIA_REPLY_PREFIXES"):
         values["reply_prefixes"] = _reply_prefixes(env["JULIA_REPLY_PREFIXES"])
     config = msgspec.convert(values, Config)

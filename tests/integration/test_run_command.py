@@ -41,8 +41,9 @@ def _start(tmp_path: Path, log: Path, *args: str) -> subprocess.Popen[bytes]:
                                 stdout=out, stderr=subprocess.STDOUT)
 
 
-def _start_deriver(nats_url: str, log: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "NATS_URL": nats_url, "JULIA_LEASE_TTL": "2"}
+def _start_deriver(nats_url: str, log: Path,
+                   extra_env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "NATS_URL": nats_url, "JULIA_LEASE_TTL": "2", **(extra_env or {})}
     with log.open("wb") as out:
         return subprocess.Popen([sys.executable, "-m", "julia_chips", "deriver"], env=env,
                                 stdout=out, stderr=subprocess.STDOUT)

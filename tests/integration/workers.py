@@ -43,10 +43,11 @@ async def running_worker(nc: NATS, clock: Clock | None = None,
         await task
 
 
-def start_worker_process(nats_url: str, log: Path, worker_id: str) -> subprocess.Popen[bytes]:
+def start_worker_process(nats_url: str, log: Path, worker_id: str,
+                         extra_env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     """`julia-chips worker` as its own OS process, so a test can SIGKILL it."""
     env = {**os.environ, "NATS_URL": nats_url, "JULIA_PARTITIONS": str(PARTITIONS),
-           "JULIA_LEASE_TTL": str(LEASE_TTL), "JULIA_ACK_WAIT": "3"}
+           "JULIA_LEASE_TTL": str(LEASE_TTL), "JULIA_ACK_WAIT": "3", **(extra_env or {})}
     with log.open("ab") as out:
         return subprocess.Popen(
             [sys.executable, "-m", "julia_chips", "worker", "--worker-id", worker_id],

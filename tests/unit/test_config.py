@@ -25,6 +25,9 @@ def test_defaults_match_the_design() -> None:
     ({"DATABASE_URL": "mysql://x"}, "DATABASE_URL"),
     # at start-up, not as a 500 on every Salvy webhook
     ({"SALVY_WEBHOOK_SECRET": "whsec_not*base64!"}, "SALVY_WEBHOOK_SECRET"),
+    ({"JULIA_NATS_AUTH": "yes"}, "JULIA_NATS_AUTH"),
+    ({"JULIA_NATS_ROLE": "root"}, "JULIA_NATS_ROLE"),
+    ({"NATS_TLS_CERT": "/etc/julia/nats.crt"}, "NATS_TLS_KEY"),
 ])
 def test_bad_value_names_the_variable(env: dict[str, str], named: str) -> None:
     with pytest.raises(ConfigError, match=named):
@@ -49,3 +52,15 @@ def test_an_outside_service_needs_a_phone_key_of_its_own() -> None:
         load_config(outside)
     assert load_config(outside | {"JULIA_PHONE_KEY": "k" * 32}).phone_key == "k" * 32
     assert "k" * 32 not in repr(load_config(outside | {"JULIA_PHONE_KEY": "k" * 32}))
+
+
+def test_the_nats_identity_is_read_from_its_variables() -> None:
+    config = load_config({"JULIA_NATS_AUTH": "on", "JULIA_NATS_ROLE": "worker",
+                          "NATS_CREDS": "/etc/julia/worker.creds", "NATS_NKEY_SEED": "seed.nk",
+                          "NATS_TLS_CA": "ca.pem", "NATS_TLS_CERT": "c.pem",
+                          "NATS_TLS_KEY": "k.pem"})
+    assert config.nats_auth and config.nats_role == "worker"
+    assert (config.nats_creds, config.nats_nkey_seed, config.nats_tls_ca, config.nats_tls_cert,
+            config.nats_tls_key) == (Path("/etc/julia/worker.creds"), Path("seed.nk"),
+                                     Path("ca.pem"), Path("c.pem"), Path("k.pem"))
+    assert not load_config({}).nats_auth

@@ -14,7 +14,7 @@ from rich.console import Console
 from julia_chips.chip.event_log import JetStreamChipEventLog
 from julia_chips.config import Config
 from julia_chips.db.migrate import migrate_url
-from julia_chips.infrastructure import Endpoints, connect_nats
+from julia_chips.infrastructure import Endpoints, connect_nats, nats_identity
 from julia_chips.jetstream.streams import ensure_streams
 from julia_chips.projections.audit import print_audit, read_row
 from julia_chips.projections.catalog import PROJECTIONS
@@ -53,7 +53,7 @@ async def projections_run(endpoints: Endpoints, batch: int, config: Config) -> i
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await migrate_url(endpoints.database_url)
-    nc = await connect_nats(endpoints.nats_url)
+    nc = await connect_nats(endpoints.nats_url, nats_identity(config))
     await ensure_streams(nc.jetstream(), config.replicas, config.lease_ttl,
                          config.ledger_max_age_days)
     await run_projections(nc, endpoints.database_url, stop, config.lease_ttl, batch)

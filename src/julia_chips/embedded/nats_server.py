@@ -9,6 +9,7 @@ import sysconfig
 from pathlib import Path
 
 from julia_chips.embedded.process import free_port, spawn, stop, wait_for_port
+from julia_chips.nats_auth.auth_conf import password_variable, render_auth_conf, role_passwords
 
 REPO_NATS_CONF = Path(__file__).resolve().parents[3] / "nats.conf"
 
@@ -31,10 +32,14 @@ def render_conf(template: str, store_dir: Path, partitions: int) -> str:
 class EmbeddedNats:
     """A JetStream server on a free loopback port, data kept in `data_dir` between runs."""
 
-    def __init__(self, data_dir: Path, partitions: int, conf: Path = REPO_NATS_CONF) -> None:
+    def __init__(self, data_dir: Path, partitions: int, conf: Path = REPO_NATS_CONF,
+                 auth: bool = False) -> None:
+        """:param auth: a user per role (nats_auth/roles.py), passwords generated into
+            `data_dir` (JULIA_NATS_AUTH=on); otherwise anyone may do anything."""
         self.data_dir = data_dir
         self.partitions = partitions
         self.conf = conf
+        self.auth = auth
         self.port = 0
         self._proc: subprocess.Popen[bytes] | None = None
 
@@ -42,18 +47,28 @@ class EmbeddedNats:
     def url(self) -> str:
         return f"nats://127.0.0.1:{self.port}"
 
+    def url_for(self, role: str) -> str:
+        """The URL a client of `role` connects with (its password in it): auth only."""
+        password = role_passwords(self.data_dir)[role]
+        return f"nats://{role}:{password}@127.0.0.1:{self.port}"
+
     def start(self) -> str:
         """Start it; a restart keeps the port, so clients reconnect to the same URL."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         rendered = self.data_dir / "nats.conf"
-        rendered.write_text(
-            render_conf(self.conf.read_text(), self.data_dir / "jetstream", self.partitions)
-        )
+        text = render_conf(self.conf.read_text(), self.data_dir / "jetstream", self.partitions)
+        env = None
+        if self.auth:
+            text += "\n" + render_auth_conf()
+            # nats-server parses a variable's value as config: quoted, it stays a string
+            env = {password_variable(role): f'"{password}"'
+                   for role, password in role_passwords(self.data_dir).items()}
+        rendered.write_text(text)
         self.port = self.port or free_port()
         log = self.data_dir / "nats-server.log"
         self._proc = spawn(
             [nats_server_binary(), "-c", str(rendered), "-a", "127.0.0.1", "-p", str(self.port)],
-            log,
+            log, env=env,
         )
         wait_for_port(self.port, self._proc, log, timeout=20)
         return self.url

@@ -8,7 +8,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 _PR_SET_PDEATHSIG = 1
@@ -20,12 +20,16 @@ def _die_with_parent() -> None:
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def spawn(args: Sequence[str], log: Path, user: str | None = None) -> subprocess.Popen[bytes]:
-    """Start a server whose output goes to `log`; it stops if this process dies."""
+def spawn(args: Sequence[str], log: Path, user: str | None = None,
+          env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """Start a server whose output goes to `log`; it stops if this process dies.
+
+    :param env: the server's whole environment (None: this process's).
+    """
     with log.open("ab") as out:
         return subprocess.Popen(
             list(args), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            user=user, preexec_fn=_die_with_parent, start_new_session=True,
+            user=user, preexec_fn=_die_with_parent, start_new_session=True, env=env,
         )
 
 

@@ -20,7 +20,7 @@ from julia_chips.http.errors import json_errors
 from julia_chips.http.keys import CLOCK, CONFIG, NATS_CONN, POOL
 from julia_chips.http.openapi import openapi_document, openapi_handler
 from julia_chips.http.routes import READ_ROUTES, Route, declared_access, route_table
-from julia_chips.infrastructure import connect_nats
+from julia_chips.infrastructure import connect_nats, nats_identity
 
 POOL_SIZE = 10
 T = TypeVar("T")
@@ -65,7 +65,7 @@ def _postgres_pool(given: asyncpg.Pool | None) -> _CleanupCtx:
 async def _open_nats(config: Config) -> NATS:
     if config.nats_url is None:
         raise RuntimeError("create_app needs Config.nats_url or an open `nc`")
-    return await connect_nats(config.nats_url)
+    return await connect_nats(config.nats_url, nats_identity(config))
 
 
 async def _open_pool(config: Config) -> asyncpg.Pool:

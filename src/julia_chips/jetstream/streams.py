@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from typing import Any
 
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
@@ -54,14 +55,24 @@ async def ensure_streams(js: JetStreamContext, replicas: int = 1, lease_ttl: flo
     """Create what is missing and bring existing streams to the current config."""
     for config in stream_configs(replicas, ledger_max_age_days):
         try:
-            await js.stream_info(str(config.name))
+            stored = (await js.stream_info(str(config.name))).config
         except NotFoundError:
             await js.add_stream(config)
             continue
+        if not _differs(config, stored):
+            continue  # a role that may only look (docs/security.md) starts against it as is
         # An immutable setting that differs (e.g. retention) keeps the stored stream.
         with contextlib.suppress(BadRequestError):
             await js.update_stream(config)
     await ensure_buckets(js, replicas, lease_ttl)
+
+
+def _differs(wanted: StreamConfig, stored: StreamConfig) -> bool:
+    """Whether a setting we give differs from the stored one; those left at nats-py's
+    default are the server's to fill in (a 0 duplicate window is stored as 2 minutes)."""
+    defaults = dataclasses.asdict(StreamConfig())
+    return any(value != defaults[name] and getattr(stored, name) != value
+               for name, value in dataclasses.asdict(wanted).items())
 
 
 async def ensure_buckets(js: JetStreamContext, replicas: int, lease_ttl: float) -> None:
