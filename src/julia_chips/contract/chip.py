@@ -124,16 +124,24 @@ class Reinstated(ChipEvent, frozen=True, kw_only=True, tag="Reinstated"):
 
 class Retired(ChipEvent, frozen=True, kw_only=True, tag="Retired"):
     reason: str
+    previous_status: Status | None = None  # None in events stored before it was recorded
+
+
+class ResourceReleased(ChipEvent, frozen=True, kw_only=True, tag="ResourceReleased"):
+    """Something a retired chip held was given back (the activator's retirement steps)."""
+
+    resource: str  # the step: cancel_number, delete_instance or free_slot
+    detail: str  # what was released, without personal data
 
 
 AnyChipEvent = (
     Provisioned | ActivationStarted | Activated | ActivationFailed | TrafficObserved
     | WarmDayCompleted | Ready | InService | OutOfService | Cooled | Resumed | Banned
-    | Reinstated | Retired
+    | Reinstated | Retired | ResourceReleased
 )
 
 CHIP_EVENT_TYPES: tuple[type[ChipEvent], ...] = (
     Provisioned, ActivationStarted, Activated, ActivationFailed, TrafficObserved,
     WarmDayCompleted, Ready, InService, OutOfService, Cooled, Resumed, Banned, Reinstated,
-    Retired,
+    Retired, ResourceReleased,
 )

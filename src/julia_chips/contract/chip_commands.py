@@ -98,15 +98,23 @@ class Retire(ChipCommand, frozen=True, kw_only=True, tag="Retire"):
     reason: Reason
 
 
+class RecordRelease(ChipCommand, frozen=True, kw_only=True, tag="RecordRelease"):
+    """The activator gave back something the retired chip held; goes in its history."""
+
+    resource: Name
+    detail: Reason
+
+
 AnyChipCommand = (
     Provision | StartActivation | CompleteActivation | FailActivation | ObserveTraffic
     | CloseWarmDay | PutInService | TakeOutOfService | Cool | Resume | ReportBan | Reinstate
-    | Retire
+    | Retire | RecordRelease
 )
 
 CHIP_COMMAND_TYPES: tuple[type[ChipCommand], ...] = (
     Provision, StartActivation, CompleteActivation, FailActivation, ObserveTraffic,
     CloseWarmDay, PutInService, TakeOutOfService, Cool, Resume, ReportBan, Reinstate, Retire,
+    RecordRelease,
 )
 
 
