@@ -107,6 +107,8 @@ class Activator:
                                 msg.headers)
         if isinstance(event, chip_ev.Provisioned):
             await self.request(event)
+        elif isinstance(event, chip_ev.ActivationRetried):
+            await self._advance(event.chip_id, act.RetryAsked())
         elif isinstance(event, chip_ev.Retired):
             await self._advance(event.chip_id, act.RetireSeen(
                 banned=event.previous_status is Status.BANNED))

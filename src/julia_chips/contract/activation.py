@@ -108,6 +108,10 @@ class FailureReported(ActivationEvent, frozen=True, kw_only=True, tag="FailureRe
     pass
 
 
+class ActivationResumed(ActivationEvent, frozen=True, kw_only=True, tag="ActivationResumed"):
+    """An operator's retry of an abandoned saga: it runs again, keeping its number."""
+
+
 class RetirementRequested(ActivationEvent, frozen=True, kw_only=True,
                           tag="RetirementRequested"):
     """The chip was retired: give back its number, instance and host slot, in that order."""
@@ -144,8 +148,8 @@ AnyActivationEvent = (
     ActivationRequested | ChipActivating | NumberObtained | HostAllocated | InstanceCreated
     | CodeRequested | CodeReceived | NumberRegistered | ConnectionOpened | AttemptFailed
     | ActivationCompleted | ActivationAbandoned | HostReleased | FailureReported
-    | RetirementRequested | NumberCancelled | InstanceDeleted | HostSlotFreed | ReleaseSkipped
-    | RetirementCompleted
+    | ActivationResumed | RetirementRequested | NumberCancelled | InstanceDeleted
+    | HostSlotFreed | ReleaseSkipped | RetirementCompleted
 )
 
 _DECODER: msgspec.json.Decoder[AnyActivationEvent] = msgspec.json.Decoder(AnyActivationEvent)

@@ -61,6 +61,10 @@ class ActivationFailed(ChipEvent, frozen=True, kw_only=True, tag="ActivationFail
     step: str | None = None
 
 
+class ActivationRetried(ChipEvent, frozen=True, kw_only=True, tag="ActivationRetried"):
+    """Asked for by an operator; the activator resumes an abandoned saga on seeing it."""
+
+
 class TrafficObserved(ChipEvent, frozen=True, kw_only=True, tag="TrafficObserved"):
     version: ClassVar[int] = 2  # v1 called `replied` "replies" and had no `received`
     sent: Count = 0
@@ -135,13 +139,15 @@ class ResourceReleased(ChipEvent, frozen=True, kw_only=True, tag="ResourceReleas
 
 
 AnyChipEvent = (
-    Provisioned | ActivationStarted | Activated | ActivationFailed | TrafficObserved
+    Provisioned | ActivationStarted | Activated | ActivationFailed | ActivationRetried
+    | TrafficObserved
     | WarmDayCompleted | Ready | InService | OutOfService | Cooled | Resumed | Banned
     | Reinstated | Retired | ResourceReleased
 )
 
 CHIP_EVENT_TYPES: tuple[type[ChipEvent], ...] = (
-    Provisioned, ActivationStarted, Activated, ActivationFailed, TrafficObserved,
+    Provisioned, ActivationStarted, Activated, ActivationFailed, ActivationRetried,
+    TrafficObserved,
     WarmDayCompleted, Ready, InService, OutOfService, Cooled, Resumed, Banned, Reinstated,
     Retired, ResourceReleased,
 )

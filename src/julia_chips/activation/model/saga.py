@@ -176,6 +176,11 @@ def decide(saga: Saga, outcome: act.Outcome, now: datetime,
             return [stamp(ev.HostReleased, host=saga.host)]
         case act.FailureSent() if saga.phase == "abandoned" and saga.host is None:
             return [stamp(ev.FailureReported)]
+        case act.RetryAsked() if saga.phase == "closed" or (
+                saga.phase == "abandoned" and saga.host is None):
+            return [stamp(ev.ActivationResumed)]
+        case act.RetryAsked():
+            return []  # nothing abandoned: a running, completed or retired saga goes on as is
         case act.RetireSeen() if saga.phase not in ("new", "retiring", "retired"):
             return [stamp(ev.RetirementRequested, banned=outcome.banned)]
         case act.RetireSeen():
@@ -288,6 +293,8 @@ def evolve(saga: Saga, event: ev.AnyActivationEvent) -> Saga:
             return r(saga, host=None, instance=None)
         case ev.FailureReported():
             return r(saga, phase="closed")
+        case ev.ActivationResumed():
+            return _resumed(saga)
         case ev.RetirementRequested():
             return r(saga, phase="retiring", retired_banned=event.banned, retry_at=None,
                      step_started_at=None)
@@ -303,6 +310,18 @@ def evolve(saga: Saga, event: ev.AnyActivationEvent) -> Saga:
 _RELEASED_BY: dict[type[ev.ActivationEvent], Step] = {
     ev.NumberCancelled: Step.CANCEL_NUMBER, ev.InstanceDeleted: Step.DELETE_INSTANCE,
     ev.HostSlotFreed: Step.FREE_SLOT}
+
+
+def _resumed(saga: Saga) -> Saga:
+    """Running again from the first step not done, the number kept. The wind-down released
+    the host, so the code and the link bound to it are redone on the next one."""
+    fresh = msgspec.structs.replace(
+        saga, phase="running", attempts={}, retry_at=None, step_started_at=None,
+        failed_step=None, failure_reason=None, failure_retryable=True)
+    if saga.host is None:
+        fresh = msgspec.structs.replace(fresh, code=None, code_requested=False,
+                                        registered=False, connected=False)
+    return fresh
 
 
 def _after_failed_attempt(saga: Saga, event: ev.AttemptFailed) -> Saga:

@@ -180,6 +180,10 @@ class FailureSent(Outcome, frozen=True, kw_only=True):
     pass
 
 
+class RetryAsked(Outcome, frozen=True, kw_only=True):
+    """The chip's `ActivationRetried`: an operator wants an abandoned saga to run again."""
+
+
 class RetireSeen(Outcome, frozen=True, kw_only=True):
     """The chip was retired (its `Retired` event): what it holds must be released."""
 
