@@ -36,6 +36,9 @@ def sample(command_type: type[cmd.ChipCommand], state: ChipState | None = None) 
         cmd.ReportBan: cmd.ReportBan(command_id=cid(), reason="logged out", evidence="close 401"),
         cmd.Reinstate: cmd.Reinstate(command_id=cid()),
         cmd.Retire: cmd.Retire(command_id=cid(), reason="operator"),
+        cmd.RetryActivation: cmd.RetryActivation(command_id=cid()),
+        cmd.RecordRelease: cmd.RecordRelease(command_id=cid(), resource="cancel_number",
+                                             detail="salvy account acc-1 cancelled"),
     }
     return samples[command_type]
 

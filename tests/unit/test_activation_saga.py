@@ -123,3 +123,53 @@ def test_events_round_trip_on_the_wire() -> None:
         for event in decide(saga, outcome, NOW, POLICY):
             assert ev.decode_activation_event(ENCODER.encode(event)) == event
             saga = evolve(saga, event)
+
+
+CODE_LOST = (*HAPPY[:8], act.StepFailed(step=Step.CONNECTION, reason="not open"),
+             act.StepFailed(step=Step.CONNECTION, reason="not open"), act.HostFreed(),
+             act.FailureSent())
+
+
+def test_a_retried_saga_redoes_the_link_on_a_new_host_with_the_same_number() -> None:
+    closed = apply(Saga(chip_id=CHIP), *CODE_LOST)
+    assert closed.phase == "closed" and closed.host is None
+    resumed = apply(closed, act.RetryAsked())
+    assert resumed.phase == "running" and resumed.attempts == {}
+    assert next_action(resumed, POLICY, NOW) == act.AllocateHost(exclude=())
+    done = apply(resumed, act.HostChosen(host="vps-2"), act.InstanceReady(instance="chip-c1"))
+    assert isinstance(next_action(done, POLICY, NOW), act.RequestCode)  # the old code is gone
+    assert done.phone_number == "+5511900000001" and done.salvy_account_id == "pa_1"
+
+
+def test_a_retry_of_a_saga_that_was_not_abandoned_changes_nothing() -> None:
+    running = apply(Saga(chip_id=CHIP), *HAPPY[:4])
+    assert decide(running, act.RetryAsked(), NOW, POLICY) == []
+    completed = apply(Saga(chip_id=CHIP), *HAPPY)
+    assert decide(completed, act.RetryAsked(), NOW, POLICY) == []
+
+
+def test_retiring_releases_only_what_is_still_held() -> None:
+    closed = apply(Saga(chip_id=CHIP), *CODE_LOST, act.RetireSeen(banned=True))
+    assert next_action(closed, POLICY, NOW) == act.CancelNumber(salvy_account_id="pa_1",
+                                                                banned=True)
+    after = apply(closed, act.Released(step=Step.CANCEL_NUMBER))
+    assert next_action(after, POLICY, NOW) == act.FinishRetirement()  # host freed before
+    assert apply(after, act.RetirementDone()).phase == "retired"
+
+
+def test_a_release_that_keeps_failing_is_skipped_and_the_next_goes_on() -> None:
+    retiring = apply(Saga(chip_id=CHIP), *HAPPY, act.RetireSeen(banned=False))
+    failed = act.StepFailed(step=Step.CANCEL_NUMBER, reason="salvy down")
+    first = apply(retiring, failed)
+    assert isinstance(next_action(first, POLICY, NOW), act.WaitUntil)
+    [skipped] = decide(first, failed, NOW, POLICY)
+    assert isinstance(skipped, ev.ReleaseSkipped) and skipped.step is Step.CANCEL_NUMBER
+    assert next_action(evolve(first, skipped), POLICY, NOW + timedelta(minutes=5)) == \
+        act.DeleteInstance(host="vps-1", instance="chip-c1")
+
+
+def test_retiring_a_running_saga_stops_its_activation() -> None:
+    running = apply(Saga(chip_id=CHIP), *HAPPY[:5], act.RetireSeen(banned=False))
+    assert running.phase == "retiring"
+    assert isinstance(next_action(running, POLICY, NOW), act.CancelNumber)
+    assert decide(running, act.RetireSeen(banned=False), NOW, POLICY) == []

@@ -30,6 +30,8 @@ ACCEPTED_IN: dict[type[cmd.ChipCommand], set[Status | None]] = {
     cmd.ReportBan: {S.ACTIVATING, S.WARMING, S.READY, S.ACTIVE, S.COOLING},
     cmd.Reinstate: {S.BANNED},
     cmd.Retire: ALL_LIVE,
+    cmd.RecordRelease: {S.RETIRED},
+    cmd.RetryActivation: {S.ACTIVATING},
 }
 EMITS: dict[type[cmd.ChipCommand], type[ev.ChipEvent]] = {
     cmd.Provision: ev.Provisioned, cmd.StartActivation: ev.ActivationStarted,
@@ -37,7 +39,8 @@ EMITS: dict[type[cmd.ChipCommand], type[ev.ChipEvent]] = {
     cmd.ObserveTraffic: ev.TrafficObserved, cmd.CloseWarmDay: ev.WarmDayCompleted,
     cmd.PutInService: ev.InService, cmd.TakeOutOfService: ev.OutOfService, cmd.Cool: ev.Cooled,
     cmd.Resume: ev.Resumed, cmd.ReportBan: ev.Banned, cmd.Reinstate: ev.Reinstated,
-    cmd.Retire: ev.Retired,
+    cmd.Retire: ev.Retired, cmd.RecordRelease: ev.ResourceReleased,
+    cmd.RetryActivation: ev.ActivationRetried,
 }
 # DESIGN.md "Chip states", written out again here on purpose: the test must not read the
 # table it checks from the code under test.

@@ -27,6 +27,7 @@ from julia_chips.chip_failures import chip_failed
 from julia_chips.clock import Clock
 from julia_chips.contract import chip as chip_ev
 from julia_chips.contract.activation import RegistrarKind
+from julia_chips.contract.chip import Status
 from julia_chips.contract.subjects import Stream, chip_id_of_event_subject
 from julia_chips.jetstream.event_stream import WriteConflict
 from julia_chips.jetstream.pull_feed import stream_seq
@@ -61,6 +62,7 @@ class Activator:
         self._choose = choose_registrar or (lambda _p: settings.default_registrar)
         self._log = ActivationLog(ports.js)
         self._running: dict[str, asyncio.Task[None]] = {}
+        self._reload: set[str] = set()
         self._gate = asyncio.Semaphore(settings.max_concurrent)
         self._stopping = asyncio.Event()
 
@@ -105,6 +107,11 @@ class Activator:
                                 msg.headers)
         if isinstance(event, chip_ev.Provisioned):
             await self.request(event)
+        elif isinstance(event, chip_ev.ActivationRetried):
+            await self._advance(event.chip_id, act.RetryAsked())
+        elif isinstance(event, chip_ev.Retired):
+            await self._advance(event.chip_id, act.RetireSeen(
+                banned=event.previous_status is Status.BANNED))
 
     async def request(self, provisioned: chip_ev.Provisioned) -> None:
         """Record the saga's start (a repeat is a no-op) and drive it."""
@@ -112,6 +119,11 @@ class Activator:
         outcome = act.Requested(registrar=self._choose(provisioned), ddd=provisioned.ddd,
                                 phone_number=provisioned.phone_number,
                                 salvy_account_id=provisioned.salvy_account_id)
+        await self._advance(chip_id, outcome)
+
+    async def _advance(self, chip_id: str, outcome: act.Outcome) -> None:
+        """Record what a chip event means for its saga (a repeat: nothing) and drive it; a
+        saga in flight loses its next append to this one, reloads and takes it up."""
         saga, last = await self._load(chip_id)
         new = decide(saga, outcome, self._clock.now(), self._settings.policy)
         if new:
@@ -119,18 +131,29 @@ class Activator:
             self._spawn(chip_id)
 
     def _spawn(self, chip_id: str) -> None:
-        if chip_id in self._running:
+        """Drive the saga; one already driven reloads once more before its task ends, so an
+        event appended after its last look (a `Retired`) is not left undone."""
+        running = self._running.get(chip_id)
+        if running is not None and not running.done():
+            self._reload.add(chip_id)
             return
         task = asyncio.create_task(self._drive(chip_id), name=f"activation-{chip_id}")
         self._running[chip_id] = task
-        task.add_done_callback(lambda _t: self._running.pop(chip_id, None))
+
+        def forget(done: asyncio.Task[None]) -> None:
+            if self._running.get(chip_id) is done:
+                del self._running[chip_id]
+
+        task.add_done_callback(forget)
 
     async def _drive(self, chip_id: str) -> None:
         async with self._gate:
             while True:
                 try:
+                    self._reload.discard(chip_id)
                     await self._drive_once(chip_id)
-                    return
+                    if chip_id not in self._reload:
+                        return
                 except WriteConflict:
                     log.warning("activation of %s moved under us: reloading", chip_id)
                 except Exception:  # NATS hiccup: back off, then refold and continue

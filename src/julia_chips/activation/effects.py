@@ -27,8 +27,13 @@ from julia_chips.contract.activation import RegistrarKind, Step
 from julia_chips.gateways.evolution.errors import InstanceMissing, InstanceNameTaken, redact
 from julia_chips.gateways.evolution.wire import InstanceSpec, WebhookTarget
 from julia_chips.gateways.registrars import EvolutionFor, Registrar, RegistrationFailed
-from julia_chips.gateways.salvy.client import SalvyClient
-from julia_chips.gateways.salvy.errors import SalvyRateLimited, SalvyUnavailable
+from julia_chips.gateways.salvy.client import CancelReason, SalvyClient
+from julia_chips.gateways.salvy.errors import (
+    PhoneAccountMissing,
+    PhoneAccountStatusInvalid,
+    SalvyRateLimited,
+    SalvyUnavailable,
+)
 from julia_chips.gateways.vps.client import NoHostCapacity, VpsClient
 from julia_chips.gateways.vps.hosts import HostRegistry
 
@@ -123,6 +128,10 @@ async def _dispatch(ports: ActivationPorts, clock: Clock, saga: Saga,
             return await _release(ports, action)
         case act.ReportFailure():
             return await _report_failure(ports, chip, action)
+        case act.CancelNumber() | act.DeleteInstance() | act.FreeSlot():
+            return await _give_back(ports, chip, action)
+        case act.FinishRetirement():
+            return act.RetirementDone()
     raise AssertionError(f"no effect for {type(action).__name__}")
 
 
@@ -201,3 +210,37 @@ async def _report_failure(ports: ActivationPorts, chip: str,
     if not reply.ok:
         log.warning("chip %s refused FailActivation: %s", chip, reply.error)
     return act.FailureSent()
+
+
+async def _give_back(ports: ActivationPorts, chip: str,
+                     action: act.CancelNumber | act.DeleteInstance | act.FreeSlot) -> act.Outcome:
+    """One retirement step, then a line in the chip's history. Each is safe to repeat: a
+    number already cancelled, an instance already gone or a slot already free is done."""
+    match action:
+        case act.CancelNumber():
+            reason = cancel_reason(banned=action.banned)
+            step, detail = Step.CANCEL_NUMBER, (f"salvy account {action.salvy_account_id} "
+                                                f"cancelled ({reason})")
+            with contextlib.suppress(PhoneAccountStatusInvalid, PhoneAccountMissing):
+                await ports.salvy.cancel(action.salvy_account_id, reason,
+                                         detail="julia chip retired")
+        case act.DeleteInstance():
+            step, detail = Step.DELETE_INSTANCE, f"instance {action.instance} deleted"
+            with contextlib.suppress(InstanceMissing):
+                await ports.evolution_for(ports.hosts.get(action.host)).delete(action.instance)
+        case act.FreeSlot():
+            step, detail = Step.FREE_SLOT, f"gateway slot on {action.host} freed"
+            if action.phone_number is not None:
+                await ports.vps.release(ports.hosts.get(action.host), action.phone_number)
+    command = cmd.RecordRelease(command_id=f"activator:{step.value}", resource=step.value,
+                                detail=detail)
+    reply = await ports.chips.send(chip, command)
+    if not reply.ok:
+        return act.StepFailed(step=step, reason=f"chip refused: {reply.error}")
+    return act.Released(step=step)
+
+
+def cancel_reason(*, banned: bool) -> CancelReason:
+    """Salvy's reason for a retired chip's number: the v3 API names a WhatsApp ban
+    `whatsapp-blocked` (v2 called it `whatsapp-ban`); any other retirement is `unnecessary`."""
+    return "whatsapp-blocked" if banned else "unnecessary"

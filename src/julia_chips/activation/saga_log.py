@@ -18,6 +18,7 @@ from julia_chips.contract.activation import (
     ActivationEvent,
     AnyActivationEvent,
     FailureReported,
+    RetirementCompleted,
     decode_activation_event,
 )
 from julia_chips.contract.subjects import Stream, activation_events
@@ -59,7 +60,8 @@ class ActivationLog:
                     return open_sagas
                 for msg in batch:
                     event = decode_activation_event(msg.data)
-                    if not isinstance(event, ActivationCompleted | FailureReported):
+                    if not isinstance(event, ActivationCompleted | FailureReported
+                                      | RetirementCompleted):
                         open_sagas.append(event.chip_id)
                     await msg.ack()
                 if batch and batch[-1].metadata.num_pending == 0:

@@ -27,6 +27,10 @@ class Step(StrEnum):
     REGISTER = "register"  # code verified, number registered and linked
     CONNECTION = "connection"  # the gateway reports the connection open
     COMPLETE = "complete"  # the chip told it is activated
+    # After the chip is retired: what the activation took from the outside world, given back.
+    CANCEL_NUMBER = "cancel_number"  # the Salvy number cancelled
+    DELETE_INSTANCE = "delete_instance"  # the Evolution instance deleted
+    FREE_SLOT = "free_slot"  # the host's gateway slot freed
 
 
 class ActivationEvent(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
@@ -104,10 +108,48 @@ class FailureReported(ActivationEvent, frozen=True, kw_only=True, tag="FailureRe
     pass
 
 
+class ActivationResumed(ActivationEvent, frozen=True, kw_only=True, tag="ActivationResumed"):
+    """An operator's retry of an abandoned saga: it runs again, keeping its number."""
+
+
+class RetirementRequested(ActivationEvent, frozen=True, kw_only=True,
+                          tag="RetirementRequested"):
+    """The chip was retired: give back its number, instance and host slot, in that order."""
+
+    banned: bool  # retired as banned: Salvy is told the number was blocked by WhatsApp
+
+
+class NumberCancelled(ActivationEvent, frozen=True, kw_only=True, tag="NumberCancelled"):
+    salvy_account_id: str
+
+
+class InstanceDeleted(ActivationEvent, frozen=True, kw_only=True, tag="InstanceDeleted"):
+    instance: str
+    host: str
+
+
+class HostSlotFreed(ActivationEvent, frozen=True, kw_only=True, tag="HostSlotFreed"):
+    host: str
+
+
+class ReleaseSkipped(ActivationEvent, frozen=True, kw_only=True, tag="ReleaseSkipped"):
+    """A release step failed its every attempt: left for an operator, the next one goes on."""
+
+    step: Step
+    reason: str
+
+
+class RetirementCompleted(ActivationEvent, frozen=True, kw_only=True,
+                          tag="RetirementCompleted"):
+    pass
+
+
 AnyActivationEvent = (
     ActivationRequested | ChipActivating | NumberObtained | HostAllocated | InstanceCreated
     | CodeRequested | CodeReceived | NumberRegistered | ConnectionOpened | AttemptFailed
     | ActivationCompleted | ActivationAbandoned | HostReleased | FailureReported
+    | ActivationResumed | RetirementRequested | NumberCancelled | InstanceDeleted
+    | HostSlotFreed | ReleaseSkipped | RetirementCompleted
 )
 
 _DECODER: msgspec.json.Decoder[AnyActivationEvent] = msgspec.json.Decoder(AnyActivationEvent)

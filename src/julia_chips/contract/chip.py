@@ -61,6 +61,10 @@ class ActivationFailed(ChipEvent, frozen=True, kw_only=True, tag="ActivationFail
     step: str | None = None
 
 
+class ActivationRetried(ChipEvent, frozen=True, kw_only=True, tag="ActivationRetried"):
+    """Asked for by an operator; the activator resumes an abandoned saga on seeing it."""
+
+
 class TrafficObserved(ChipEvent, frozen=True, kw_only=True, tag="TrafficObserved"):
     version: ClassVar[int] = 2  # v1 called `replied` "replies" and had no `received`
     sent: Count = 0
@@ -124,16 +128,26 @@ class Reinstated(ChipEvent, frozen=True, kw_only=True, tag="Reinstated"):
 
 class Retired(ChipEvent, frozen=True, kw_only=True, tag="Retired"):
     reason: str
+    previous_status: Status | None = None  # None in events stored before it was recorded
+
+
+class ResourceReleased(ChipEvent, frozen=True, kw_only=True, tag="ResourceReleased"):
+    """Something a retired chip held was given back (the activator's retirement steps)."""
+
+    resource: str  # the step: cancel_number, delete_instance or free_slot
+    detail: str  # what was released, without personal data
 
 
 AnyChipEvent = (
-    Provisioned | ActivationStarted | Activated | ActivationFailed | TrafficObserved
+    Provisioned | ActivationStarted | Activated | ActivationFailed | ActivationRetried
+    | TrafficObserved
     | WarmDayCompleted | Ready | InService | OutOfService | Cooled | Resumed | Banned
-    | Reinstated | Retired
+    | Reinstated | Retired | ResourceReleased
 )
 
 CHIP_EVENT_TYPES: tuple[type[ChipEvent], ...] = (
-    Provisioned, ActivationStarted, Activated, ActivationFailed, TrafficObserved,
+    Provisioned, ActivationStarted, Activated, ActivationFailed, ActivationRetried,
+    TrafficObserved,
     WarmDayCompleted, Ready, InService, OutOfService, Cooled, Resumed, Banned, Reinstated,
-    Retired,
+    Retired, ResourceReleased,
 )

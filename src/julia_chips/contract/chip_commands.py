@@ -54,6 +54,10 @@ class FailActivation(ChipCommand, frozen=True, kw_only=True, tag="FailActivation
     step: Name | None = None
 
 
+class RetryActivation(ChipCommand, frozen=True, kw_only=True, tag="RetryActivation"):
+    """An operator asks the activator to resume an abandoned activation with the same number."""
+
+
 class ObserveTraffic(ChipCommand, frozen=True, kw_only=True, tag="ObserveTraffic"):
     sent: Counter = 0
     delivered: Counter = 0
@@ -98,15 +102,25 @@ class Retire(ChipCommand, frozen=True, kw_only=True, tag="Retire"):
     reason: Reason
 
 
+class RecordRelease(ChipCommand, frozen=True, kw_only=True, tag="RecordRelease"):
+    """The activator gave back something the retired chip held; goes in its history."""
+
+    resource: Name
+    detail: Reason
+
+
 AnyChipCommand = (
-    Provision | StartActivation | CompleteActivation | FailActivation | ObserveTraffic
+    Provision | StartActivation | CompleteActivation | FailActivation | RetryActivation
+    | ObserveTraffic
     | CloseWarmDay | PutInService | TakeOutOfService | Cool | Resume | ReportBan | Reinstate
-    | Retire
+    | Retire | RecordRelease
 )
 
 CHIP_COMMAND_TYPES: tuple[type[ChipCommand], ...] = (
-    Provision, StartActivation, CompleteActivation, FailActivation, ObserveTraffic,
+    Provision, StartActivation, CompleteActivation, FailActivation, RetryActivation,
+    ObserveTraffic,
     CloseWarmDay, PutInService, TakeOutOfService, Cool, Resume, ReportBan, Reinstate, Retire,
+    RecordRelease,
 )
 
 

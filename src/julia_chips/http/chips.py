@@ -14,7 +14,13 @@ from julia_chips.http.keys import POOL
 from julia_chips.http.params import ChipsQuery, NoQuery, PageQuery, chip_id, query
 from julia_chips.http.responses import ChipPage, ChipView, WarmerDay, WarmerMetricsPage, json
 from julia_chips.projections.audit import read_row
-from julia_chips.projections.chip_rows import COLUMNS, ChipRow, from_record
+from julia_chips.projections.chip_rows import (
+    COLUMNS,
+    NEEDS_REVIEW_SQL,
+    ChipRow,
+    from_record,
+    review_reason,
+)
 from julia_chips.projections.distribution import chip_doctors
 from julia_chips.projections.warmer_rows import COLUMNS as WARMER_COLUMNS
 
@@ -28,6 +34,8 @@ async def list_chips(request: web.Request) -> web.Response:
     if q.status is not None:
         args.append(q.status.value)
         where.append(f"status = ${len(args)}")
+    if q.needs_review is not None:
+        where.append(NEEDS_REVIEW_SQL if q.needs_review else f"NOT {NEEDS_REVIEW_SQL}")
     filters = " AND ".join(where)
     total = await request.app[POOL].fetchval(
         f"SELECT count(*) FROM julia_chips WHERE {filters}", *args)
@@ -55,7 +63,8 @@ async def get_chip(request: web.Request) -> web.Response:
     query(request, NoQuery)
     row = await _chip_row(request, chip)
     doctors = await chip_doctors(request.app[POOL], chip)
-    return json(ChipView(**msgspec.structs.asdict(row), doctors=doctors))
+    return json(ChipView(**msgspec.structs.asdict(row), doctors=doctors,
+                         review_reason=review_reason(row)))
 
 
 async def warmer_metrics(request: web.Request) -> web.Response:

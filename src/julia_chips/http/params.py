@@ -27,6 +27,7 @@ ChipIdParam = Annotated[str, msgspec.Meta(extra_json_schema={"format": "uuid"})]
 
 class ChipsQuery(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     status: Status | None = None
+    needs_review: bool | None = None  # true: only chips waiting for an operator's review
     limit: Limit = 50
     offset: Offset = 0
     cursor: ChipCursor | None = None

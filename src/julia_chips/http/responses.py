@@ -21,6 +21,8 @@ class ChipView(ChipRow, frozen=True, kw_only=True):
     one more query per chip)."""
 
     doctors: ChipDoctors
+    # Why the chip waits for an operator (a failed warm-up review): `Resume` or `Retire` it.
+    review_reason: str | None = None
 
 
 class ChipPage(msgspec.Struct, frozen=True, kw_only=True):

@@ -47,6 +47,17 @@ class ChipRow(msgspec.Struct, frozen=True, kw_only=True):
 
 
 COLUMNS: tuple[str, ...] = ChipRow.__struct_fields__
+# A chip cooled with no end rests until an operator looks at it: the lifecycle cools that way
+# only a warm-up that failed its review (`Cooled` with `until` null), and only `Resume` or
+# `Retire` takes it out. The SQL and the function say the same thing.
+NEEDS_REVIEW_SQL = "(status = 'cooling' AND cooling_until IS NULL)"
+
+
+def review_reason(row: ChipRow) -> str | None:
+    """Why the chip waits for an operator's review; None when it does not."""
+    if row.status == Status.COOLING.value and row.cooling_until is None:
+        return row.cool_reason
+    return None
 
 
 def is_uuid(value: str) -> bool:

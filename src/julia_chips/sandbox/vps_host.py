@@ -42,6 +42,7 @@ class SandboxVpsHost:
         self.gateway_up = True
         self.delay = 0.0
         self.codes: dict[str, str] = {}
+        self.registered: set[str] = set()  # numbers holding a slot (digits only)
         self._client_key = client_key
         self._commands = commands
         self._send_code = send_code
@@ -99,6 +100,8 @@ class SandboxVpsHost:
             return {"requested": True}
         if argv[:1] == [self._commands.register] and number:
             return self._register(number, options.get("--code", ""))
+        if argv[:1] == [self._commands.release] and number:
+            return self._release(number)
         return None
 
     def _register(self, number: str, code: str) -> dict[str, object]:
@@ -109,5 +112,13 @@ class SandboxVpsHost:
         if not self.gateway_up or self.used_slots >= self.capacity:
             return {"registered": False, "reason": "gateway unavailable"}
         self.used_slots += 1
+        self.registered.add(number)
         del self.codes[number]
         return {"registered": True, "instance": f"wa-{number}"}
+
+    def _release(self, number: str) -> dict[str, object]:
+        if number not in self.registered:
+            return {"released": False}
+        self.registered.discard(number)
+        self.used_slots -= 1
+        return {"released": True}

@@ -5,6 +5,9 @@ and reports an `Outcome`; `decide` turns that into events; `evolve` folds them. 
 runner refolds the events and gets the same next action, so completed steps never repeat.
 Failures are counted per step: a retryable one backs off and retries up to the policy's
 bound, anything else abandons the saga, which then frees its host and tells the chip why.
+A retired chip's saga turns to retiring, whatever its phase: it cancels the number, deletes
+the instance and frees the host slot, each step with its own bounded retries; a step that
+fails them all is recorded as skipped, so one stuck release never holds up the others.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from julia_chips.activation.model import steps as act
 from julia_chips.contract import activation as ev
 from julia_chips.contract.activation import RegistrarKind, Step
 
-Phase = Literal["new", "running", "completed", "abandoned", "closed"]
+Phase = Literal["new", "running", "completed", "abandoned", "closed", "retiring", "retired"]
+RELEASE_STEPS = (Step.CANCEL_NUMBER, Step.DELETE_INSTANCE, Step.FREE_SLOT)
 
 
 class SagaRuleBroken(Exception):
@@ -48,6 +52,8 @@ class Saga(msgspec.Struct, frozen=True, kw_only=True):
     failed_step: Step | None = None
     failure_reason: str | None = None
     failure_retryable: bool = True
+    retired_banned: bool = False  # retired as banned: the number's cancel says so
+    released: tuple[Step, ...] = ()  # retirement steps done or skipped
     version: int = 0  # events applied
 
 
@@ -58,7 +64,9 @@ def instance_name(chip_id: str) -> str:
 
 
 def current_step(saga: Saga) -> Step:
-    """The first step not done yet."""
+    """The first step not done yet (of the retirement, once retiring)."""
+    if saga.phase == "retiring":
+        return _release_step(saga)
     checks = ((saga.chip_activating, Step.START), (saga.phone_number, Step.NUMBER),
               (saga.host, Step.HOST), (saga.instance, Step.INSTANCE), (saga.code, Step.CODE),
               (saga.registered, Step.REGISTER), (saga.connected, Step.CONNECTION))
@@ -68,15 +76,41 @@ def current_step(saga: Saga) -> Step:
     return Step.COMPLETE
 
 
+def _release_step(saga: Saga) -> Step:
+    """The first retirement step with something still held; COMPLETE when none is left."""
+    held = {Step.CANCEL_NUMBER: saga.salvy_account_id is not None,
+            Step.DELETE_INSTANCE: saga.instance is not None and saga.host is not None,
+            Step.FREE_SLOT: saga.host is not None}
+    for step in RELEASE_STEPS:
+        if held[step] and step not in saga.released:
+            return step
+    return Step.COMPLETE
+
+
 def next_action(saga: Saga, policy: act.SagaPolicy, now: datetime) -> act.Action:
     """What the runner must do now."""
-    if saga.phase in ("new", "completed", "closed"):
+    if saga.phase in ("new", "completed", "closed", "retired"):
         return act.Finished()
     if saga.phase == "abandoned":
         return _wind_down(saga)
     if saga.retry_at is not None and now < saga.retry_at:
         return act.WaitUntil(until=saga.retry_at)
+    if saga.phase == "retiring":
+        return _release_action(saga, current_step(saga))
     return _step_action(saga, current_step(saga), policy, now)
+
+
+def _release_action(saga: Saga, step: Step) -> act.Action:
+    host, instance = saga.host or "", saga.instance or ""
+    match step:
+        case Step.CANCEL_NUMBER:
+            return act.CancelNumber(salvy_account_id=saga.salvy_account_id or "",
+                                    banned=saga.retired_banned)
+        case Step.DELETE_INSTANCE:
+            return act.DeleteInstance(host=host, instance=instance)
+        case Step.FREE_SLOT:
+            return act.FreeSlot(host=host, phone_number=saga.phone_number)
+    return act.FinishRetirement()
 
 
 def _step_action(saga: Saga, step: Step, policy: act.SagaPolicy, now: datetime) -> act.Action:
@@ -142,6 +176,17 @@ def decide(saga: Saga, outcome: act.Outcome, now: datetime,
             return [stamp(ev.HostReleased, host=saga.host)]
         case act.FailureSent() if saga.phase == "abandoned" and saga.host is None:
             return [stamp(ev.FailureReported)]
+        case act.RetryAsked() if saga.phase == "closed" or (
+                saga.phase == "abandoned" and saga.host is None):
+            return [stamp(ev.ActivationResumed)]
+        case act.RetryAsked():
+            return []  # nothing abandoned: a running, completed or retired saga goes on as is
+        case act.RetireSeen() if saga.phase not in ("new", "retiring", "retired"):
+            return [stamp(ev.RetirementRequested, banned=outcome.banned)]
+        case act.RetireSeen():
+            return []  # already retiring (a redelivered Retired), or nothing was ever taken
+    if saga.phase == "retiring":
+        return _retiring(saga, outcome, policy, now, stamp)
     if saga.phase != "running":
         return []  # a late outcome from before the saga ended
     return _running(saga, outcome, policy, now, stamp)
@@ -174,6 +219,28 @@ def _running(saga: Saga, outcome: act.Outcome, policy: act.SagaPolicy, now: date
         case act.StepFailed():
             return [_failure(saga, outcome, policy, now, stamp)]
     raise SagaRuleBroken(f"{type(outcome).__name__} at step {step.value}")
+
+
+def _retiring(saga: Saga, outcome: act.Outcome, policy: act.SagaPolicy, now: datetime,
+              stamp: Any) -> list[ev.AnyActivationEvent]:
+    step = current_step(saga)
+    match outcome:
+        case act.Released() if outcome.step is step is Step.CANCEL_NUMBER:
+            return [stamp(ev.NumberCancelled, salvy_account_id=saga.salvy_account_id or "")]
+        case act.Released() if outcome.step is step is Step.DELETE_INSTANCE:
+            return [stamp(ev.InstanceDeleted, instance=saga.instance or "", host=saga.host or "")]
+        case act.Released() if outcome.step is step is Step.FREE_SLOT:
+            return [stamp(ev.HostSlotFreed, host=saga.host or "")]
+        case act.RetirementDone() if step is Step.COMPLETE:
+            return [stamp(ev.RetirementCompleted)]
+        case act.StepFailed() if step in RELEASE_STEPS:
+            attempt = saga.attempts.get(step, 0) + 1
+            if not outcome.retryable or attempt >= policy.attempts(step):
+                return [stamp(ev.ReleaseSkipped, step=step,
+                              reason=f"{outcome.reason} (after {attempt} attempts)")]
+            return [stamp(ev.AttemptFailed, step=step, reason=outcome.reason, attempt=attempt,
+                          retry_at=now + policy.backoff(attempt))]
+    raise SagaRuleBroken(f"{type(outcome).__name__} while retiring, at {step.value}")
 
 
 def _failure(saga: Saga, failed: act.StepFailed, policy: act.SagaPolicy, now: datetime,
@@ -226,7 +293,35 @@ def evolve(saga: Saga, event: ev.AnyActivationEvent) -> Saga:
             return r(saga, host=None, instance=None)
         case ev.FailureReported():
             return r(saga, phase="closed")
+        case ev.ActivationResumed():
+            return _resumed(saga)
+        case ev.RetirementRequested():
+            return r(saga, phase="retiring", retired_banned=event.banned, retry_at=None,
+                     step_started_at=None)
+        case ev.ReleaseSkipped():
+            return r(saga, released=(*saga.released, event.step), retry_at=None)
+        case ev.NumberCancelled() | ev.InstanceDeleted() | ev.HostSlotFreed():
+            return r(saga, released=(*saga.released, _RELEASED_BY[type(event)]), retry_at=None)
+        case ev.RetirementCompleted():
+            return r(saga, phase="retired")
     return saga
+
+
+_RELEASED_BY: dict[type[ev.ActivationEvent], Step] = {
+    ev.NumberCancelled: Step.CANCEL_NUMBER, ev.InstanceDeleted: Step.DELETE_INSTANCE,
+    ev.HostSlotFreed: Step.FREE_SLOT}
+
+
+def _resumed(saga: Saga) -> Saga:
+    """Running again from the first step not done, the number kept. The wind-down released
+    the host, so the code and the link bound to it are redone on the next one."""
+    fresh = msgspec.structs.replace(
+        saga, phase="running", attempts={}, retry_at=None, step_started_at=None,
+        failed_step=None, failure_reason=None, failure_retryable=True)
+    if saga.host is None:
+        fresh = msgspec.structs.replace(fresh, code=None, code_requested=False,
+                                        registered=False, connected=False)
+    return fresh
 
 
 def _after_failed_attempt(saga: Saga, event: ev.AttemptFailed) -> Saga:

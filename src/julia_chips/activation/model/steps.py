@@ -85,6 +85,31 @@ class ReportFailure(Action, frozen=True, kw_only=True):
     retryable: bool
 
 
+class CancelNumber(Action, frozen=True, kw_only=True):
+    """Retirement: cancel the Salvy number, so it stops being billed."""
+
+    salvy_account_id: str
+    banned: bool  # the chip was banned: the cancel says so
+
+
+class DeleteInstance(Action, frozen=True, kw_only=True):
+    """Retirement: delete the chip's Evolution instance."""
+
+    host: str
+    instance: str
+
+
+class FreeSlot(Action, frozen=True, kw_only=True):
+    """Retirement: give the number's gateway slot on its host back."""
+
+    host: str
+    phone_number: str | None
+
+
+class FinishRetirement(Action, frozen=True, kw_only=True):
+    pass
+
+
 class WaitUntil(Action, frozen=True, kw_only=True):
     """Back off before retrying the step."""
 
@@ -152,6 +177,26 @@ class HostFreed(Outcome, frozen=True, kw_only=True):
 
 
 class FailureSent(Outcome, frozen=True, kw_only=True):
+    pass
+
+
+class RetryAsked(Outcome, frozen=True, kw_only=True):
+    """The chip's `ActivationRetried`: an operator wants an abandoned saga to run again."""
+
+
+class RetireSeen(Outcome, frozen=True, kw_only=True):
+    """The chip was retired (its `Retired` event): what it holds must be released."""
+
+    banned: bool
+
+
+class Released(Outcome, frozen=True, kw_only=True):
+    """A retirement step is done (or had nothing left to do: already released)."""
+
+    step: Step
+
+
+class RetirementDone(Outcome, frozen=True, kw_only=True):
     pass
 
 

@@ -132,6 +132,8 @@ def decide(
         case cmd.FailActivation() if status is Status.ACTIVATING:
             return [stamp(ev.ActivationFailed, reason=command.reason,
                                         retryable=command.retryable, step=command.step)]
+        case cmd.RetryActivation() if status is Status.ACTIVATING:
+            return [stamp(ev.ActivationRetried)]
         case cmd.ObserveTraffic() if status in OBSERVABLE:
             return [stamp(ev.TrafficObserved, sent=command.sent, delivered=command.delivered,
                                  read=command.read, replied=command.replied,
@@ -153,7 +155,9 @@ def decide(
         case cmd.Reinstate() if status is Status.BANNED:
             return [stamp(ev.Reinstated, daily_cap=policy.first_cap)]
         case cmd.Retire() if status is not Status.RETIRED:
-            return [stamp(ev.Retired, reason=command.reason)]
+            return [stamp(ev.Retired, reason=command.reason, previous_status=status)]
+        case cmd.RecordRelease() if status is Status.RETIRED:
+            return [stamp(ev.ResourceReleased, resource=command.resource, detail=command.detail)]
     raise _refuse(state, command)
 
 
@@ -213,7 +217,7 @@ def evolve(state: ChipState, event: ev.AnyChipEvent) -> ChipState:
             return s(state, status=Status.ACTIVATING, host=event.host or state.host)
         case ev.Activated() | ev.Reinstated():
             return _start_warmup(state, event)
-        case ev.ActivationFailed():
+        case ev.ActivationFailed() | ev.ActivationRetried() | ev.ResourceReleased():
             return state
         case ev.TrafficObserved():
             score = state.health_score if event.health_score is None else event.health_score

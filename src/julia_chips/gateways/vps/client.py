@@ -5,6 +5,7 @@ Each host runs operator-provided commands that print one JSON object on stdout:
 - status: `{"gateway_up": true, "used_slots": 3}`
 - request code: `{"requested": true}` or `{"requested": false, "reason": "…"}`
 - register: `{"registered": true, "instance": "chip-…"}` or `{"registered": false, "reason": "…"}`
+- release: `{"released": true}`, or `{"released": false}` when the number held no slot there
 
 Numbers and codes are validated as digits and shell-quoted, so nothing we pass can run as
 shell on the host.
@@ -50,6 +51,7 @@ class HostCommands(msgspec.Struct, frozen=True, kw_only=True):
     status: str = "julia-gateway-status"
     request_code: str = "julia-gateway-request-code"
     register: str = "julia-gateway-register"
+    release: str = "julia-gateway-release"
 
 
 class CodeRequest(msgspec.Struct, frozen=True, kw_only=True):
@@ -65,6 +67,12 @@ class Registration(msgspec.Struct, frozen=True, kw_only=True):
     registered: bool
     instance: str | None = None
     reason: str | None = None
+
+
+class SlotRelease(msgspec.Struct, frozen=True, kw_only=True):
+    """Whether the number held a gateway slot on the host (now free); False is done too."""
+
+    released: bool
 
 
 DEFAULT_COMMANDS = HostCommands()
@@ -140,6 +148,12 @@ class VpsClient:
         argv = [self._commands.register, "--number", _number(phone), "--code", code]
         log.info("registering %s on %s", mask_phone(phone), host.name)
         return await self._run_json(host, argv, Registration)
+
+    async def release(self, host: VpsHost, phone: str) -> SlotRelease:
+        """Free the gateway slot `phone` holds on `host` (a retired chip); safe to repeat."""
+        argv = [self._commands.release, "--number", _number(phone)]
+        log.info("releasing the slot of %s on %s", mask_phone(phone), host.name)
+        return await self._run_json(host, argv, SlotRelease)
 
     async def _run_json(self, host: VpsHost, argv: list[str], kind: type[R]) -> R:
         stdout = await self._run(host, argv)
