@@ -4,6 +4,7 @@ outside world), found through the data folder as `make run` leaves it."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -15,7 +16,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import nats
 import pytest
+
+from julia_chips.jetstream.dead_letters import send_to_dead_letters
 
 RUNNING = re.compile(r"julia-chips running \(NATS nats://[\d.:]+\)")
 PHONE = re.compile(r"\+?55\d{10,11}")  # an unmasked Brazilian number, as the sandbox buys them
@@ -157,17 +161,82 @@ def test_a_doctor_is_opted_out_refused_a_send_and_opted_back_in(data_dir: Path) 
     assert unknown.returncode == 1 and "has been routed" in unknown.stderr
 
 
-def test_dead_letters_unknown_sends_and_the_brake_are_shown(data_dir: Path) -> None:
-    letters = cli_json(data_dir, "dlq", "list")
-    assert letters["ok"] is True and isinstance(letters.get("letters", []), list)
-    assert cli(data_dir, "dlq", "list").returncode == 0
+def test_a_banned_chip_is_reinstated_and_warms_up_anew(data_dir: Path) -> None:
+    chip = _provision(data_dir)
+    _until_status(data_dir, chip, "warming")
+    banned = cli(data_dir, "chip", "ban", chip, "--reason", "blocked by WhatsApp",
+                 "--evidence", "connection.update 401")
+    assert banned.returncode == 0 and "banned (Banned #" in banned.stdout, banned
+    reinstated = cli(data_dir, "chip", "reinstate", chip)
+    assert reinstated.returncode == 0 and "warming (Reinstated #" in reinstated.stdout
+
+
+def test_events_tail_follows_new_events_of_one_type_until_ctrl_c(data_dir: Path) -> None:
+    chip = _provision(data_dir)
+    _until_status(data_dir, chip, "warming")
+    tail = subprocess.Popen(
+        [sys.executable, "-m", "julia_chips", "events", "tail", "--chip", chip, "--type",
+         "Cooled", "--json"], env=_environment(data_dir), stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    try:
+        assert tail.stderr is not None and tail.stdout is not None
+        assert "following chip.evt." in tail.stderr.readline()
+        assert cli(data_dir, "chip", "cool", chip, "--reason", "live").returncode == 0
+        event = json.loads(tail.stdout.readline())
+        assert event["type"] == "Cooled" and event["event"]["chip_id"] == chip
+        assert cli(data_dir, "chip", "resume", chip).returncode == 0  # not a Cooled: not shown
+        assert cli_json(data_dir, "events", "replay", "--chip", chip)[-1]["type"] == "Resumed"
+    finally:
+        tail.send_signal(signal.SIGINT)
+        rest, _ = tail.communicate(timeout=30)
+    assert tail.returncode == 0 and rest == ""
+
+
+def _store_dead_letter(data_dir: Path, key: str, body: bytes) -> None:
+    nats_url = json.loads((data_dir / "endpoints.json").read_text())["nats_url"]
+
+    async def store() -> None:
+        nc = await nats.connect(nats_url)
+        await send_to_dead_letters(nc.jetstream(), "obs", key, body, "cannot be derived",
+                                   f"gw.obs.{key}")
+        await nc.close()
+
+    asyncio.run(store())
+
+
+def test_dead_letters_are_listed_shown_masked_and_purged(data_dir: Path) -> None:
+    key = f"cli-{time.monotonic_ns()}"
+    _store_dead_letter(data_dir, key, b'{"number":"+5511987654321","text":"oi"}')
+    listed = cli_json(data_dir, "dlq", "list", "--kind", "obs", "--key", key)
+    assert listed["ok"] is True and [d["reason"] for d in listed["letters"]] == [
+        "cannot be derived"]
+    seq = str(listed["letters"][0]["seq"])
+    assert "body" not in listed["letters"][0]
+    table = cli(data_dir, "dlq", "show", seq)
+    assert table.returncode == 0 and "+55 11 *******21" in table.stdout
+    assert "5511987654321" not in table.stdout
+    assert "5511987654321" in cli_json(data_dir, "dlq", "show", seq)["letter"]["body"]
+    unclear = cli(data_dir, "dlq", "replay")  # neither a seq nor --all: the desk refuses
+    assert unclear.returncode == 1 and "refused:" in unclear.stderr
+    purged = cli(data_dir, "dlq", "purge", "--kind", "obs", "--key", key)
+    assert purged.returncode == 0 and "purged 1" in purged.stdout, purged
+    assert cli_json(data_dir, "dlq", "list", "--kind", "obs", "--key", key)["letters"] == []
     missing = cli(data_dir, "dlq", "show", "999999")
     assert missing.returncode == 1 and "refused:" in missing.stderr
+
+
+def test_unknown_sends_and_the_brake_are_shown_and_the_brake_released(data_dir: Path) -> None:
     sends = cli_json(data_dir, "sends", "unknown")
-    assert sends["ok"] is True
+    assert sends["ok"] is True and sends["sends"] == []
+    assert "sends left unknown: 0" in cli(data_dir, "sends", "unknown").stdout
+    settle = cli(data_dir, "sends", "settle", "00000000-0000-4000-8000-000000000000",
+                 "attempt-1", "--verdict", "delivered")
+    assert settle.returncode == 1 and "refused:" in settle.stderr, settle
     brake = cli(data_dir, "brake", "status")
     assert brake.returncode == 0 and "fleet brake" in brake.stdout and "engaged" in brake.stdout
     assert cli_json(data_dir, "brake", "status")["brake"]["engaged"] is False
+    released = cli(data_dir, "brake", "release")
+    assert released.returncode == 0 and "released" in released.stdout, released
 
 
 def test_an_unreachable_system_exits_non_zero_naming_the_url(tmp_path: Path) -> None:

@@ -36,8 +36,8 @@ async def ask(system: System, subject: str, request: msgspec.Struct | dict[str, 
 def settled(out: Output, reply: OpsReply) -> int | None:
     """The exit code when nothing more is to be printed (`--json` printed the reply, or the
     desk refused); None when the caller's table follows."""
-    if out.as_json:  # `ok` always: the wire leaves a default out, a script should not guess
-        out.json({"ok": reply.ok, **msgspec.to_builtins(reply)})
+    if out.as_json:  # every field: the wire leaves defaults out (`ok`, `[]`), scripts should not
+        out.json(msgspec.structs.asdict(reply))  # have to guess them
     if not reply.ok:
         return out.refused(reply.error or "refused")
     return OK if out.as_json else None

@@ -1,19 +1,22 @@
 """`julia-chips dlq list|show|replay|purge`: the dead letters, through the operations desk.
 
 Lists leave bodies out (they may hold a phone or a text); `show` prints the body, which is
-what an operator asks for by sequence. Replays and purges are explicit: one `SEQ`, or a
-kind (and key), or `--all`, as the desk requires.
+what an operator asks for by sequence, with phone numbers masked in the table. Replays and
+purges are explicit: one `SEQ`, or a kind (and key), or `--all`, as the desk requires.
 """
 
 from __future__ import annotations
 
 import argparse
 
+import msgspec
+
 from julia_chips.cli.desk import ask, settled
 from julia_chips.cli.output import OK, Output
 from julia_chips.cli.system import System
 from julia_chips.contract import operations as ops
 from julia_chips.contract.subjects import OpsSubject
+from julia_chips.privacy import mask_phones_in
 
 COLUMNS = ("seq", "subject", "from", "reason", "stored at", "bytes")
 
@@ -71,6 +74,8 @@ async def _show(system: System, out: Output, args: argparse.Namespace) -> int:
     if reply.letter is None:
         return out.refused(f"no dead letter {args.seq}")
     letter = reply.letter
+    if letter.body is not None:  # phones masked in the table; `--json` has the body as stored
+        letter = msgspec.structs.replace(letter, body=mask_phones_in(letter.body))
     out.fields(f"dead letter {letter.seq}", [(name, getattr(letter, name))
                                             for name in letter.__struct_fields__])
     return OK
