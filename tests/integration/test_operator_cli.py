@@ -81,13 +81,17 @@ def _provision(data_dir: Path) -> str:
 
 
 def test_a_chip_is_provisioned_listed_shown_cooled_resumed_and_retired(data_dir: Path) -> None:
-    chip = _provision(data_dir)
+    chip, other = _provision(data_dir), _provision(data_dir)  # two, for a second page
     row = _until_status(data_dir, chip, "warming")  # the sandbox bought and linked a number
     phone = row["phone_number"]
     assert PHONE.fullmatch(phone), row  # --json carries what the HTTP API carries
 
     listed = cli_json(data_dir, "chip", "list")
-    assert isinstance(listed, list) and chip in [c["id"] for c in listed]
+    assert isinstance(listed, list) and {chip, other} <= {c["id"] for c in listed}
+    first = cli(data_dir, "chip", "list", "--limit", "1")
+    assert f"more follow: --after {listed[0]['id']}" in first.stdout, first.stdout
+    paged = cli_json(data_dir, "chip", "list", "--limit", "1", "--after", listed[0]["id"])
+    assert [c["id"] for c in paged] == [listed[1]["id"]]
     table = cli(data_dir, "chip", "list", "--status", "warming")
     assert table.returncode == 0 and chip in table.stdout
     assert phone not in table.stdout and f"{phone[:3]} {phone[3:5]} " in table.stdout

@@ -52,6 +52,8 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser],
     listing = chip.add_parser("list", parents=[common], help="chips from the read model")
     listing.add_argument("--status", type=Status, choices=list(Status), default=None)
     listing.add_argument("--limit", type=int, default=100)
+    listing.add_argument("--after", type=chip_id, default=None,
+                         help="the page after this chip id (the table says when more follow)")
     listing.set_defaults(act=_list)
     show = chip.add_parser("show", parents=[common], help="one chip's row and its doctors")
     show.add_argument("chip_id", type=chip_id)
@@ -114,12 +116,15 @@ def _row(row: ChipRow) -> tuple[object, ...]:
 
 
 async def _list(system: System, out: Output, args: argparse.Namespace) -> int:
-    page = await list_chip_rows(await system.database(), args.status, max(1, args.limit))
+    page = await list_chip_rows(await system.database(), args.status, max(1, args.limit),
+                                cursor=args.after)
     if out.as_json:
         out.json(page.items)
         return OK
     out.table(f"chips: {len(page.items)} of {page.total}", LIST_COLUMNS,
               (_row(r) for r in page.items))
+    if page.next_cursor is not None:
+        out.out.print(f"more follow: --after {page.next_cursor}", markup=False)
     return OK
 
 
