@@ -143,7 +143,7 @@ async def endpoints_for(config: Config) -> AsyncIterator[Endpoints]:
     if config.nats_url and config.database_url:
         yield Endpoints(nats_url=config.nats_url, database_url=config.database_url)
         return
-    found = await _running_endpoints(config)
+    found = await running_endpoints(config)
     if found is not None:
         yield Endpoints(nats_url=config.nats_url or found.nats_url,
                         database_url=config.database_url or found.database_url)
@@ -152,7 +152,7 @@ async def endpoints_for(config: Config) -> AsyncIterator[Endpoints]:
         yield started
 
 
-async def _running_endpoints(config: Config) -> Endpoints | None:
+async def running_endpoints(config: Config) -> Endpoints | None:
     """The embedded servers of a live `run`; None when the file is missing or stale."""
     path = _endpoints_path(config)
     if not path.exists():

@@ -3,6 +3,7 @@ so logs only ever see a masked form."""
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit, urlunsplit
 
 
@@ -15,6 +16,15 @@ def mask_phone(phone: str) -> str:
     if len(digits) < 6:
         return "*" * len(digits)
     return f"+{digits[:2]} {digits[2:4]} {'*' * (len(digits) - 6)}{digits[-2:]}"
+
+
+_PHONE_IN_TEXT = re.compile(r"\+?\d{10,15}")  # as `Phone` allows, anywhere in a text
+
+
+def mask_phones_in(text: str) -> str:
+    """`text` with every run of digits that could be a phone number masked (`mask_phone`):
+    for bodies shown to an operator, which may hold a doctor's number anywhere."""
+    return _PHONE_IN_TEXT.sub(lambda found: mask_phone(found.group()), text)
 
 
 def without_credentials(url: str) -> str:

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-from julia_chips.privacy import mask_phone, without_credentials
+from julia_chips.privacy import mask_phone, mask_phones_in, without_credentials
 
 
 def test_a_phone_keeps_country_area_and_last_two_digits() -> None:
     assert mask_phone("+55 (11) 98765-4321") == "+55 11 *******21"
     assert mask_phone("1234") == "****"
+
+
+def test_every_phone_in_a_body_is_masked_and_short_numbers_are_left_alone() -> None:
+    body = '{"to":"+5511987654321","jid":"5521912345678@s.whatsapp.net","day":12,"n":123456789}'
+    assert mask_phones_in(body) == ('{"to":"+55 11 *******21","jid":"+55 21 *******78'
+                                    '@s.whatsapp.net","day":12,"n":123456789}')
 
 
 @pytest.mark.parametrize(("url", "shown"), [

@@ -12,6 +12,10 @@ import sys
 
 import uvloop
 
+from julia_chips.cli import brake, chips, dlq, events, routes, sends
+from julia_chips.cli.output import Output, common_options
+from julia_chips.cli.system import SystemUnreachable, reach_system
+from julia_chips.clock import SystemClock
 from julia_chips.config import Config, ConfigError, load_config
 
 log = logging.getLogger(__name__)
@@ -20,6 +24,8 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # `projections run`, `deriver`): so the HTTP edge, say, can have a core to itself.
 SEPARABLE_PARTS = ("workers", "projections", "deriver")
 SERVICES = ("run", "worker", "deriver", "sandbox")  # commands that run until stopped
+# The operator's command groups, each `add_commands(sub, common)`, leaves setting `act`.
+OPERATOR_GROUPS = (chips, routes, events, dlq, sends, brake)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -51,7 +57,21 @@ def _parser() -> argparse.ArgumentParser:
                          help="where SMS webhooks go (default: <public url>/webhooks/salvy)")
     sandbox.add_argument("--hosts", type=int, default=10)
     sandbox.add_argument("--doctors", type=int, default=50)
+    common = common_options()
+    for group in OPERATOR_GROUPS:
+        group.add_commands(sub, common)
     return parser
+
+
+async def _operate(config: Config, args: argparse.Namespace) -> int:
+    """One operator command against the running system (`cli/system.py`)."""
+    out = Output(args.json)
+    try:
+        async with reach_system(config, SystemClock()) as system:
+            code: int = await args.act(system, out, args)
+            return code
+    except SystemUnreachable as err:
+        return out.unreachable(str(err))
 
 
 async def _operator_command(config: Config, args: argparse.Namespace) -> int:
@@ -95,7 +115,8 @@ async def _sandbox(args: argparse.Namespace, config: Config) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    operator = hasattr(args, "act")  # their answers, not the libraries' logs, on the terminal
+    logging.basicConfig(level=logging.WARNING if operator else logging.INFO, format=LOG_FORMAT)
     logging.getLogger("asyncssh").setLevel(logging.WARNING)  # one line per SSH session
     try:
         config = load_config()
@@ -128,4 +149,6 @@ def _run(args: argparse.Namespace, config: Config) -> int:
         return uvloop.run(app.run_deriver(config))
     if args.command == "sandbox":
         return uvloop.run(_sandbox(args, config))
+    if hasattr(args, "act"):
+        return uvloop.run(_operate(config, args))
     return uvloop.run(_operator_command(config, args))

@@ -14,41 +14,18 @@ from julia_chips.http.keys import POOL
 from julia_chips.http.params import ChipsQuery, NoQuery, PageQuery, chip_id, query
 from julia_chips.http.responses import ChipPage, ChipView, WarmerDay, WarmerMetricsPage, json
 from julia_chips.projections.audit import read_row
-from julia_chips.projections.chip_rows import (
-    COLUMNS,
-    NEEDS_REVIEW_SQL,
-    ChipRow,
-    from_record,
-    review_reason,
-)
+from julia_chips.projections.chip_rows import ChipRow, review_reason
+from julia_chips.projections.chips import list_chip_rows
 from julia_chips.projections.distribution import chip_doctors
 from julia_chips.projections.warmer_rows import COLUMNS as WARMER_COLUMNS
-
-_CHIP_COLUMNS = ", ".join(COLUMNS)
 
 
 async def list_chips(request: web.Request) -> web.Response:
     q = query(request, ChipsQuery)
-    where: list[str] = ["TRUE"]
-    args: list[object] = []
-    if q.status is not None:
-        args.append(q.status.value)
-        where.append(f"status = ${len(args)}")
-    if q.needs_review is not None:
-        where.append(NEEDS_REVIEW_SQL if q.needs_review else f"NOT {NEEDS_REVIEW_SQL}")
-    filters = " AND ".join(where)
-    total = await request.app[POOL].fetchval(
-        f"SELECT count(*) FROM julia_chips WHERE {filters}", *args)
-    if q.cursor is not None:
-        args.append(uuid.UUID(q.cursor))
-        where.append(f"id > ${len(args)}")
-    rows = await request.app[POOL].fetch(
-        f"SELECT {_CHIP_COLUMNS} FROM julia_chips WHERE {' AND '.join(where)} "
-        f"ORDER BY id LIMIT {q.limit + 1} OFFSET {q.offset}", *args)
-    items = [from_record(r) for r in rows[:q.limit]]
-    next_cursor = items[-1].id if len(rows) > q.limit else None
-    return json(ChipPage(items=items, total=total, limit=q.limit, offset=q.offset,
-                         next_cursor=next_cursor))
+    page = await list_chip_rows(request.app[POOL], q.status, q.limit, q.offset, q.cursor,
+                                needs_review=q.needs_review)
+    return json(ChipPage(items=page.items, total=page.total, limit=q.limit, offset=q.offset,
+                         next_cursor=page.next_cursor))
 
 
 async def _chip_row(request: web.Request, chip: str) -> ChipRow:

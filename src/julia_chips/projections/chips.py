@@ -1,20 +1,31 @@
-"""The `julia_chips` projection: one row per chip, upserted once per batch."""
+"""The `julia_chips` projection: one row per chip, upserted once per batch; and the page
+of rows that `/chips` and `julia-chips chip list` both read."""
 
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
+import msgspec
 from nats.aio.msg import Msg
 from nats.js.client import JetStreamContext
 
+from julia_chips.contract.chip import Status
 from julia_chips.contract.subjects import Stream
 from julia_chips.jetstream.stored_chip_event import read_chip_event
 from julia_chips.projections.base import Envelope, Fold
 from julia_chips.projections.bought_numbers import BoughtNumber, bought_numbers, with_bought_number
-from julia_chips.projections.chip_rows import COLUMNS, ChipRow, apply, as_record, from_record
+from julia_chips.projections.chip_rows import (
+    COLUMNS,
+    NEEDS_REVIEW_SQL,
+    ChipRow,
+    apply,
+    as_record,
+    from_record,
+)
 from julia_chips.projections.chip_rows import is_uuid as is_chip_id
 
 log = logging.getLogger(__name__)
@@ -90,3 +101,34 @@ class ChipsProjection:
 
     async def empty(self, js: JetStreamContext) -> Fold:
         return ChipsFold({}, await bought_numbers(js))
+
+
+class ChipRowsPage(msgspec.Struct, frozen=True, kw_only=True):
+    items: list[ChipRow]
+    total: int  # rows matching the filter, on every page
+    next_cursor: str | None  # the id to page on after; None on the last page
+
+
+async def list_chip_rows(conn: asyncpg.Connection | asyncpg.Pool, status: Status | None,
+                         limit: int, offset: int = 0, cursor: str | None = None, *,
+                         needs_review: bool | None = None) -> ChipRowsPage:
+    """Chips in id order, optionally of one status, or only those waiting (or not) for an
+    operator's review; `cursor` (a chip id) pages without the cost of a growing offset."""
+    where: list[str] = ["TRUE"]
+    args: list[object] = []
+    if status is not None:
+        args.append(status.value)
+        where.append(f"status = ${len(args)}")
+    if needs_review is not None:
+        where.append(NEEDS_REVIEW_SQL if needs_review else f"NOT {NEEDS_REVIEW_SQL}")
+    total = await conn.fetchval(
+        f"SELECT count(*) FROM julia_chips WHERE {' AND '.join(where)}", *args)
+    if cursor is not None:
+        args.append(uuid.UUID(cursor))
+        where.append(f"id > ${len(args)}")
+    rows = await conn.fetch(
+        f"SELECT {', '.join(COLUMNS)} FROM julia_chips WHERE {' AND '.join(where)} "
+        f"ORDER BY id LIMIT {limit + 1} OFFSET {offset}", *args)
+    items = [from_record(r) for r in rows[:limit]]
+    return ChipRowsPage(items=items, total=total,
+                        next_cursor=items[-1].id if len(rows) > limit else None)
