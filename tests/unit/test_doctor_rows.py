@@ -13,14 +13,14 @@ from julia_chips.balancer.model.state import BalancerState, evolve
 from julia_chips.contract import messages as msg
 from julia_chips.contract import route as rt
 from julia_chips.projections.base import Envelope
-from julia_chips.projections.doctor_rows import (
+from julia_chips.projections.doctors import ATTEMPTS, DOCTORS
+from julia_chips.projections.keyed import KeyedFold
+from julia_chips.projections.rows.doctor import (
     DoctorRow,
     attempt_step,
     backlog_step,
     doctor_step,
 )
-from julia_chips.projections.doctors import ATTEMPTS, DOCTORS
-from julia_chips.projections.keyed import KeyedFold
 
 T0 = datetime(2026, 11, 25, 17, tzinfo=UTC)
 DOCS = ("d1", "d2", "d3")

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from julia_chips.chip.model.lifecycle import ChipState
 from julia_chips.contract.chip import AnyChipEvent
 from julia_chips.projections.audit import compare
-from julia_chips.projections.chip_rows import ChipRow, apply
+from julia_chips.projections.rows.chip import ChipRow, apply
 from tests.integration.test_projections_lifecycles import decided_history, random_commands
 
 CHIP = "0b8f3c52-8c1e-4a4b-9d7e-3f1e2d4c5b6a"

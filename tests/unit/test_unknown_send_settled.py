@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from julia_chips.balancer.model.state import BalancerState, evolve
 from julia_chips.contract import messages as msg
 from julia_chips.contract.route import ReplyStatus
-from julia_chips.projections.doctor_rows import attempt_step
+from julia_chips.projections.rows.doctor import attempt_step
 
 AT = datetime(2026, 11, 27, 12, tzinfo=UTC)
 COMMON = {"chip_id": "c1", "attempt_id": "a1", "occurred_at": AT}

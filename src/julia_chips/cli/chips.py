@@ -20,9 +20,9 @@ from julia_chips.contract.chip import Status
 from julia_chips.http.responses import ChipView
 from julia_chips.privacy import mask_phone
 from julia_chips.projections.audit import read_row
-from julia_chips.projections.chip_rows import ChipRow
 from julia_chips.projections.chips import list_chip_rows
 from julia_chips.projections.distribution import chip_doctors
+from julia_chips.projections.rows.chip import ChipRow
 
 # How each move becomes its command, from the parsed arguments.
 MOVES: dict[str, tuple[str, Callable[[argparse.Namespace, str], cmd.AnyChipCommand]]] = {

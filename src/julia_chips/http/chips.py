@@ -14,10 +14,10 @@ from julia_chips.http.keys import POOL
 from julia_chips.http.params import ChipsQuery, NoQuery, PageQuery, chip_id, query
 from julia_chips.http.responses import ChipPage, ChipView, WarmerDay, WarmerMetricsPage, json
 from julia_chips.projections.audit import read_row
-from julia_chips.projections.chip_rows import ChipRow, review_reason
 from julia_chips.projections.chips import list_chip_rows
 from julia_chips.projections.distribution import chip_doctors
-from julia_chips.projections.warmer_rows import COLUMNS as WARMER_COLUMNS
+from julia_chips.projections.rows.chip import ChipRow, review_reason
+from julia_chips.projections.rows.warmer import COLUMNS as WARMER_COLUMNS
 
 
 async def list_chips(request: web.Request) -> web.Response:

@@ -8,9 +8,9 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from julia_chips.projections.chip_rows import ChipRow
 from julia_chips.projections.distribution import ChipDoctors
 from julia_chips.projections.fleet import FleetSummary
+from julia_chips.projections.rows.chip import ChipRow
 from julia_chips.supervisor import PartStatus
 
 _ENCODER = msgspec.json.Encoder()

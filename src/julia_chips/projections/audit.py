@@ -20,7 +20,7 @@ from julia_chips.chip.event_log import StoredEvent
 from julia_chips.chip.model.lifecycle import ChipState, fold
 from julia_chips.contract.codec import event_type
 from julia_chips.privacy import mask_phone
-from julia_chips.projections.chip_rows import COLUMNS, ChipRow, from_record
+from julia_chips.projections.rows.chip import COLUMNS, ChipRow, from_record
 
 _COMMON = {"event_id", "chip_id", "command_id", "occurred_at", "type"}
 # Fields both folds have, with the same meaning.

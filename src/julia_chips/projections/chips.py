@@ -18,7 +18,7 @@ from julia_chips.contract.subjects import Stream
 from julia_chips.jetstream.stored_chip_event import read_chip_event
 from julia_chips.projections.base import Envelope, Fold
 from julia_chips.projections.bought_numbers import BoughtNumber, bought_numbers, with_bought_number
-from julia_chips.projections.chip_rows import (
+from julia_chips.projections.rows.chip import (
     COLUMNS,
     NEEDS_REVIEW_SQL,
     ChipRow,
@@ -26,7 +26,7 @@ from julia_chips.projections.chip_rows import (
     as_record,
     from_record,
 )
-from julia_chips.projections.chip_rows import is_uuid as is_chip_id
+from julia_chips.projections.rows.chip import is_uuid as is_chip_id
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,8 @@ import msgspec
 from julia_chips.contract.messages import decode_message_event
 from julia_chips.contract.route import decode_route_event
 from julia_chips.contract.subjects import Stream
-from julia_chips.projections.doctor_rows import (
+from julia_chips.projections.keyed import KeyedProjection, RowTable
+from julia_chips.projections.rows.doctor import (
     AttemptRow,
     BacklogRow,
     DoctorRow,
@@ -27,7 +28,6 @@ from julia_chips.projections.doctor_rows import (
     backlog_step,
     doctor_step,
 )
-from julia_chips.projections.keyed import KeyedProjection, RowTable
 
 DOCTORS = RowTable("doctors", "doctor_id", DoctorRow)
 BACKLOG = RowTable("route_backlog", "request_id", BacklogRow)

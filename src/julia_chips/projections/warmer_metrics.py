@@ -18,8 +18,8 @@ from julia_chips.contract.chip import WarmDayCompleted
 from julia_chips.contract.subjects import Stream
 from julia_chips.jetstream.stored_chip_event import read_chip_event
 from julia_chips.projections.base import Envelope, Fold
-from julia_chips.projections.chip_rows import is_uuid
-from julia_chips.projections.warmer_rows import COLUMNS, warmer_record
+from julia_chips.projections.rows.chip import is_uuid
+from julia_chips.projections.rows.warmer import COLUMNS, warmer_record
 
 log = logging.getLogger(__name__)
 
