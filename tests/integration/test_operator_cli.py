@@ -168,6 +168,8 @@ def test_a_doctor_is_opted_out_refused_a_send_and_opted_back_in(data_dir: Path) 
 def test_a_banned_chip_is_reinstated_and_warms_up_anew(data_dir: Path) -> None:
     chip = _provision(data_dir)
     _until_status(data_dir, chip, "warming")
+    again = cli(data_dir, "chip", "retry-activation", chip)  # only an activating chip may
+    assert again.returncode == 1 and "RetryActivation is not accepted" in again.stderr, again
     banned = cli(data_dir, "chip", "ban", chip, "--reason", "blocked by WhatsApp",
                  "--evidence", "connection.update 401")
     assert banned.returncode == 0 and "banned (Banned #" in banned.stdout, banned

@@ -35,6 +35,8 @@ MOVES: dict[str, tuple[str, Callable[[argparse.Namespace, str], cmd.AnyChipComma
                   lambda a, i: cmd.Reinstate(command_id=i)),
     "retire": ("take a chip out of the fleet for good",
                lambda a, i: cmd.Retire(command_id=i, reason=a.reason)),
+    "retry-activation": ("run an abandoned activation again, with the number it bought",
+                         lambda a, i: cmd.RetryActivation(command_id=i)),
 }
 LIST_COLUMNS = ("id", "phone", "status", "warm day", "progress", "health", "ddd", "updated")
 
