@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import shlex
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -18,7 +20,6 @@ import nats
 
 from julia_chips.chip.client import ChipClient
 from julia_chips.contract import chip_commands as cmd
-from julia_chips.embedded.process import free_port
 from julia_chips.sandbox.env_file import sandbox_env, write_env_file
 from julia_chips.sandbox.world import start_sandbox
 from tests.conftest import new_chip_id
@@ -31,6 +32,19 @@ def _env_file(path: Path) -> tuple[int, dict[str, str]]:
     """The file's permission bits and its variables, read as a shell would."""
     pairs = (shlex.split(line)[0].split("=", 1) for line in path.read_text().splitlines())
     return stat.S_IMODE(path.stat().st_mode), dict(pairs)
+
+
+def _unclaimed_port() -> int:
+    """A free port below Linux's ephemeral range (32768+), where no process that binds port 0
+    (the sandbox's own servers, other tests) can take it between now and `run` binding it."""
+    for port in random.sample(range(20_000, 32_000), 200):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise AssertionError("no free port below the ephemeral range")
 
 
 def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -54,7 +68,7 @@ async def _status(base: str, chip_id: str) -> str | None:
 
 async def test_a_run_in_another_process_activates_a_chip_through_the_sandbox(
         tmp_path: Path) -> None:
-    port = free_port()
+    port = _unclaimed_port()
     base_env = {k: v for k, v in os.environ.items()
                 if k not in ("NATS_URL", "DATABASE_URL", "JULIA_DATA_DIR")}
     sandbox_log, run_log = tmp_path / "sandbox.log", tmp_path / "run.log"
