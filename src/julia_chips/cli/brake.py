@@ -6,20 +6,12 @@ from __future__ import annotations
 
 import argparse
 
-import msgspec
-
 from julia_chips.cli.desk import ask
 from julia_chips.cli.output import OK, Output
 from julia_chips.cli.system import System
+from julia_chips.contract.fleet import BrakeReleaseReply
 from julia_chips.contract.subjects import FLEET_BRAKE_RELEASE
 from julia_chips.projections.fleet import fleet_summary
-
-
-class BrakeReleaseReply(msgspec.Struct, frozen=True, kw_only=True):
-    """The health monitor's answer (`health/monitor.py`, `_on_release`)."""
-
-    ok: bool
-    engaged: bool
 
 
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser],

@@ -24,3 +24,11 @@ class FleetBrakeReleased(FleetEvent, frozen=True, kw_only=True, tag="FleetBrakeR
 
 
 AnyFleetEvent = FleetBrakeEngaged | FleetBrakeReleased
+
+
+class BrakeReleaseReply(msgspec.Struct, frozen=True, kw_only=True):
+    """The health monitor's answer on `fleet.cmd.brake.release` (`health/monitor.py`,
+    `_on_release`); `julia-chips brake release` and `POST /operator/brake/release` ask."""
+
+    ok: bool
+    engaged: bool

@@ -1,4 +1,5 @@
-"""`create_app(config, ...)`: the read API, ready for more route tables (webhooks) or sub-apps.
+"""`create_app(config, ...)`: the read API and the operator endpoints, ready for more route
+tables (webhooks) or sub-apps.
 
 NATS and PostgreSQL are either handed in (the `run` process shares its connections) or
 opened here in `cleanup_ctx` from the config's URLs and closed on shutdown.
@@ -19,7 +20,7 @@ from julia_chips.http.auth import token_guard
 from julia_chips.http.errors import json_errors
 from julia_chips.http.keys import CLOCK, CONFIG, NATS_CONN, POOL
 from julia_chips.http.openapi import openapi_document, openapi_handler
-from julia_chips.http.routes import READ_ROUTES, Route, declared_access, route_table
+from julia_chips.http.routes import ROUTES, Route, declared_access, route_table
 from julia_chips.infrastructure import connect_nats, nats_identity
 
 POOL_SIZE = 10
@@ -31,7 +32,7 @@ def create_app(
     config: Config, clock: Clock | None = None, *, nc: NATS | None = None,
     pool: asyncpg.Pool | None = None, routes: Iterable[web.AbstractRouteDef] = (),
     subapps: Mapping[str, web.Application] = {},
-    read_routes: tuple[Route, ...] = READ_ROUTES,
+    read_routes: tuple[Route, ...] = ROUTES,
 ) -> web.Application:
     """The HTTP application.
 

@@ -42,11 +42,12 @@ def error_response(status: int, message: str, field: str | None = None,
 
 _AT = re.compile(r"at `\$\.([^`\[]+)")
 _UNKNOWN = re.compile(r"unknown field `([^`]+)`")
+_MISSING = re.compile(r"missing required field `([^`]+)`")
 
 
 def field_of(err: msgspec.ValidationError) -> str | None:
-    """The query parameter a msgspec validation message names."""
-    found = _AT.search(str(err)) or _UNKNOWN.search(str(err))
+    """The query parameter or body field a msgspec validation message names."""
+    found = _AT.search(str(err)) or _UNKNOWN.search(str(err)) or _MISSING.search(str(err))
     return found.group(1) if found else None
 
 

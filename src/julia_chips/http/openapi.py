@@ -9,12 +9,15 @@ from aiohttp import web
 
 from julia_chips.http.auth import Access
 from julia_chips.http.errors import ApiError
+from julia_chips.http.operator import Refused
 from julia_chips.http.routes import Route
 
 _REF = "#/components/schemas/{name}"
 _STATUS_TEXT = {200: "OK", 400: "Bad request: names the `field`", 401: "Bearer token required",
                 403: "The operator token (JULIA_OPERATOR_TOKEN) required",
-                404: "No such chip or doctor", 503: "A backing service is unavailable"}
+                404: "No such chip or doctor",
+                409: "Refused: the rule, the chip's state and the moves allowed",
+                503: "A backing service is unavailable"}
 
 
 def _parameters(route: Route, components: dict[str, Any]) -> list[dict[str, Any]]:
@@ -37,20 +40,26 @@ def _responses(route: Route) -> dict[str, Any]:
             ref = _REF.format(name=route.response.__name__)  # type: ignore[union-attr]
             content = {"application/json": {"schema": {"$ref": ref}}}
         else:
-            content = {"application/json": {"schema": {"$ref": _REF.format(name="ApiError")}}}
+            name = Refused.__name__ if status == 409 else ApiError.__name__
+            content = {"application/json": {"schema": {"$ref": _REF.format(name=name)}}}
         out[str(status)] = {"description": _STATUS_TEXT[status], "content": content}
     return out
 
 
-def openapi_document(routes: tuple[Route, ...], title: str = "Julia Chips read API"
+def openapi_document(routes: tuple[Route, ...], title: str = "Julia Chips API"
                      ) -> dict[str, Any]:
-    types = [ApiError, *{r.query for r in routes}, *{r.response for r in routes if r.response}]
+    types = [ApiError, Refused, *{r.query for r in routes},
+             *{r.response for r in routes if r.response}, *{r.body for r in routes if r.body}]
     _, components = msgspec.json.schema_components(types, ref_template=_REF)
     paths: dict[str, Any] = {}
     for route in routes:
         operation: dict[str, Any] = {
             "summary": route.summary, "operationId": route.handler.__name__,
             "parameters": _parameters(route, components), "responses": _responses(route)}
+        if route.body is not None:
+            ref = _REF.format(name=route.body.__name__)
+            operation["requestBody"] = {"required": False, "content": {
+                "application/json": {"schema": {"$ref": ref}}}}
         if route.access is not Access.OPEN:
             operation["security"] = [{"bearer": []}]
         paths.setdefault(route.path, {})[route.method.lower()] = operation

@@ -1,4 +1,7 @@
-"""The read API's routes, declared once: the aiohttp table and `/openapi.json` come from here."""
+"""The API's routes, declared once: the aiohttp table and `/openapi.json` come from here.
+
+`READ_ROUTES` read (`GET`); `OPERATOR_ROUTES` write (`POST /operator/...`, the operator token).
+"""
 
 from __future__ import annotations
 
@@ -8,8 +11,9 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
+from julia_chips.contract.fleet import BrakeReleaseReply
 from julia_chips.contract.route import DoctorId
-from julia_chips.http import chip_events, chips, distribution, doctors, health, metrics
+from julia_chips.http import chip_events, chips, distribution, doctors, health, metrics, operator
 from julia_chips.http.auth import Access
 from julia_chips.http.params import ChipIdParam, ChipsQuery, EventsQuery, NoQuery, PageQuery
 from julia_chips.http.responses import (
@@ -34,6 +38,7 @@ class Route(msgspec.Struct, frozen=True, kw_only=True):
     access: Access = Access.READ  # the token it needs (http/auth.py)
     method: str = "GET"
     id_type: Any = ChipIdParam  # what `{id}` in the path must be (OpenAPI schema)
+    body: type[Any] | None = None  # the JSON request body (`POST`), decoded strictly
 
 
 READ_ROUTES: tuple[Route, ...] = (
@@ -64,6 +69,27 @@ READ_ROUTES: tuple[Route, ...] = (
     Route(path="/metrics", handler=metrics.metrics, statuses=(200, 400, 401, 503),
           summary="Prometheus exposition: fleet gauges and pipeline figures"),
 )
+
+# A chip move may be refused by the actor (409); no 404: the actor answers for any chip id.
+_MOVE_STATUSES = (200, 400, 401, 403, 409, 503)
+
+OPERATOR_ROUTES: tuple[Route, ...] = (
+    Route(path="/operator/chips", method="POST", handler=operator.provision_chip,
+          access=Access.OPERATE, body=operator.ProvisionBody, response=operator.MoveDone,
+          statuses=_MOVE_STATUSES,
+          summary="Provision a chip (the activator buys and links its number): "
+          "`julia-chips chip provision`"),
+    *(Route(path=f"/operator/chips/{{id}}/{name}", method="POST", handler=handler,
+            access=Access.OPERATE, body=kind, response=operator.MoveDone,
+            statuses=_MOVE_STATUSES, summary=f"{summary}: `julia-chips chip {name}`")
+      for name, (summary, kind, handler) in operator.MOVES.items()),
+    Route(path="/operator/brake/release", method="POST", handler=operator.release_brake,
+          access=Access.OPERATE, body=operator.NoBody, response=BrakeReleaseReply,
+          statuses=(200, 400, 401, 403, 409, 503),
+          summary="Lift the fleet brake before its cool-off (409 if it stays engaged): "
+          "`julia-chips brake release`"),
+)
+ROUTES: tuple[Route, ...] = (*READ_ROUTES, *OPERATOR_ROUTES)
 
 
 def route_table(routes: tuple[Route, ...]) -> list[web.RouteDef]:
