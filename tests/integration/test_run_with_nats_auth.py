@@ -24,7 +24,7 @@ from julia_chips.jetstream.streams import ensure_streams
 from julia_chips.nats_auth.auth_conf import PASSWORDS_FILE
 from tests.conftest import LEASE_TTL, PARTITIONS, new_chip_id
 from tests.integration.test_run_command import _read, _start, _start_deriver, _wait_for_line
-from tests.integration.test_sandbox_command import _status
+from tests.integration.test_sandbox_command import provisioned_until_warming
 from tests.integration.workers import start_worker_process
 
 
@@ -33,18 +33,9 @@ async def _activated_through(log: Path, nats_url: str, chip: str) -> str | None:
     http = (await _wait_for_line(log, r"webhooks on (http://[\d.:]+)")).group(1)
     operator = await connect_nats(nats_url, NatsIdentity(role="operator"))
     try:
-        reply = await ChipClient(operator).send(chip, cmd.Provision(command_id="p", ddd=11),
-                                                timeout=20)
+        return await provisioned_until_warming(operator, http, chip)
     finally:
         await operator.close()
-    assert reply.ok, reply
-    status = None
-    for _ in range(600):
-        status = await _status(http, chip)
-        if status == "warming":
-            break
-        await asyncio.sleep(0.1)
-    return status
 
 
 async def test_a_run_with_a_user_per_role_activates_a_chip_an_operator_provisions(

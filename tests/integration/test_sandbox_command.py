@@ -17,6 +17,7 @@ from pathlib import Path
 
 import aiohttp
 import nats
+from nats.aio.client import Client as NATS
 
 from julia_chips.chip.client import ChipClient
 from julia_chips.contract import chip_commands as cmd
@@ -66,6 +67,21 @@ async def _status(base: str, chip_id: str) -> str | None:
         return str((await resp.json())["status"]) if resp.status == 200 else None
 
 
+async def provisioned_until_warming(nc: NATS, http_base: str, chip_id: str) -> str | None:
+    """Provision `chip_id` by area code through `nc`; its status over HTTP once warming (the
+    activation done), or the last one seen after a minute."""
+    reply = await ChipClient(nc).send(chip_id, cmd.Provision(command_id="p", ddd=11),
+                                      timeout=20)
+    assert reply.ok, reply
+    status = None
+    for _ in range(600):
+        status = await _status(http_base, chip_id)
+        if status == "warming":
+            break
+        await asyncio.sleep(0.1)
+    return status
+
+
 async def test_a_run_in_another_process_activates_a_chip_through_the_sandbox(
         tmp_path: Path) -> None:
     port = _unclaimed_port()
@@ -101,20 +117,12 @@ async def test_a_run_in_another_process_activates_a_chip_through_the_sandbox(
                                                    "JULIA_HTTP_PORT": str(port)}, run_log)
         nats_url = (await _wait_for_line(run_log, r"running \(NATS (nats://[\d.:]+)\)")).group(1)
         assert "serving the sandbox" not in _read(run_log)  # it uses the other process's
-        chip_id = new_chip_id()
         nc = await nats.connect(nats_url)
         try:
-            reply = await ChipClient(nc).send(chip_id, cmd.Provision(command_id="p", ddd=11),
-                                              timeout=20)
+            status = await provisioned_until_warming(nc, f"http://127.0.0.1:{port}",
+                                                     new_chip_id())
         finally:
             await nc.close()
-        assert reply.ok, reply
-        status = None
-        for _ in range(600):
-            status = await _status(f"http://127.0.0.1:{port}", chip_id)
-            if status == "warming":
-                break
-            await asyncio.sleep(0.1)
         assert status == "warming", (_read(run_log)[-3000:], _read(sandbox_log)[-2000:])
     finally:
         if run is not None:
