@@ -17,7 +17,7 @@ from nats.js.client import JetStreamContext
 
 from julia_chips.balancer.client import RouteClient
 from julia_chips.balancer.dispatch import EvolutionSender
-from julia_chips.clock import SystemClock
+from julia_chips.clock import FixedClock
 from julia_chips.contract import messages as msg
 from julia_chips.contract import route as rt
 from julia_chips.contract.chip import Status
@@ -44,6 +44,7 @@ from tests.integration.ingress_fixtures import (
     stamped,
 )
 from tests.integration.test_projections_lifecycles import caught_up
+from tests.unit.balancer_builders import NOW
 
 __all__ = ["ingress", "ingress_only"]  # the fixtures, re-exported for pytest
 PHONE_SECRET = b"feedback-test-secret"
@@ -55,6 +56,11 @@ async def sandbox() -> AsyncIterator[Sandbox]:
     world = await start_sandbox(doctors=10, hosts=0, pace=0.01, link_delay=0.02, seed=11)
     yield world
     await world.close()
+
+
+# The balancer's, the feedback part's and the read's time: the sends are dated by it, so the
+# doctor view judges them on the same clock (not the wall clock, which passes any fixed date).
+CLOCK = FixedClock(NOW)
 
 
 @asynccontextmanager
@@ -76,9 +82,9 @@ async def fleet_on_sandbox(nc: NATS, js: JetStreamContext, sandbox: Sandbox,
         await wait_until(linked)
         settings = msgspec.structs.replace(SETTINGS, phone_secret=PHONE_SECRET)
         stop = asyncio.Event()
-        feedback = asyncio.create_task(DoctorFeedback(nc, SystemClock(), FAST).run(stop))
+        feedback = asyncio.create_task(DoctorFeedback(nc, CLOCK, FAST).run(stop))
         try:
-            async with running_balancer(nc, settings=settings,
+            async with running_balancer(nc, CLOCK, settings=settings,
                                         sender=EvolutionSender(client)):
                 yield RouteClient(nc)
         finally:
@@ -154,7 +160,7 @@ async def test_receipts_reach_the_ledger_and_the_doctor_read_model(
         assert reads
         conn = await asyncpg.connect(database_url)
         try:
-            views = [await doctor_view(conn, f"dr-{n}", SystemClock().now())
+            views = [await doctor_view(conn, f"dr-{n}", CLOCK.now())
                      for n in range(len(doctors))]
         finally:
             await conn.close()
