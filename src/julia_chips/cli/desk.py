@@ -19,12 +19,15 @@ R = TypeVar("R", bound=msgspec.Struct)
 
 async def ask(system: System, subject: str, request: msgspec.Struct | dict[str, object],
               reply_type: type[R], timeout: float) -> R:
-    """The answer to `request` on `subject`, decoded as `reply_type`.
+    """The answer to `request` on `subject`, decoded as `reply_type`. A dict request leaves
+    out the options not given (None), so the desk applies its own defaults to them.
 
     :param timeout: seconds to wait for the answer.
     :raises SystemUnreachable: nothing listens on `subject`, or no answer in time.
     """
     try:
+        if isinstance(request, dict):
+            request = {k: v for k, v in request.items() if v is not None}
         msg = await system.nc.request(subject, ENCODER.encode(request), timeout=timeout)
     except NoRespondersError as err:
         raise SystemUnreachable(f"nothing answers {subject}: is `julia-chips run` up?") from err

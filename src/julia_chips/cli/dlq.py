@@ -54,7 +54,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser],
 async def _list(system: System, out: Output, args: argparse.Namespace) -> int:
     request = {"kind": args.kind, "key": args.key, "after_seq": args.after, "limit": args.limit}
     reply = await ask(system, OpsSubject.DEAD_LETTERS_LIST,
-                      {k: v for k, v in request.items() if v is not None},
+                      request,
                       ops.DeadLettersListed, args.timeout)
     if (code := settled(out, reply)) is not None:
         return code

@@ -35,7 +35,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser],
 async def _unknown(system: System, out: Output, args: argparse.Namespace) -> int:
     request = {"chip_id": args.chip, "limit": args.limit}
     reply = await ask(system, OpsSubject.UNKNOWN_SENDS_LIST,
-                      {k: v for k, v in request.items() if v is not None},
+                      request,
                       ops.UnknownSendsListed, args.timeout)
     if (code := settled(out, reply)) is not None:
         return code
@@ -49,7 +49,7 @@ async def _settle(system: System, out: Output, args: argparse.Namespace) -> int:
     request = {"chip_id": args.chip_id, "attempt_id": args.attempt_id,
                "verdict": args.verdict, "note": args.note}
     reply = await ask(system, OpsSubject.UNKNOWN_SEND_SETTLE,
-                      {k: v for k, v in request.items() if v is not None},
+                      request,
                       ops.UnknownSendSettledReply, args.timeout)
     if (code := settled(out, reply)) is not None:
         return code
