@@ -65,6 +65,8 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
     brake_window_minutes: float = 60.0
     brake_cool_off_hours: float = 6.0  # the brake releases itself after this
     ledger_max_age_days: float = 90.0  # MSG_EVENTS keeps sends this long
+    relink_max_tries: int = 3  # pairing codes offered to a logged-out chip before it cools
+    relink_wait: float = 180.0  # seconds each pairing code (or QR) is waited for
     part_grace: float = 60.0  # seconds a part may stay down before /health answers 503
     max_restarts: int = 10  # failed restarts in a row before a process gives up (exits 1)
     # NATS identity (docs/security.md): the embedded server with a user per role, this
@@ -117,6 +119,8 @@ _NUMBER_VARS: dict[str, tuple[str, type[int] | type[float], float, float]] = {
     # At least the 8 local days the balancer's rebuild replays (ATTEMPT_MEMORY_DAYS).
     "JULIA_LEDGER_MAX_AGE_DAYS": ("ledger_max_age_days", float, 8.0, 3650.0),
     "JULIA_MAX_RESTARTS": ("max_restarts", int, 0, 10_000),
+    "JULIA_RELINK_MAX_TRIES": ("relink_max_tries", int, 1, 20),
+    "JULIA_RELINK_WAIT": ("relink_wait", float, 10.0, 3600.0),
 }
 _STR_VARS = {
     "NATS_URL": "nats_url",

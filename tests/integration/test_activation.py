@@ -129,7 +129,7 @@ async def test_host_lost_after_allocation_is_replaced(nc: NATS) -> None:
         allocated = await world.until_saga(chip, ev.HostAllocated)
         first = allocated.host  # type: ignore[attr-defined]
         await next(h for h in world.sandbox.hosts if h.name == first).kill()
-        world.sandbox.evolution._link_delay = 0.05  # the survivor links normally
+        world.sandbox.evolution.link_delay = 0.05  # the survivor links normally
         await world.until_settled([chip], timeout=30)
     saga = await world.saga_events(chip)
     lost = [e for e in saga if isinstance(e, ev.AttemptFailed) and e.drop_host]

@@ -66,14 +66,27 @@ def random_commands(rng: random.Random, n: int) -> Iterator[cmd.AnyChipCommand]:
             yield cmd.Cool(command_id=c, reason="rate limited")
         elif roll < 0.86:
             yield cmd.Resume(command_id=c)
+        elif roll < 0.88:
+            yield cmd.ReportBan(command_id=c, reason="banned", evidence="403 from gateway")
         elif roll < 0.9:
-            yield cmd.ReportBan(command_id=c, reason="banned", evidence="401 from gateway")
+            yield rng.choice(_relinks(c, i))
         elif roll < 0.94:
             yield cmd.Reinstate(command_id=c)
         elif roll < 0.96:
             yield cmd.Retire(command_id=c, reason="done")
         else:
             yield cmd.TakeOutOfService(command_id=c, reason="rotation")
+
+
+def _relinks(c: str, i: int) -> list[cmd.AnyChipCommand]:
+    """A logout and what the activator does about it (issue 14), in any order."""
+    attempt = i % 3 + 1
+    return [cmd.Relink(command_id=c, reason="logged out", evidence="close 401"),
+            cmd.StartRelink(command_id=c, attempt=attempt, pairing_code=f"CODE{i:04d}"),
+            cmd.StartRelink(command_id=c, attempt=attempt, qr=f"2@qr-{i}"),
+            cmd.CompleteRelink(command_id=c),
+            cmd.FailRelink(command_id=c, attempt=attempt, reason="expired",
+                           give_up=attempt == 3)]
 
 
 async def drive_chips(nc: NATS, chips: int, steps: int, seed: int = 7) -> list[str]:

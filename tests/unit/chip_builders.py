@@ -39,6 +39,11 @@ def sample(command_type: type[cmd.ChipCommand], state: ChipState | None = None) 
         cmd.RetryActivation: cmd.RetryActivation(command_id=cid()),
         cmd.RecordRelease: cmd.RecordRelease(command_id=cid(), resource="cancel_number",
                                              detail="salvy account acc-1 cancelled"),
+        cmd.Relink: cmd.Relink(command_id=cid(), reason="logged out",
+                               evidence="evolution connection.update=401"),
+        cmd.StartRelink: cmd.StartRelink(command_id=cid(), attempt=1, pairing_code="ABCD1234"),
+        cmd.CompleteRelink: cmd.CompleteRelink(command_id=cid()),
+        cmd.FailRelink: cmd.FailRelink(command_id=cid(), attempt=1, reason="code expired"),
     }
     return samples[command_type]
 
@@ -70,6 +75,8 @@ def chip_in(status: Status | None, chip_id: str = "chip-1") -> ChipState:
         Status.COOLING: [cmd.Provision, cmd.StartActivation, cmd.CompleteActivation, cmd.Cool],
         Status.BANNED: [cmd.Provision, cmd.StartActivation, cmd.CompleteActivation,
                         cmd.ReportBan],
+        Status.RELINKING: [cmd.Provision, cmd.StartActivation, cmd.CompleteActivation,
+                           cmd.Relink],
         Status.RETIRED: [cmd.Provision, cmd.Retire],
     }
     for command_type in path[status]:

@@ -84,7 +84,8 @@ def test_retryable_failure_backs_off_then_gives_up_naming_the_step() -> None:
     saga = apply(saga, act.StepFailed(step=Step.CODE, reason="no SMS"), now=later)
     assert saga.phase == "abandoned" and saga.failed_step is Step.CODE
     assert "gave up after 2 attempts" in (saga.failure_reason or "")
-    assert next_action(saga, POLICY, later) == act.ReleaseHost(host="vps-1", instance="chip-c1")
+    assert next_action(saga, POLICY, later) == act.ReleaseHost(
+        host="vps-1", instance="chip-c1", phone_number="+5511900000001")
     saga = apply(saga, act.HostFreed())
     report = next_action(saga, POLICY, later)
     assert isinstance(report, act.ReportFailure) and report.step is Step.CODE and report.retryable

@@ -29,10 +29,10 @@ from tests.unit.health_builders import NOW, fold, healthy_chip
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "health"
 DAY, HOURS_4 = timedelta(days=1), timedelta(hours=4)
-BAN, COOL, NONE = cmd.ReportBan, cmd.Cool, None
+BAN, COOL, RELINK, NONE = cmd.ReportBan, cmd.Cool, cmd.Relink, None
 # fixture -> (command, the `until` a Cool must carry: None = the chip's escalating rest)
 EXPECTED: dict[str, tuple[type[cmd.ChipCommand] | None, timedelta | None]] = {
-    "evolution_close_401": (COOL, None),
+    "evolution_close_401": (RELINK, None),  # logged out, not banned: linked again
     "evolution_close_403": (BAN, None),
     "evolution_close_402": (COOL, DAY),
     "evolution_close_406": (BAN, None),

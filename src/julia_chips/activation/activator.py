@@ -1,4 +1,5 @@
-"""The Chip Activator runner: starts a saga for each `Provisioned` chip and drives it.
+"""The Chip Activator runner: starts a saga for each `Provisioned` chip and drives it; it
+also relinks a chip the gateway logged out (`RelinkRequested`), since it owns the instance.
 
 Driving is a loop of pure and impure halves: fold the saga's events, ask `next_action`,
 `perform` it, `decide` on the outcome, append the events. A restart (or SIGKILL) loses
@@ -112,6 +113,8 @@ class Activator:
         elif isinstance(event, chip_ev.Retired):
             await self._advance(event.chip_id, act.RetireSeen(
                 banned=event.previous_status is Status.BANNED))
+        elif isinstance(event, chip_ev.RelinkRequested):
+            await self._advance(event.chip_id, act.RelinkSeen())
 
     async def request(self, provisioned: chip_ev.Provisioned) -> None:
         """Record the saga's start (a repeat is a no-op) and drive it."""
@@ -190,7 +193,7 @@ class Activator:
 
 def _log_progress(saga: Saga, event: object) -> None:
     name = type(event).__name__
-    if name in ("AttemptFailed", "ActivationAbandoned"):
+    if name in ("AttemptFailed", "ActivationAbandoned", "LinkTryFailed"):
         log.warning("activation of %s: %s (%s)", saga.chip_id, name,
                     getattr(event, "reason", ""))
     else:

@@ -20,6 +20,7 @@ from nats.js.client import JetStreamContext
 from julia_chips.activation import observation_waits as waits
 from julia_chips.activation.model import steps as act
 from julia_chips.activation.model.saga import Saga, current_step
+from julia_chips.activation.relink_effects import relink_effect
 from julia_chips.chip.client import ChipClient
 from julia_chips.clock import Clock
 from julia_chips.contract import chip_commands as cmd
@@ -63,7 +64,7 @@ async def perform(ports: ActivationPorts, clock: Clock, saga: Saga, action: act.
         return None
     step = current_step(saga)
     try:
-        if isinstance(action, act.AwaitCode | act.AwaitConnection):
+        if isinstance(action, act.AwaitCode | act.AwaitConnection | act.AwaitRelink):
             return await _dispatch(ports, clock, saga, action)
         async with asyncio.timeout(policy.call_timeout):
             return await _dispatch(ports, clock, saga, action)
@@ -125,13 +126,15 @@ async def _dispatch(ports: ActivationPorts, clock: Clock, saga: Saga,
         case act.Complete():
             return await _complete(ports, chip, action)
         case act.ReleaseHost():
-            return await _release(ports, action)
+            return await _release(ports, chip, action, saga.version)
         case act.ReportFailure():
             return await _report_failure(ports, chip, action)
         case act.CancelNumber() | act.DeleteInstance() | act.FreeSlot():
             return await _give_back(ports, chip, action)
         case act.FinishRetirement():
             return act.RetirementDone()
+        case act.OfferLink() | act.AwaitRelink() | act.ReportRelinkFailure():
+            return await relink_effect(ports, clock, chip, saga.version, action)
     raise AssertionError(f"no effect for {type(action).__name__}")
 
 
@@ -189,17 +192,47 @@ def _chip_refused(step: Step, error: str | None) -> act.Outcome:
     return act.StepFailed(step=step, reason=f"chip refused: {error}", retryable=False)
 
 
-async def _release(ports: ActivationPorts, action: act.ReleaseHost) -> act.Outcome:
-    """Delete the instance so the host's slot is free again; the number is kept."""
+async def _release(ports: ActivationPorts, chip: str, action: act.ReleaseHost,
+                   version: int) -> act.Outcome:
+    """Give back what the abandoned activation took on its host, the number kept so a retry
+    goes on with it: the instance, then the host's gateway slot, each a `ResourceReleased` in
+    the chip's history. Best effort: what cannot be released now is logged, not retried (a
+    retry of the activation takes another host)."""
+    try:
+        host = ports.hosts.get(action.host)
+    except KeyError:
+        return act.HostFreed()  # the host left the registry: nothing of it to give back
     if action.instance is not None:
         try:
-            evolution = ports.evolution_for(ports.hosts.get(action.host))
-            await evolution.delete(action.instance)
-        except (InstanceMissing, KeyError):
-            pass
+            await ports.evolution_for(host).delete(action.instance)
+            detail: str | None = f"instance {action.instance} deleted"
+        except InstanceMissing:
+            detail = f"instance {action.instance} already gone"
         except Exception as exc:
-            log.warning("could not delete instance %s: %s", action.instance, exc)
+            log.warning("could not delete instance %s: %s", action.instance, redact(str(exc)))
+            detail = None
+        await _record_release(ports, chip, f"wind-down:{version}", Step.DELETE_INSTANCE, detail)
+    if action.phone_number is not None:
+        try:
+            answer = await ports.vps.release(host, action.phone_number)
+            detail = (f"gateway slot on {host.name} freed" if answer.released
+                      else f"no gateway slot held on {host.name}")
+        except Exception as exc:
+            log.warning("could not free the slot on %s: %s", host.name, redact(str(exc)))
+            detail = None
+        await _record_release(ports, chip, f"wind-down:{version}", Step.FREE_SLOT, detail)
     return act.HostFreed()
+
+
+async def _record_release(ports: ActivationPorts, chip: str, key: str, step: Step,
+                          detail: str | None) -> None:
+    """A line in the chip's history for a release that happened (`detail` None: it did not)."""
+    if detail is None:
+        return
+    reply = await ports.chips.send(chip, cmd.RecordRelease(
+        command_id=f"activator:{key}:{step.value}", resource=step.value, detail=detail))
+    if not reply.ok:
+        log.warning("chip %s refused RecordRelease: %s", chip, reply.error)
 
 
 async def _report_failure(ports: ActivationPorts, chip: str,

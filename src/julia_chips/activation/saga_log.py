@@ -18,6 +18,8 @@ from julia_chips.contract.activation import (
     ActivationEvent,
     AnyActivationEvent,
     FailureReported,
+    LinkFailureReported,
+    RelinkCompleted,
     RetirementCompleted,
     decode_activation_event,
 )
@@ -60,11 +62,18 @@ class ActivationLog:
                     return open_sagas
                 for msg in batch:
                     event = decode_activation_event(msg.data)
-                    if not isinstance(event, ActivationCompleted | FailureReported
-                                      | RetirementCompleted):
+                    if not _ends_a_run(event):
                         open_sagas.append(event.chip_id)
                     await msg.ack()
                 if batch and batch[-1].metadata.num_pending == 0:
                     return open_sagas
         finally:
             await sub.unsubscribe()
+
+
+def _ends_a_run(event: AnyActivationEvent) -> bool:
+    """The saga has nothing left to do after this event (until a chip event wakes it)."""
+    if isinstance(event, LinkFailureReported):
+        return event.give_up
+    return isinstance(event, ActivationCompleted | FailureReported | RetirementCompleted
+                      | RelinkCompleted)

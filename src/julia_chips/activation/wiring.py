@@ -18,6 +18,7 @@ from julia_chips.activation.effects import ActivationPorts
 from julia_chips.chip.client import ChipClient
 from julia_chips.clock import Clock
 from julia_chips.config import Config, ConfigError
+from julia_chips.contract.activation import Step
 from julia_chips.contract.subjects import ACTIVATOR_LEASE
 from julia_chips.gateways.cloud_api import CloudApiClient
 from julia_chips.gateways.evolution.client import EvolutionClient
@@ -130,13 +131,24 @@ async def activation_ports(nc: NATS, endpoints: ActivatorEndpoints, *,
         await chips.close()
 
 
+def activator_settings(config: Config) -> ActivatorSettings:
+    """The configured relink (JULIA_RELINK_MAX_TRIES tries of JULIA_RELINK_WAIT seconds each);
+    the rest as tuned in the saga's policy."""
+    policy = DEFAULT_SETTINGS.policy
+    policy = msgspec.structs.replace(
+        policy, attempts_by_step={**policy.attempts_by_step, Step.RELINK: config.relink_max_tries},
+        wait_timeouts={**policy.wait_timeouts, Step.RELINK: config.relink_wait})
+    return msgspec.structs.replace(DEFAULT_SETTINGS, policy=policy)
+
+
 async def run_activator(nc: NATS, clock: Clock, config: Config, stop: asyncio.Event, *,
                         endpoints: ActivatorEndpoints,
-                        settings: ActivatorSettings = DEFAULT_SETTINGS,
+                        settings: ActivatorSettings | None = None,
                         holder: str | None = None) -> None:
     """Run the activator while holding its lease (TTL `config.lease_ttl`), stand by while
     another process does, until `stop` is set. The clients stay open across tenures, so a
-    standby takes over without connecting anew."""
+    standby takes over without connecting anew. `settings`: default from `config`."""
+    settings = settings or activator_settings(config)
     lease = await part_lease(nc, ACTIVATOR_LEASE, holder)
     async with activation_ports(nc, endpoints) as ports:
         await run_while_holding(lease, config.lease_ttl,

@@ -31,6 +31,8 @@ class Step(StrEnum):
     CANCEL_NUMBER = "cancel_number"  # the Salvy number cancelled
     DELETE_INSTANCE = "delete_instance"  # the Evolution instance deleted
     FREE_SLOT = "free_slot"  # the host's gateway slot freed
+    # After the gateway logged the chip out (401): a new pairing code or QR, until linked.
+    RELINK = "relink"
 
 
 class ActivationEvent(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
@@ -144,12 +146,44 @@ class RetirementCompleted(ActivationEvent, frozen=True, kw_only=True,
     pass
 
 
+class RelinkBegun(ActivationEvent, frozen=True, kw_only=True, tag="RelinkBegun"):
+    """The chip was logged out (its `RelinkRequested`): offer links until it is linked."""
+
+
+class LinkOffered(ActivationEvent, frozen=True, kw_only=True, tag="LinkOffered"):
+    """Try `attempt`: the gateway gave a pairing code or QR, and the chip was told it. The
+    code itself is not kept here: it is a short-lived credential (the chip's
+    `RelinkStarted` carries it to the operator)."""
+
+    attempt: int
+    obs_after_seq: int  # GATEWAY_OBS sequence before the connect: the `open` comes after it
+
+
+class LinkTryFailed(ActivationEvent, frozen=True, kw_only=True, tag="LinkTryFailed"):
+    attempt: int
+    reason: str
+    give_up: bool  # the last try (JULIA_RELINK_MAX_TRIES), or one retrying cannot help
+
+
+class LinkFailureReported(ActivationEvent, frozen=True, kw_only=True,
+                          tag="LinkFailureReported"):
+    """The chip was told the try failed (`FailRelink`); it cools itself after the last."""
+
+    give_up: bool
+    retry_at: datetime | None = None  # when the next try starts; None after the last
+
+
+class RelinkCompleted(ActivationEvent, frozen=True, kw_only=True, tag="RelinkCompleted"):
+    """The instance reported `open` and the chip went back to where it was."""
+
+
 AnyActivationEvent = (
     ActivationRequested | ChipActivating | NumberObtained | HostAllocated | InstanceCreated
     | CodeRequested | CodeReceived | NumberRegistered | ConnectionOpened | AttemptFailed
     | ActivationCompleted | ActivationAbandoned | HostReleased | FailureReported
     | ActivationResumed | RetirementRequested | NumberCancelled | InstanceDeleted
-    | HostSlotFreed | ReleaseSkipped | RetirementCompleted
+    | HostSlotFreed | ReleaseSkipped | RetirementCompleted | RelinkBegun | LinkOffered
+    | LinkTryFailed | LinkFailureReported | RelinkCompleted
 )
 
 _DECODER: msgspec.json.Decoder[AnyActivationEvent] = msgspec.json.Decoder(AnyActivationEvent)

@@ -20,6 +20,7 @@ class Status(StrEnum):
     READY = "ready"
     ACTIVE = "active"
     COOLING = "cooling"
+    RELINKING = "relinking"  # logged out (401): a new pairing code or QR is being offered
     BANNED = "banned"
     RETIRED = "retired"
 
@@ -132,22 +133,50 @@ class Retired(ChipEvent, frozen=True, kw_only=True, tag="Retired"):
 
 
 class ResourceReleased(ChipEvent, frozen=True, kw_only=True, tag="ResourceReleased"):
-    """Something a retired chip held was given back (the activator's retirement steps)."""
+    """Something the chip held was given back: by the activator's retirement steps, or by
+    the wind-down of an abandoned activation (the number is kept for a retry)."""
 
     resource: str  # the step: cancel_number, delete_instance or free_slot
     detail: str  # what was released, without personal data
+
+
+class RelinkRequested(ChipEvent, frozen=True, kw_only=True, tag="RelinkRequested"):
+    """The gateway logged the chip out (Baileys 401): it stops serving until linked again."""
+
+    reason: str
+    evidence: str
+    previous_status: Status  # where `Relinked` takes it back
+
+
+class RelinkStarted(ChipEvent, frozen=True, kw_only=True, tag="RelinkStarted"):
+    """A try at linking again: the code to enter on the phone, or the QR to scan. Both are
+    short-lived (minutes) and the read model drops them once the try ends; never logged."""
+
+    attempt: int  # 1-based
+    pairing_code: str | None = None  # Baileys, linked by number
+    qr: str | None = None  # the QR's text, when no pairing code was given
+
+
+class Relinked(ChipEvent, frozen=True, kw_only=True, tag="Relinked"):
+    status: Status  # the state the chip returned to
+
+
+class RelinkFailed(ChipEvent, frozen=True, kw_only=True, tag="RelinkFailed"):
+    attempt: int
+    reason: str
 
 
 AnyChipEvent = (
     Provisioned | ActivationStarted | Activated | ActivationFailed | ActivationRetried
     | TrafficObserved
     | WarmDayCompleted | Ready | InService | OutOfService | Cooled | Resumed | Banned
-    | Reinstated | Retired | ResourceReleased
+    | Reinstated | Retired | ResourceReleased | RelinkRequested | RelinkStarted | Relinked
+    | RelinkFailed
 )
 
 CHIP_EVENT_TYPES: tuple[type[ChipEvent], ...] = (
     Provisioned, ActivationStarted, Activated, ActivationFailed, ActivationRetried,
     TrafficObserved,
     WarmDayCompleted, Ready, InService, OutOfService, Cooled, Resumed, Banned, Reinstated,
-    Retired, ResourceReleased,
+    Retired, ResourceReleased, RelinkRequested, RelinkStarted, Relinked, RelinkFailed,
 )

@@ -103,24 +103,57 @@ class Retire(ChipCommand, frozen=True, kw_only=True, tag="Retire"):
 
 
 class RecordRelease(ChipCommand, frozen=True, kw_only=True, tag="RecordRelease"):
-    """The activator gave back something the retired chip held; goes in its history."""
+    """The activator gave back something the chip held (retired, or its activation
+    abandoned); goes in its history."""
 
     resource: Name
     detail: Reason
+
+
+PairingCode = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+QrText = Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
+Attempt = Annotated[int, msgspec.Meta(ge=1, le=100)]
+
+
+class Relink(ChipCommand, frozen=True, kw_only=True, tag="Relink"):
+    """The health monitor saw the gateway log the chip out (401): link it again."""
+
+    reason: Reason
+    evidence: Reason
+
+
+class StartRelink(ChipCommand, frozen=True, kw_only=True, tag="StartRelink"):
+    """The activator got a new pairing code or QR from the gateway for try `attempt`."""
+
+    attempt: Attempt
+    pairing_code: PairingCode | None = None
+    qr: QrText | None = None
+
+
+class CompleteRelink(ChipCommand, frozen=True, kw_only=True, tag="CompleteRelink"):
+    """The instance reported `open` again: the chip goes back to where it was."""
+
+
+class FailRelink(ChipCommand, frozen=True, kw_only=True, tag="FailRelink"):
+    """Try `attempt` ended unlinked; `give_up` when it was the last one (the chip cools)."""
+
+    attempt: Attempt
+    reason: Reason
+    give_up: bool = False
 
 
 AnyChipCommand = (
     Provision | StartActivation | CompleteActivation | FailActivation | RetryActivation
     | ObserveTraffic
     | CloseWarmDay | PutInService | TakeOutOfService | Cool | Resume | ReportBan | Reinstate
-    | Retire | RecordRelease
+    | Retire | RecordRelease | Relink | StartRelink | CompleteRelink | FailRelink
 )
 
 CHIP_COMMAND_TYPES: tuple[type[ChipCommand], ...] = (
     Provision, StartActivation, CompleteActivation, FailActivation, RetryActivation,
     ObserveTraffic,
     CloseWarmDay, PutInService, TakeOutOfService, Cool, Resume, ReportBan, Reinstate, Retire,
-    RecordRelease,
+    RecordRelease, Relink, StartRelink, CompleteRelink, FailRelink,
 )
 
 

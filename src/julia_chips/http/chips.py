@@ -12,7 +12,14 @@ from aiohttp import web
 from julia_chips.http.errors import ApiProblem
 from julia_chips.http.keys import POOL
 from julia_chips.http.params import ChipsQuery, NoQuery, PageQuery, chip_id, query
-from julia_chips.http.responses import ChipPage, ChipView, WarmerDay, WarmerMetricsPage, json
+from julia_chips.http.responses import (
+    ChipPage,
+    ChipView,
+    RelinkView,
+    WarmerDay,
+    WarmerMetricsPage,
+    json,
+)
 from julia_chips.projections.audit import read_row
 from julia_chips.projections.chips import list_chip_rows
 from julia_chips.projections.distribution import chip_doctors
@@ -41,7 +48,14 @@ async def get_chip(request: web.Request) -> web.Response:
     row = await _chip_row(request, chip)
     doctors = await chip_doctors(request.app[POOL], chip)
     return json(ChipView(**msgspec.structs.asdict(row), doctors=doctors,
-                         review_reason=review_reason(row)))
+                         review_reason=review_reason(row), relink=_relink(row)))
+
+
+def _relink(row: ChipRow) -> RelinkView | None:
+    if row.relink_since is None:
+        return None
+    return RelinkView(attempt=row.relink_attempt, pairing_code=row.relink_pairing_code,
+                      qr=row.relink_qr, since=row.relink_since, reason=row.relink_reason)
 
 
 async def warmer_metrics(request: web.Request) -> web.Response:

@@ -16,13 +16,26 @@ from julia_chips.supervisor import PartStatus
 _ENCODER = msgspec.json.Encoder()
 
 
+class RelinkView(msgspec.Struct, frozen=True, kw_only=True):
+    """A logged-out chip being linked again: enter `pairing_code` on the phone (WhatsApp >
+    Linked devices > Link with phone number), or scan `qr`; both last only this try."""
+
+    attempt: int  # 0 until the first code is offered
+    pairing_code: str | None
+    qr: str | None
+    since: datetime
+    reason: str | None
+
+
 class ChipView(ChipRow, frozen=True, kw_only=True):
     """`/chips/{id}`: the row, and the doctors the chip holds (the list pages leave them out:
     one more query per chip)."""
 
     doctors: ChipDoctors
-    # Why the chip waits for an operator (a failed warm-up review): `Resume` or `Retire` it.
+    # Why the chip waits for an operator (a failed warm-up review, a relink that gave up):
+    # `Resume` or `Retire` it.
     review_reason: str | None = None
+    relink: RelinkView | None = None  # while `relinking`
 
 
 class ChipPage(msgspec.Struct, frozen=True, kw_only=True):

@@ -26,8 +26,9 @@ _COMMON = {"event_id", "chip_id", "command_id", "occurred_at", "type"}
 # Fields both folds have, with the same meaning.
 COMPARED = ("status", "phone_number", "salvy_account_id", "ddd", "instance", "host",
             "warm_day", "good_days", "daily_cap", "warmer_progress", "cooling_until",
-            "activated_at", "ready_at", "banned_at", "health_score")
+            "activated_at", "ready_at", "banned_at", "health_score", "relink_attempt")
 _NUMBER = ("phone_number", "salvy_account_id")
+_CODES = ("pairing_code", "qr")
 
 
 class Difference(msgspec.Struct, frozen=True):
@@ -44,6 +45,8 @@ def key_fields(stored: StoredEvent) -> str:
             continue
         if name == "phone_number":
             value = mask_phone(str(value))
+        elif name in _CODES:  # a relink's code was a credential while it lasted
+            value = "<set>"
         shown.append(f"{name}={value}")
     return " ".join(shown)
 

@@ -35,7 +35,7 @@ _TYPES = {
     "warm_day": "int4", "good_days": "int4", "daily_cap": "int4", "last_seq": "int8",
     "activated_at": "timestamptz", "ready_at": "timestamptz", "banned_at": "timestamptz",
     "created_at": "timestamptz", "cooling_until": "timestamptz", "retired_at": "timestamptz",
-    "updated_at": "timestamptz",
+    "updated_at": "timestamptz", "relink_attempt": "int4", "relink_since": "timestamptz",
 }
 _ARRAYS = ", ".join(f"${i}::{_TYPES.get(c, 'text')}[]" for i, c in enumerate(COLUMNS, 1))
 _UPSERT = (

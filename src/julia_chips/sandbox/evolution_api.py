@@ -34,6 +34,7 @@ def create_evolution_app(world: EvolutionWorld) -> web.Application:
         web.delete("/instance/delete/{name}", _delete),
         web.post("/message/sendText/{name}", _send_text),
         web.get("/sandbox/doctors", _doctors),
+        web.post("/sandbox/pairing/{name}", _enter_pairing_code),
     ])  # fmt: skip
     return app
 
@@ -90,6 +91,22 @@ async def _doctors(request: web.Request) -> web.Response:
          "opted_out": d.phone in opted_out} for d in world.doctors.doctors])
 
 
+async def _enter_pairing_code(request: web.Request) -> web.Response:
+    """Not Evolution's: the phone's side of linking by number. `{"code": "..."}` as the
+    connect gave it opens the instance (200); any other code is refused (400)."""
+    world = request.app[WORLD]
+    if request.headers.get("apikey") != world.api_key:
+        return error(401, "Unauthorized")
+    name = request.match_info["name"]
+    if name not in world.instances:
+        return error(404, [f'The "{name}" instance does not exist'])
+    body = await request.json()
+    code = body.get("code") if isinstance(body, dict) else None
+    if not isinstance(code, str) or not world.enter_pairing_code(name, code):
+        return error(400, ["pairing code not recognised"])
+    return _success("Instance linked")
+
+
 async def _create(request: web.Request) -> web.Response:
     world = request.app[WORLD]
     body = await request.json()
@@ -142,19 +159,10 @@ async def _connect(request: web.Request, instance: SandboxInstance) -> web.Respo
     if instance.state == "open":
         return web.json_response(_state_body(instance))
     number = request.query.get("number")
+    codes = world.link_codes(instance, number)
     if instance.state == "close":
         world.start_linking(instance, number)
-    return web.json_response(_qr(number))
-
-
-def _qr(number: str | None) -> dict[str, Any]:
-    pairing = secrets.token_hex(4).upper() if number else None
-    return {
-        "pairingCode": pairing,
-        "code": f"2@{secrets.token_urlsafe(24)}",
-        "base64": "data:image/png;base64,iVBORw0KGgo=",
-        "count": 1,
-    }
+    return web.json_response(codes)
 
 
 def _state_body(instance: SandboxInstance) -> dict[str, Any]:

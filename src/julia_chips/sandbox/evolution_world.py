@@ -42,6 +42,8 @@ class SandboxInstance:
     banned: bool = False
     rate_limited_sends: int = 0
     connect_error: str | None = None
+    pairing_code: str | None = None  # the last one `connect` gave, until it is entered
+    qr: str | None = None
 
 
 class EvolutionWorld:
@@ -66,7 +68,7 @@ class EvolutionWorld:
         self.server_url = ""
         self.outage_requests = 0
         self._poster = poster
-        self._link_delay = link_delay
+        self.link_delay = link_delay  # None: links wait for `link()` or `enter_pairing_code()`
         self._message_ids = itertools.count(1)
         self._timers: list[asyncio.TimerHandle] = []
 
@@ -112,13 +114,32 @@ class EvolutionWorld:
         instance.state = "connecting"
         instance.number = number or instance.number
         self._emit(instance, "connection.update", _state(instance, "connecting", 200))
-        if self._link_delay is not None and not instance.banned:
-            self._emit_open_later(instance, self._link_delay)
+        if self.link_delay is not None and not instance.banned:
+            self._emit_open_later(instance, self.link_delay)
+
+    def link_codes(self, instance: SandboxInstance, number: str | None) -> dict[str, Any]:
+        """A fresh QR, and a pairing code when linking by number; the instance keeps the
+        last ones so a person (a test) can enter the code on the phone."""
+        instance.pairing_code = secrets.token_hex(4).upper() if number else None
+        instance.qr = f"2@{secrets.token_urlsafe(24)}"
+        return {"pairingCode": instance.pairing_code, "code": instance.qr,
+                "base64": "data:image/png;base64,iVBORw0KGgo=", "count": 1}
+
+    def enter_pairing_code(self, name: str, code: str) -> bool:
+        """Someone typed `code` on the phone (Linked devices > Link with phone number): the
+        instance opens if it is the code last given and the number is not banned."""
+        instance = self.instances[name]
+        if instance.banned or instance.pairing_code is None or code != instance.pairing_code:
+            return False
+        instance.pairing_code = instance.qr = None
+        self.link(name)
+        return True
 
     def link(self, name: str) -> None:
         """The operator finished pairing on the phone: the instance opens now."""
         instance = self.instances[name]
         instance.state = "open"
+        instance.pairing_code = instance.qr = None
         self._emit(instance, "connection.update", self._open_data(instance))
 
     def logout(self, instance: SandboxInstance) -> None:

@@ -8,6 +8,9 @@ bound, anything else abandons the saga, which then frees its host and tells the 
 A retired chip's saga turns to retiring, whatever its phase: it cancels the number, deletes
 the instance and frees the host slot, each step with its own bounded retries; a step that
 fails them all is recorded as skipped, so one stuck release never holds up the others.
+A completed saga whose chip the gateway logged out turns to relinking: it offers a new
+pairing code (or QR) up to the policy's tries for Step.RELINK, each told to the chip, and
+is completed again once the instance is open or the last try has failed.
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ from julia_chips.activation.model import steps as act
 from julia_chips.contract import activation as ev
 from julia_chips.contract.activation import RegistrarKind, Step
 
-Phase = Literal["new", "running", "completed", "abandoned", "closed", "retiring", "retired"]
+Phase = Literal["new", "running", "completed", "abandoned", "closed", "retiring", "retired",
+                "relinking"]
 RELEASE_STEPS = (Step.CANCEL_NUMBER, Step.DELETE_INSTANCE, Step.FREE_SLOT)
 
 
@@ -54,6 +58,11 @@ class Saga(msgspec.Struct, frozen=True, kw_only=True):
     failure_retryable: bool = True
     retired_banned: bool = False  # retired as banned: the number's cancel says so
     released: tuple[Step, ...] = ()  # retirement steps done or skipped
+    relink_attempt: int = 0  # relink tries offered or failed so far
+    link_offered: bool = False  # the current try's code was given to the chip
+    link_after_seq: int = 0  # GATEWAY_OBS sequence the current try's `open` comes after
+    relink_failure: str | None = None  # a failed try not yet told to the chip
+    relink_give_up: bool = False  # ... and it was the last
     version: int = 0  # events applied
 
 
@@ -67,6 +76,8 @@ def current_step(saga: Saga) -> Step:
     """The first step not done yet (of the retirement, once retiring)."""
     if saga.phase == "retiring":
         return _release_step(saga)
+    if saga.phase == "relinking":
+        return Step.RELINK
     checks = ((saga.chip_activating, Step.START), (saga.phone_number, Step.NUMBER),
               (saga.host, Step.HOST), (saga.instance, Step.INSTANCE), (saga.code, Step.CODE),
               (saga.registered, Step.REGISTER), (saga.connected, Step.CONNECTION))
@@ -97,7 +108,23 @@ def next_action(saga: Saga, policy: act.SagaPolicy, now: datetime) -> act.Action
         return act.WaitUntil(until=saga.retry_at)
     if saga.phase == "retiring":
         return _release_action(saga, current_step(saga))
+    if saga.phase == "relinking":
+        return _relink_action(saga, policy, now)
     return _step_action(saga, current_step(saga), policy, now)
+
+
+def _relink_action(saga: Saga, policy: act.SagaPolicy, now: datetime) -> act.Action:
+    instance, host = saga.instance or "", saga.host or ""
+    if saga.relink_failure is not None:
+        return act.ReportRelinkFailure(attempt=saga.relink_attempt, reason=saga.relink_failure,
+                                       give_up=saga.relink_give_up)
+    if not saga.link_offered:
+        phone = saga.phone_number if saga.registrar == "vps" else None  # Baileys pairs by number
+        return act.OfferLink(instance=instance, host=host, phone_number=phone,
+                             attempt=saga.relink_attempt + 1)
+    return act.AwaitRelink(instance=instance, host=host, after_seq=saga.link_after_seq,
+                           deadline=(saga.step_started_at or now)
+                           + policy.wait_timeout(Step.RELINK))
 
 
 def _release_action(saga: Saga, step: Step) -> act.Action:
@@ -145,7 +172,8 @@ def _step_action(saga: Saga, step: Step, policy: act.SagaPolicy, now: datetime) 
 
 def _wind_down(saga: Saga) -> act.Action:
     if saga.host is not None:
-        return act.ReleaseHost(host=saga.host, instance=saga.instance)
+        return act.ReleaseHost(host=saga.host, instance=saga.instance,
+                               phone_number=saga.phone_number)
     return act.ReportFailure(step=saga.failed_step or Step.START,
                              reason=saga.failure_reason or "unknown",
                              retryable=saga.failure_retryable)
@@ -185,8 +213,14 @@ def decide(saga: Saga, outcome: act.Outcome, now: datetime,
             return [stamp(ev.RetirementRequested, banned=outcome.banned)]
         case act.RetireSeen():
             return []  # already retiring (a redelivered Retired), or nothing was ever taken
+        case act.RelinkSeen() if saga.phase == "completed":
+            return [stamp(ev.RelinkBegun)]
+        case act.RelinkSeen():
+            return []  # already relinking (a redelivered event), or not linked: nothing to do
     if saga.phase == "retiring":
         return _retiring(saga, outcome, policy, now, stamp)
+    if saga.phase == "relinking":
+        return _relinking(saga, outcome, policy, now, stamp)
     if saga.phase != "running":
         return []  # a late outcome from before the saga ended
     return _running(saga, outcome, policy, now, stamp)
@@ -241,6 +275,26 @@ def _retiring(saga: Saga, outcome: act.Outcome, policy: act.SagaPolicy, now: dat
             return [stamp(ev.AttemptFailed, step=step, reason=outcome.reason, attempt=attempt,
                           retry_at=now + policy.backoff(attempt))]
     raise SagaRuleBroken(f"{type(outcome).__name__} while retiring, at {step.value}")
+
+
+def _relinking(saga: Saga, outcome: act.Outcome, policy: act.SagaPolicy, now: datetime,
+               stamp: Any) -> list[ev.AnyActivationEvent]:
+    pending = saga.relink_failure is not None
+    match outcome:
+        case act.LinkIssued() if not saga.link_offered and not pending:
+            return [stamp(ev.LinkOffered, attempt=outcome.attempt,
+                          obs_after_seq=outcome.obs_after_seq)]
+        case act.LinkOpened() if saga.link_offered:
+            return [stamp(ev.RelinkCompleted)]
+        case act.StepFailed() if not pending:
+            attempt = saga.relink_attempt if saga.link_offered else saga.relink_attempt + 1
+            give_up = not outcome.retryable or attempt >= policy.attempts(Step.RELINK)
+            return [stamp(ev.LinkTryFailed, attempt=attempt, reason=outcome.reason,
+                          give_up=give_up)]
+        case act.LinkFailureSent() if pending:
+            retry_at = None if saga.relink_give_up else now + policy.backoff(saga.relink_attempt)
+            return [stamp(ev.LinkFailureReported, give_up=saga.relink_give_up, retry_at=retry_at)]
+    raise SagaRuleBroken(f"{type(outcome).__name__} while relinking")
 
 
 def _failure(saga: Saga, failed: act.StepFailed, policy: act.SagaPolicy, now: datetime,
@@ -304,7 +358,26 @@ def evolve(saga: Saga, event: ev.AnyActivationEvent) -> Saga:
             return r(saga, released=(*saga.released, _RELEASED_BY[type(event)]), retry_at=None)
         case ev.RetirementCompleted():
             return r(saga, phase="retired")
+        case ev.RelinkBegun():
+            return r(saga, phase="relinking", retry_at=None, **_NO_RELINK)
+        case ev.LinkOffered():
+            return r(saga, relink_attempt=event.attempt, link_offered=True,
+                     link_after_seq=event.obs_after_seq, step_started_at=event.occurred_at)
+        case ev.LinkTryFailed():
+            return r(saga, relink_attempt=event.attempt, link_offered=False,
+                     relink_failure=event.reason, relink_give_up=event.give_up)
+        case ev.LinkFailureReported() if event.give_up:
+            return r(saga, phase="completed", **_NO_RELINK)
+        case ev.LinkFailureReported():
+            return r(saga, relink_failure=None, retry_at=event.retry_at)
+        case ev.RelinkCompleted():
+            return r(saga, phase="completed", **_NO_RELINK)
     return saga
+
+
+_NO_RELINK: dict[str, Any] = {
+    "relink_attempt": 0, "link_offered": False, "link_after_seq": 0, "relink_failure": None,
+    "relink_give_up": False, "step_started_at": None}
 
 
 _RELEASED_BY: dict[type[ev.ActivationEvent], Step] = {

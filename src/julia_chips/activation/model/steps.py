@@ -75,8 +75,11 @@ class Complete(Action, frozen=True, kw_only=True):
 
 
 class ReleaseHost(Action, frozen=True, kw_only=True):
+    """An abandoned activation gives back what it took on the host; the number is kept."""
+
     host: str
-    instance: str | None  # the gateway instance to delete, freeing the host's slot
+    instance: str | None  # the gateway instance to delete
+    phone_number: str | None  # whose gateway slot on the host to free
 
 
 class ReportFailure(Action, frozen=True, kw_only=True):
@@ -108,6 +111,31 @@ class FreeSlot(Action, frozen=True, kw_only=True):
 
 class FinishRetirement(Action, frozen=True, kw_only=True):
     pass
+
+
+class OfferLink(Action, frozen=True, kw_only=True):
+    """Relink try `attempt`: ask the gateway for a pairing code (by number, Baileys) or a QR,
+    and tell the chip (`StartRelink`)."""
+
+    instance: str
+    host: str
+    phone_number: str | None  # None: a QR only (not a Baileys instance)
+    attempt: int
+
+
+class AwaitRelink(Action, frozen=True, kw_only=True):
+    """Wait for the instance to report `open`, then tell the chip (`CompleteRelink`)."""
+
+    instance: str
+    host: str
+    after_seq: int
+    deadline: datetime
+
+
+class ReportRelinkFailure(Action, frozen=True, kw_only=True):
+    attempt: int
+    reason: str
+    give_up: bool
 
 
 class WaitUntil(Action, frozen=True, kw_only=True):
@@ -200,6 +228,23 @@ class RetirementDone(Outcome, frozen=True, kw_only=True):
     pass
 
 
+class RelinkSeen(Outcome, frozen=True, kw_only=True):
+    """The chip was logged out (its `RelinkRequested` event): link it again."""
+
+
+class LinkIssued(Outcome, frozen=True, kw_only=True):
+    attempt: int
+    obs_after_seq: int
+
+
+class LinkOpened(Outcome, frozen=True, kw_only=True):
+    """The relinked instance is open and the chip was told."""
+
+
+class LinkFailureSent(Outcome, frozen=True, kw_only=True):
+    pass
+
+
 class StepFailed(Outcome, frozen=True, kw_only=True):
     """A step did not succeed. `retryable=False` abandons at once (no loop on hard limits)."""
 
@@ -213,8 +258,11 @@ class StepFailed(Outcome, frozen=True, kw_only=True):
 # Policy -------------------------------------------------------------------------------------
 
 
+DEFAULT_RELINK_WAIT = 180.0  # seconds a pairing code or QR is waited for (JULIA_RELINK_WAIT)
+
+
 def _default_timeouts() -> dict[Step, float]:
-    return {Step.CODE: 300.0, Step.CONNECTION: 300.0}
+    return {Step.CODE: 300.0, Step.CONNECTION: 300.0, Step.RELINK: DEFAULT_RELINK_WAIT}
 
 
 class SagaPolicy(msgspec.Struct, frozen=True, kw_only=True):
@@ -222,7 +270,8 @@ class SagaPolicy(msgspec.Struct, frozen=True, kw_only=True):
     outside world; calls get `call_timeout` seconds each."""
 
     max_attempts: int = 3
-    attempts_by_step: dict[Step, int] = {}  # overrides of max_attempts
+    # overrides of max_attempts; Step.RELINK: the tries of a relink (JULIA_RELINK_MAX_TRIES)
+    attempts_by_step: dict[Step, int] = {}
     wait_timeouts: dict[Step, float] = msgspec.field(default_factory=_default_timeouts)
     call_timeout: float = 60.0
     backoff_base: float = 1.0

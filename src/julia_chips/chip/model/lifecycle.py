@@ -20,16 +20,23 @@ from julia_chips.warmer.model.policy import warmer_progress as progress_of
 E = TypeVar("E", bound=ev.ChipEvent)
 NEW = "new"  # the state name of a chip with no events yet
 
+_OUT = frozenset({Status.COOLING, Status.RELINKING, Status.BANNED, Status.RETIRED})
 MOVES: dict[Status, frozenset[Status]] = {
     Status.PROVISIONING: frozenset({Status.ACTIVATING, Status.RETIRED}),
     Status.ACTIVATING: frozenset({Status.WARMING, Status.BANNED, Status.RETIRED}),
-    Status.WARMING: frozenset({Status.READY, Status.COOLING, Status.BANNED, Status.RETIRED}),
-    Status.READY: frozenset({Status.ACTIVE, Status.COOLING, Status.BANNED, Status.RETIRED}),
-    Status.ACTIVE: frozenset({Status.READY, Status.COOLING, Status.BANNED, Status.RETIRED}),
-    Status.COOLING: frozenset({Status.BANNED, Status.RETIRED}),  # + back where it came from
+    Status.WARMING: _OUT | {Status.READY},
+    Status.READY: _OUT | {Status.ACTIVE},
+    Status.ACTIVE: _OUT | {Status.READY},
+    # + back where it came from
+    Status.COOLING: frozenset({Status.RELINKING, Status.BANNED, Status.RETIRED}),
+    Status.RELINKING: frozenset({Status.COOLING, Status.BANNED, Status.RETIRED}),
     Status.BANNED: frozenset({Status.WARMING, Status.RETIRED}),
     Status.RETIRED: frozenset(),
 }
+# A logged-out chip can be linked again from wherever it was linked (a resting one too).
+RELINKABLE = frozenset({Status.WARMING, Status.READY, Status.ACTIVE, Status.COOLING})
+# What an abandoned activation may give back while the chip waits for a retry.
+RELEASING = frozenset({Status.ACTIVATING, Status.RETIRED})
 OBSERVABLE = frozenset({Status.WARMING, Status.READY, Status.ACTIVE, Status.COOLING})
 # Rest grows with repeated trouble: 1 h, then 4 h, then a day.
 COOLING_STEPS = (timedelta(hours=1), timedelta(hours=4), timedelta(hours=24))
@@ -62,6 +69,8 @@ class ChipState(msgspec.Struct, frozen=True, kw_only=True):
     cooling_until: datetime | None = None
     cool_streak: int = 0
     last_cooled_at: datetime | None = None
+    relink_from: Status | None = None  # where `Relinked` takes a relinking chip back
+    relink_attempt: int = 0  # tries of the relink in progress, 0 when none
     activated_at: datetime | None = None
     ready_at: datetime | None = None
     banned_at: datetime | None = None
@@ -79,6 +88,8 @@ def allowed_moves(state: ChipState) -> list[str]:
     moves = set(MOVES[state.status])
     if state.status is Status.COOLING and state.cooled_from:
         moves.add(state.cooled_from)
+    if state.status is Status.RELINKING and state.relink_from:
+        moves.add(state.relink_from)
     return sorted(m.value for m in moves)
 
 
@@ -156,9 +167,35 @@ def decide(
             return [stamp(ev.Reinstated, daily_cap=policy.first_cap)]
         case cmd.Retire() if status is not Status.RETIRED:
             return [stamp(ev.Retired, reason=command.reason, previous_status=status)]
-        case cmd.RecordRelease() if status is Status.RETIRED:
+        case cmd.RecordRelease() if status in RELEASING:
             return [stamp(ev.ResourceReleased, resource=command.resource, detail=command.detail)]
+        case cmd.Relink() if status in RELINKABLE:
+            return [stamp(ev.RelinkRequested, reason=command.reason, evidence=command.evidence,
+                          previous_status=status)]
+        case cmd.StartRelink() if status is Status.RELINKING:
+            return [stamp(ev.RelinkStarted, attempt=command.attempt,
+                          pairing_code=command.pairing_code, qr=command.qr)]
+        case cmd.CompleteRelink() if status is Status.RELINKING and state.relink_from:
+            return [stamp(ev.Relinked, status=state.relink_from)]
+        case cmd.FailRelink() if status is Status.RELINKING:
+            return _relink_failed(state, command, stamp)
     raise _refuse(state, command)
+
+
+def _relink_failed(state: ChipState, command: cmd.FailRelink, stamp: _Stamp
+                   ) -> list[ev.AnyChipEvent]:
+    """A failed try keeps the chip relinking; the last one cools it for an operator, back to
+    where it rested before if it was resting, with the logout named in the reason."""
+    events: list[ev.AnyChipEvent] = [
+        stamp(ev.RelinkFailed, attempt=command.attempt, reason=command.reason)]
+    if command.give_up:
+        back = state.cooled_from if state.relink_from is Status.COOLING else state.relink_from
+        why = (f"logged out (401) and not linked again after {command.attempt} tries: "
+               f"{command.reason}: needs review")
+        events.append(stamp(ev.Cooled, reason=why[:1000], until=None,
+                            previous_status=back or Status.WARMING,
+                            cool_streak=state.cool_streak + 1))
+    return events
 
 
 def next_cooling(state: ChipState, now: datetime) -> tuple[int, timedelta]:
@@ -219,6 +256,13 @@ def evolve(state: ChipState, event: ev.AnyChipEvent) -> ChipState:
             return _start_warmup(state, event)
         case ev.ActivationFailed() | ev.ActivationRetried() | ev.ResourceReleased():
             return state
+        case ev.RelinkRequested():
+            return s(state, status=Status.RELINKING, relink_from=event.previous_status,
+                     relink_attempt=0)
+        case ev.RelinkStarted() | ev.RelinkFailed():
+            return s(state, relink_attempt=event.attempt)
+        case ev.Relinked():
+            return s(state, status=event.status, **_NO_RELINK)
         case ev.TrafficObserved():
             score = state.health_score if event.health_score is None else event.health_score
             return s(state, day=_add(state.day, event), health_score=score)
@@ -238,15 +282,18 @@ def evolve(state: ChipState, event: ev.AnyChipEvent) -> ChipState:
                 if event.previous_status is Status.WARMING else state.day
             return s(state, status=Status.COOLING, cooled_from=event.previous_status,
                      cooling_until=event.until, cool_streak=event.cool_streak,
-                     last_cooled_at=event.occurred_at, day=day)
+                     last_cooled_at=event.occurred_at, day=day, **_NO_RELINK)
         case ev.Resumed():
             return s(state, status=event.status, cooled_from=None, cooling_until=None)
         case ev.Banned():
             return s(state, status=Status.BANNED, banned_at=event.occurred_at,
-                     cooled_from=None, cooling_until=None)
+                     cooled_from=None, cooling_until=None, **_NO_RELINK)
         case ev.Retired():
-            return s(state, status=Status.RETIRED)
+            return s(state, status=Status.RETIRED, **_NO_RELINK)
     raise TypeError(f"unknown event {type(event).__name__}")
+
+
+_NO_RELINK: dict[str, Any] = {"relink_from": None, "relink_attempt": 0}
 
 
 def _start_warmup(state: ChipState, event: ev.Activated | ev.Reinstated) -> ChipState:

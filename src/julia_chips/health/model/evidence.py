@@ -17,6 +17,7 @@ import msgspec
 class Verdict(StrEnum):
     BAN = "ban"  # ReportBan with the evidence
     COOL = "cool"  # Cool: the chip rests, escalating with repeats
+    RELINK = "relink"  # Relink: logged out, not banned; the activator offers a new link
     TRANSIENT = "transient"  # reconnect or back off in the sender; no state change
 
 
@@ -57,10 +58,10 @@ def _row(source: Source, code: str | int, meaning: str, verdict: Verdict, refere
                        reference=reference, min_rest=min_rest)
 
 
-B, C, T = Verdict.BAN, Verdict.COOL, Verdict.TRANSIENT
+B, C, R, T = Verdict.BAN, Verdict.COOL, Verdict.RELINK, Verdict.TRANSIENT
 EVIDENCE: tuple[EvidenceRow, ...] = (
     _row(Source.EVOLUTION_CLOSE, 401, "logged out: the session was unlinked (device_removed)",
-         C, _EVO),
+         R, _EVO),
     _row(Source.EVOLUTION_CLOSE, 403, "forbidden: account banned or locked (community)", B, _EVO),
     _row(Source.EVOLUTION_CLOSE, 402, "temporary ban, carries a timestamp (community)", C, _EVO,
          _DAY),
@@ -117,8 +118,10 @@ def classify(source: Source, code: str | int) -> Finding:
 
 
 def stronger(a: Finding | None, b: Finding) -> Finding:
-    """Keep the finding that asks for more: a ban outranks a rest, a rest outranks nothing."""
-    rank = {Verdict.TRANSIENT: 0, Verdict.COOL: 1, Verdict.BAN: 2}
+    """Keep the finding that asks for more: a ban outranks a relink (a logged-out chip that
+    is also rate-limited must be linked again before any rest can end), which outranks a
+    rest, which outranks nothing."""
+    rank = {Verdict.TRANSIENT: 0, Verdict.COOL: 1, Verdict.RELINK: 2, Verdict.BAN: 3}
     if a is None or rank[b.verdict] > rank[a.verdict]:
         return b
     return a

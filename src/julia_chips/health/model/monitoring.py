@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import msgspec
 
-from julia_chips.chip.model.lifecycle import OBSERVABLE, ChipState, next_cooling
+from julia_chips.chip.model.lifecycle import OBSERVABLE, RELINKABLE, ChipState, next_cooling
 from julia_chips.contract import chip as ev
 from julia_chips.contract import chip_commands as cmd
 from julia_chips.contract.chip import Status
@@ -189,17 +189,23 @@ def score(health: ChipHealth, now: datetime, policy: HealthPolicy = DEFAULT_HEAL
 
 def decide(health: ChipHealth, now: datetime, policy: HealthPolicy = DEFAULT_HEALTH
            ) -> list[cmd.AnyChipCommand]:
-    """The chip commands the monitor should send now: at most one (ban, resume or cool),
-    often none. It returns commands, not events, because the chip actor alone decides and
-    records what happens to a chip; no command to react to, so no `command` argument."""
+    """The chip commands the monitor should send now: at most one (ban, relink, resume or
+    cool), often none. It returns commands, not events, because the chip actor alone decides
+    and records what happens to a chip; no command to react to, so no `command` argument.
+    A relinking chip only waits for the activator, unless the gateway proves a ban."""
     chip, finding = health.chip, health.finding
     status = chip.status
-    if status not in OBSERVABLE:
+    if status not in OBSERVABLE and status is not Status.RELINKING:
         return []
     key = f"{chip.chip_id}:{chip.version}"
     if finding is not None and finding.verdict is Verdict.BAN:
         return [cmd.ReportBan(command_id=f"ban:{key}", reason=finding.reason,
                               evidence=finding.evidence)]
+    if status is Status.RELINKING:
+        return []
+    if finding is not None and finding.verdict is Verdict.RELINK and status in RELINKABLE:
+        return [cmd.Relink(command_id=f"relink:{key}", reason=finding.reason,
+                           evidence=finding.evidence)]
     if status is Status.COOLING:
         resting = chip.cooling_until is None or now < chip.cooling_until
         return [] if resting or health.connection != "open" else \
@@ -238,7 +244,7 @@ def follow(health: ChipHealth, event: ev.AnyChipEvent, chip: ChipState) -> ChipH
         case ev.Resumed() | ev.Reinstated():
             # A fresh start: the signals that caused the rest must not cause the next one.
             return replace(health, chip=chip, window=(), finding=None, connection="open")
-        case ev.Cooled():
+        case ev.Cooled() | ev.RelinkRequested() | ev.Relinked():
             keep = health.finding if health.finding and \
                 health.finding.verdict is Verdict.BAN else None
             return replace(health, chip=chip, finding=keep)

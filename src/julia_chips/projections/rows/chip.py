@@ -44,6 +44,14 @@ class ChipRow(msgspec.Struct, frozen=True, kw_only=True):
     retired_at: datetime | None
     updated_at: datetime
     last_seq: int
+    # While the gateway's logout is being undone (status `relinking`, migration 003): the
+    # try, since when, why, and the short-lived code to enter or QR to scan. Cleared when the
+    # chip is linked again or the try fails: the code is a credential of sorts.
+    relink_attempt: int = 0
+    relink_since: datetime | None = None
+    relink_reason: str | None = None
+    relink_pairing_code: str | None = None
+    relink_qr: str | None = None
 
 
 COLUMNS: tuple[str, ...] = ChipRow.__struct_fields__
@@ -90,8 +98,23 @@ def _warmup(row: ChipRow, event: ev.Activated | ev.Reinstated) -> ChipRow:
               daily_cap=event.daily_cap, warmer_progress=0.0, ready_at=None, **extra)
 
 
+_NO_RELINK: dict[str, Any] = {"relink_attempt": 0, "relink_since": None, "relink_reason": None,
+                              "relink_pairing_code": None, "relink_qr": None}
+_NO_CODE: dict[str, Any] = {"relink_pairing_code": None, "relink_qr": None}
+
+
 def _changed(row: ChipRow, event: ev.AnyChipEvent) -> ChipRow:
     match event:
+        case ev.RelinkRequested():
+            return _r(row, status=Status.RELINKING.value, **_NO_RELINK | {
+                "relink_since": event.occurred_at, "relink_reason": event.reason})
+        case ev.RelinkStarted():
+            return _r(row, relink_attempt=event.attempt, relink_pairing_code=event.pairing_code,
+                      relink_qr=event.qr)
+        case ev.RelinkFailed():
+            return _r(row, relink_attempt=event.attempt, **_NO_CODE)
+        case ev.Relinked():
+            return _r(row, status=event.status.value, **_NO_RELINK)
         case ev.ActivationStarted():
             return _r(row, status=Status.ACTIVATING.value, host=event.host or row.host)
         case ev.Activated() | ev.Reinstated():
@@ -108,16 +131,18 @@ def _changed(row: ChipRow, event: ev.AnyChipEvent) -> ChipRow:
             return _r(row, status=Status.READY.value)
         case ev.Cooled():
             return _r(row, status=Status.COOLING.value, cooling_until=event.until,
-                      cool_reason=event.reason, cooled_from=event.previous_status.value)
+                      cool_reason=event.reason, cooled_from=event.previous_status.value,
+                      **_NO_RELINK)
         case ev.Resumed():
             return _r(row, status=event.status.value, cooling_until=None, cool_reason=None,
                       cooled_from=None)
         case ev.Banned():
             return _r(row, status=Status.BANNED.value, banned_at=event.occurred_at,
                       ban_reason=event.reason, cooling_until=None, cool_reason=None,
-                      cooled_from=None)
+                      cooled_from=None, **_NO_RELINK)
         case ev.Retired():
-            return _r(row, status=Status.RETIRED.value, retired_at=event.occurred_at)
+            return _r(row, status=Status.RETIRED.value, retired_at=event.occurred_at,
+                      **_NO_RELINK)
         case ev.TrafficObserved() if event.health_score is not None:
             return _r(row, health_score=event.health_score)
     return row  # Provisioned again, ActivationFailed, unscored traffic: no column moves
