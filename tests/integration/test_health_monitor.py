@@ -10,10 +10,12 @@ from nats.aio.client import Client as NATS
 from nats.js.client import JetStreamContext
 
 from julia_chips.chip.client import ChipClient
+from julia_chips.chip.model.lifecycle import fold
 from julia_chips.clock import FixedClock
 from julia_chips.contract import chip as ev
 from julia_chips.contract.chip import Status
 from julia_chips.contract.fleet import AnyFleetEvent, FleetBrakeEngaged, FleetBrakeReleased
+from julia_chips.contract.observations import SendRefused
 from julia_chips.contract.subjects import FLEET_BRAKE, FLEET_BRAKE_RELEASE, Stream
 from julia_chips.ingest.observation_log import publish_observation
 from julia_chips.jetstream.acked_publish import AckedPublisher
@@ -104,7 +106,10 @@ async def test_cooling_escalates_and_resumes_only_when_rested_and_connected(
         await warming_chips(ChipClient(nc), [chip])
         await until(lambda: _known(monitor, [chip]))
         for round_ in range(3):
-            await publish_observation(gateway, connection(instance, "close", 401, clock))
+            # Baileys' rate-overlimit on a send rests the chip; the socket then drops.
+            await publish_observation(gateway, SendRefused(
+                instance=instance, gateway="evolution", code=429, observed_at=clock.now()))
+            await publish_observation(gateway, connection(instance, "close", 428, clock))
             await until(lambda n=round_ + 1: _count(js, chip, ev.Cooled, n))
             cooled = [e for e in await events_of(js, chip) if isinstance(e, ev.Cooled)][-1]
             rests.append(cooled.until - cooled.occurred_at if cooled.until else None)
@@ -115,7 +120,7 @@ async def test_cooling_escalates_and_resumes_only_when_rested_and_connected(
             await until(lambda n=round_ + 1: _count(js, chip, ev.Resumed, n))
             clock.advance(timedelta(minutes=5))
     assert rests == [timedelta(hours=1), timedelta(hours=4), timedelta(hours=24)]
-    assert (await events_of(js, chip))[-1].status is Status.WARMING  # type: ignore[union-attr]
+    assert fold(chip, await events_of(js, chip)).status is Status.WARMING
 
 
 async def test_bad_signals_are_rejected_with_a_reason_and_change_nothing(

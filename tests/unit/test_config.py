@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
+from julia_chips.activation.wiring import activator_settings
 from julia_chips.config import ConfigError, load_config
+from julia_chips.contract.activation import Step
 
 
 def test_defaults_match_the_design() -> None:
@@ -28,6 +31,9 @@ def test_defaults_match_the_design() -> None:
     ({"JULIA_NATS_AUTH": "yes"}, "JULIA_NATS_AUTH"),
     ({"JULIA_NATS_ROLE": "root"}, "JULIA_NATS_ROLE"),
     ({"NATS_TLS_CERT": "/etc/julia/nats.crt"}, "NATS_TLS_KEY"),
+    ({"JULIA_RELINK_MAX_TRIES": "0"}, "JULIA_RELINK_MAX_TRIES"),
+    ({"JULIA_RELINK_MAX_TRIES": "three"}, "JULIA_RELINK_MAX_TRIES"),
+    ({"JULIA_RELINK_WAIT": "1"}, "JULIA_RELINK_WAIT"),
 ])
 def test_bad_value_names_the_variable(env: dict[str, str], named: str) -> None:
     with pytest.raises(ConfigError, match=named):
@@ -64,3 +70,12 @@ def test_the_nats_identity_is_read_from_its_variables() -> None:
             config.nats_tls_key) == (Path("/etc/julia/worker.creds"), Path("seed.nk"),
                                      Path("ca.pem"), Path("c.pem"), Path("k.pem"))
     assert not load_config({}).nats_auth
+
+
+def test_the_relink_tries_and_wait_reach_the_activators_saga_policy() -> None:
+    assert load_config({}).relink_max_tries == 3
+    policy = activator_settings(load_config({"JULIA_RELINK_MAX_TRIES": "5",
+                                             "JULIA_RELINK_WAIT": "90"})).policy
+    assert policy.attempts(Step.RELINK) == 5
+    assert policy.wait_timeout(Step.RELINK) == timedelta(seconds=90)
+    assert policy.attempts(Step.CODE) == policy.max_attempts  # the others as they were
