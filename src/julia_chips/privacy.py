@@ -34,3 +34,13 @@ def without_credentials(url: str) -> str:
     if "@" not in parts.netloc:
         return url
     return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]))
+
+
+LINK_CODES = ("pairing_code", "qr")  # a relink's code links a device to the number
+
+
+def without_link_codes(body: dict[str, object]) -> dict[str, object]:
+    """An event's fields as history shows them: a relink's pairing code or QR replaced by
+    `<hidden>`. Whoever may see one reads it from the chip's read model while its try lasts
+    (`GET /chips/{id}`); the audit log shows only that there was one."""
+    return {k: "<hidden>" if k in LINK_CODES and v is not None else v for k, v in body.items()}

@@ -45,8 +45,8 @@ class Api:
     def __init__(self, session: aiohttp.ClientSession, base: str) -> None:
         self._session, self._base = session, base
 
-    async def chip(self, chip_id: str) -> dict[str, Any] | None:
-        async with self._session.get(f"{self._base}/chips/{chip_id}",
+    async def chip(self, chip_id: str, path: str = "") -> dict[str, Any] | None:
+        async with self._session.get(f"{self._base}/chips/{chip_id}{path}",
                                      headers={"Authorization": f"Bearer {TOKEN}"}) as answer:
             return await answer.json() if answer.status == 200 else None  # type: ignore[no-any-return]
 
@@ -106,6 +106,10 @@ async def test_a_logged_out_chip_shows_a_pairing_code_and_once_entered_is_back_i
         assert back["relink"] is None and back["relink_pairing_code"] is None
         assert back["relink_attempt"] == 0 and back["review_reason"] is None
         await world.until_saga(chip, sev.RelinkCompleted)
+        shown = await api.chip(chip, "/events")
+        assert shown is not None
+        [offered] = [e["event"] for e in shown["items"] if e["type"] == "RelinkStarted"]
+        assert offered["pairing_code"] == "<hidden>"  # history shows only that there was one
     history = [type(e) for e in await world.chip_events(chip)]
     assert history[-3:] == [ev.RelinkRequested, ev.RelinkStarted, ev.Relinked]
     assert ev.Cooled not in history and ev.Banned not in history

@@ -25,7 +25,7 @@ from julia_chips.contract.codec import event_type
 from julia_chips.contract.subjects import Stream, chip_events
 from julia_chips.http.responses import StoredEventView
 from julia_chips.jetstream.stored_chip_event import read_chip_event
-from julia_chips.privacy import mask_phone
+from julia_chips.privacy import mask_phone, without_link_codes
 
 EVENT_TYPES = sorted(str(t.__struct_config__.tag) for t in CHIP_EVENT_TYPES)
 COLUMNS = ("seq", "chip", "type", "occurred at", "details")
@@ -48,7 +48,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser],
 
 
 def _view(seq: int, event: AnyChipEvent) -> StoredEventView:
-    body: dict[str, Any] = msgspec.to_builtins(event)
+    body: dict[str, Any] = without_link_codes(msgspec.to_builtins(event))
     return StoredEventView(seq=seq, type=event_type(event), occurred_at=event.occurred_at,
                            event=body)
 

@@ -1,5 +1,5 @@
-"""The health monitor: folds gateway signals into chip health, tells chips to rest, resume or
-record a ban, and engages the fleet brake on a burst of bans.
+"""The health monitor: folds gateway signals into chip health, tells chips to rest, resume,
+relink (a logout) or record a ban, and engages the fleet brake on a burst of bans.
 
 Inputs: typed signals on `gw.obs.>` (durable consumer `health-monitor`, see
 ingest/observation_log.py) and CHIP_EVENTS (instance -> chip from `Activated`, status and cooling

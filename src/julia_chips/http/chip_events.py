@@ -21,6 +21,7 @@ from julia_chips.http.keys import NATS_CONN
 from julia_chips.http.params import EventsQuery, chip_id, query
 from julia_chips.http.responses import EventsPage, StoredEventView, json
 from julia_chips.jetstream.stored_chip_event import read_chip_event
+from julia_chips.privacy import without_link_codes
 
 SCAN_LIMIT = 5000
 
@@ -48,7 +49,7 @@ async def list_events(request: web.Request) -> web.Response:
         if event is None:  # not ours: the audit log shows only what the actor wrote
             continue
         if q.since is None or event.occurred_at >= q.since:
-            body: dict[str, Any] = msgspec.to_builtins(event)
+            body: dict[str, Any] = without_link_codes(msgspec.to_builtins(event))
             items.append(StoredEventView(seq=msg.seq, type=event_type(event),
                                          occurred_at=event.occurred_at, event=body))
     return json(EventsPage(chip_id=chip, items=items, next_seq=seq if seq <= last else None))

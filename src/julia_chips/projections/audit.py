@@ -19,7 +19,7 @@ from rich.table import Table
 from julia_chips.chip.event_log import StoredEvent
 from julia_chips.chip.model.lifecycle import ChipState, fold
 from julia_chips.contract.codec import event_type
-from julia_chips.privacy import mask_phone
+from julia_chips.privacy import LINK_CODES, mask_phone
 from julia_chips.projections.rows.chip import COLUMNS, ChipRow, from_record
 
 _COMMON = {"event_id", "chip_id", "command_id", "occurred_at", "type"}
@@ -28,7 +28,6 @@ COMPARED = ("status", "phone_number", "salvy_account_id", "ddd", "instance", "ho
             "warm_day", "good_days", "daily_cap", "warmer_progress", "cooling_until",
             "activated_at", "ready_at", "banned_at", "health_score", "relink_attempt")
 _NUMBER = ("phone_number", "salvy_account_id")
-_CODES = ("pairing_code", "qr")
 
 
 class Difference(msgspec.Struct, frozen=True):
@@ -45,8 +44,8 @@ def key_fields(stored: StoredEvent) -> str:
             continue
         if name == "phone_number":
             value = mask_phone(str(value))
-        elif name in _CODES:  # a relink's code was a credential while it lasted
-            value = "<set>"
+        elif name in LINK_CODES:
+            value = "<hidden>"
         shown.append(f"{name}={value}")
     return " ".join(shown)
 

@@ -1,4 +1,5 @@
-"""What a gateway signal proves about a chip: a ban, a reason to rest, or nothing at all.
+"""What a gateway signal proves about a chip: a ban, a logout to undo, a reason to rest, or
+nothing at all.
 
 A false ban is expensive (failover, a 30-day quarantine of the doctors the chip prospected,
 a step towards the fleet brake), so only signals the sources call a ban or an account lock
