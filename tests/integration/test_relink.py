@@ -76,6 +76,14 @@ async def read_api(nc: NATS, nats_url: str, database_url: str) -> AsyncIterator[
         await projections.stop()
 
 
+async def enter_on_phone(world: World, instance: str, code: str) -> int:
+    """The sandbox's hook for the phone's side of linking by number, over its HTTP API."""
+    async with aiohttp.ClientSession() as http, http.post(
+            f"{world.sandbox.evolution_url}/sandbox/pairing/{instance}", json={"code": code},
+            headers={"apikey": world.sandbox.evolution_api_key}) as answer:
+        return answer.status
+
+
 async def linked_chip(world: World) -> str:
     [chip] = await world.provision(1)
     await until_activated(world, chip)
@@ -98,9 +106,9 @@ async def test_a_logged_out_chip_shows_a_pairing_code_and_once_entered_is_back_i
         relink = relinking["relink"]
         assert relink["attempt"] == 1 and "401" in relink["reason"]
         assert relink["pairing_code"] == evolution.instances[instance].pairing_code
-        assert not evolution.enter_pairing_code(instance, "WRONG000")
+        assert await enter_on_phone(world, instance, "WRONG000") == 400
         assert evolution.instances[instance].state == "connecting"
-        assert evolution.enter_pairing_code(instance, relink["pairing_code"])
+        assert await enter_on_phone(world, instance, relink["pairing_code"]) == 200
 
         back = await api.until(chip, lambda v: v["status"] == "warming")
         assert back["relink"] is None and back["relink_pairing_code"] is None
