@@ -160,8 +160,11 @@ def _number(var: str, raw: str, kind: type[int] | type[float], low: float, high:
 
 def _check_urls(env: Mapping[str, str]) -> None:
     url = env.get("NATS_URL")
-    if url and not url.startswith(("nats://", "tls://", "ws://", "wss://")):
-        raise ConfigError(f"NATS_URL must be a nats:// URL, got {url.split('@')[-1]!r}")
+    servers = [server.strip() for server in (url or "").split(",")]
+    if url and not all(s.startswith(("nats://", "tls://", "ws://", "wss://")) for s in servers):
+        shown = ", ".join(s.split("@")[-1] for s in servers)
+        raise ConfigError("NATS_URL must be a nats:// URL or a comma-separated list of them, "
+                          f"got {shown!r}")
     url = env.get("DATABASE_URL")
     if url and not url.startswith(("postgres://", "postgresql://")):
         raise ConfigError("DATABASE_URL must be a postgresql:// URL")

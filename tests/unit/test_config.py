@@ -22,6 +22,7 @@ def test_defaults_match_the_design() -> None:
     ({"WARMER_MIN_DAYS": "10", "WARMER_MAX_DAYS": "5"}, "WARMER_MAX_DAYS"),
     ({"JULIA_LEASE_TTL": "soon"}, "JULIA_LEASE_TTL"),
     ({"NATS_URL": "http://x"}, "NATS_URL"),
+    ({"NATS_URL": "nats://a:4222,http://b:4222"}, "NATS_URL"),
     ({"DATABASE_URL": "mysql://x"}, "DATABASE_URL"),
     # at start-up, not as a 500 on every Salvy webhook
     ({"SALVY_WEBHOOK_SECRET": "whsec_not*base64!"}, "SALVY_WEBHOOK_SECRET"),
@@ -64,3 +65,8 @@ def test_the_nats_identity_is_read_from_its_variables() -> None:
             config.nats_tls_key) == (Path("/etc/julia/worker.creds"), Path("seed.nk"),
                                      Path("ca.pem"), Path("c.pem"), Path("k.pem"))
     assert not load_config({}).nats_auth
+
+
+def test_nats_url_may_list_a_clusters_servers() -> None:
+    urls = "nats://n1:4222, nats://n2:4222,tls://n3:4222"
+    assert load_config({"NATS_URL": urls}).nats_url == urls

@@ -77,14 +77,17 @@ async def _operate(config: Config, args: argparse.Namespace) -> int:
 async def _operator_command(config: Config, args: argparse.Namespace) -> int:
     from julia_chips import app
     from julia_chips.cli import projections as commands
+    from julia_chips.infrastructure import nats_identity
 
     async with app.endpoints_for(config) as endpoints:
         if args.command == "db":
             return await commands.db_migrate(endpoints)
         if args.command == "audit":
-            return await commands.audit(endpoints, args.chip_id)
+            return await commands.audit(endpoints, args.chip_id,
+                                        identity=nats_identity(config))
         if args.projections == "rebuild":
-            return await commands.projections_rebuild(endpoints, args.name)
+            return await commands.projections_rebuild(endpoints, args.name,
+                                                      nats_identity(config))
         return await commands.projections_run(endpoints, args.batch, config)
 
 
