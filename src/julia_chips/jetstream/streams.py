@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 from typing import Any
 
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
@@ -13,6 +14,7 @@ from nats.js.errors import BadRequestError, NotFoundError
 from julia_chips.contract.replay import GATEWAY_DEDUPE
 from julia_chips.contract.subjects import Bucket, Stream
 
+log = logging.getLogger(__name__)
 DAY = 24 * 3600.0
 LIMITS, WORK_QUEUE = RetentionPolicy.LIMITS, RetentionPolicy.WORK_QUEUE
 
@@ -59,6 +61,7 @@ async def ensure_streams(js: JetStreamContext, replicas: int = 1, lease_ttl: flo
         except NotFoundError:
             await js.add_stream(config)
             continue
+        config = _keep_replicas(config, stored.num_replicas)
         if not _differs(config, stored):
             continue  # a role that may only look (docs/security.md) starts against it as is
         # An immutable setting that differs (e.g. retention) keeps the stored stream.
@@ -75,7 +78,21 @@ def _differs(wanted: StreamConfig, stored: StreamConfig) -> bool:
                for name, value in dataclasses.asdict(wanted).items())
 
 
+def _keep_replicas(wanted: StreamConfig, stored: int | None) -> StreamConfig:
+    """Never fewer copies than the stream has: a process started with the dev default of 1
+    (a worker whose unit forgot `JULIA_REPLICAS`) must not strip a cluster's redundancy;
+    it says so instead. More is fine: a cluster grows its streams by restarting with 3."""
+    if stored is None or (wanted.num_replicas or 1) >= stored:
+        return wanted
+    log.warning("stream %s keeps its %d replicas (this process was started with "
+                "JULIA_REPLICAS=%d; lowering them is an operator's decision: `nats stream edit`)",
+                wanted.name, stored, wanted.num_replicas)
+    return dataclasses.replace(wanted, num_replicas=stored)
+
+
 async def ensure_buckets(js: JetStreamContext, replicas: int, lease_ttl: float) -> None:
+    """The buckets at `replicas` copies, raised to it when a first process made them with
+    fewer, never lowered (like the streams)."""
     buckets: tuple[tuple[Bucket, float | None], ...] = (
         (Bucket.SHARD_LEASES, lease_ttl), (Bucket.CHIP_SNAPSHOTS, None))
     for bucket, ttl in buckets:
@@ -83,3 +100,8 @@ async def ensure_buckets(js: JetStreamContext, replicas: int, lease_ttl: float) 
             await js.key_value(str(bucket))
         except Exception:  # nats-py raises BucketNotFoundError or NotFoundError by version
             await js.create_key_value(bucket=str(bucket), history=1, ttl=ttl, replicas=replicas)
+            continue
+        stored = (await js.stream_info(f"KV_{bucket}")).config
+        if (stored.num_replicas or 1) < replicas:
+            with contextlib.suppress(BadRequestError):  # a role that may only look
+                await js.update_stream(dataclasses.replace(stored, num_replicas=replicas))
