@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import nats
 import pytest
 
@@ -253,3 +254,43 @@ def test_an_unreachable_system_exits_non_zero_naming_the_url(tmp_path: Path) -> 
     dead = cli(tmp_path, "chip", "retire", "00000000-0000-4000-8000-000000000000",
                "--reason", "gone", env=env)
     assert dead.returncode == 2 and "NATS at nats://127.0.0.1:9 unreachable" in dead.stderr
+
+
+def _http_url(data_dir: Path) -> str:
+    found = re.search(r"HTTP read API and webhooks on (http://[\d.:]+)",
+                      (data_dir.parent / "run.log").read_text())
+    assert found, "run did not say where its HTTP API is"
+    return found.group(1)
+
+
+def _post(url: str, body: dict[str, Any]) -> tuple[int, Any]:
+    async def post() -> tuple[int, Any]:
+        async with aiohttp.ClientSession() as session, session.post(url, json=body) as resp:
+            return resp.status, await resp.json()
+
+    return asyncio.run(post())
+
+
+def test_the_http_operator_endpoints_mirror_the_cli_on_consent_and_dead_letters(
+        data_dir: Path) -> None:
+    base, doctor = _http_url(data_dir), f"dr-http-{time.monotonic_ns()}"
+    status, reply = _post(f"{base}/operator/doctors/{doctor}/optout", {"source": "e-mail"})
+    assert (status, reply["status"]) == (200, "opted_out"), reply
+    refused = cli(data_dir, "route", "send", doctor, "--phone", "+5511987654321",
+                  "--text", "Plantão amanhã?", "--kind", "prospecting")
+    assert refused.returncode == 1 and "opted out" in refused.stderr, refused
+    status, reply = _post(f"{base}/operator/doctors/{doctor}/optin", {"extra": 1})
+    assert status == 400 and reply["field"] == "extra", reply  # strict: nothing sent
+    status, reply = _post(f"{base}/operator/doctors/{doctor}/optin", {})
+    assert (status, reply["status"]) == (200, "opted_in"), reply
+    key = f"http-{time.monotonic_ns()}"
+    _store_dead_letter(data_dir, key, b'{"not":"an observation"}')
+    status, reply = _post(f"{base}/operator/dead-letters/replay", {"kind": "obs", "key": key})
+    assert status == 409 and "all" in reply["error"], reply  # neither a seq nor all
+    status, reply = _post(f"{base}/operator/dead-letters/replay",
+                          {"kind": "obs", "key": key, "all": True})
+    assert (status, reply["replayed"]) == (200, 1), reply
+    status, reply = _post(f"{base}/operator/dead-letters/purge", {"kind": "obs", "key": key})
+    assert status == 200, reply
+    status, reply = _post(f"{base}/operator/sends/settle", {"chip_id": "not-a-uuid"})
+    assert status == 400 and reply["field"], reply

@@ -11,9 +11,19 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
+from julia_chips.contract import operations as ops
 from julia_chips.contract.fleet import BrakeReleaseReply
-from julia_chips.contract.route import DoctorId
-from julia_chips.http import chip_events, chips, distribution, doctors, health, metrics, operator
+from julia_chips.contract.route import DoctorId, RouteReply
+from julia_chips.http import (
+    chip_events,
+    chips,
+    distribution,
+    doctors,
+    health,
+    metrics,
+    operator,
+    operator_desk,
+)
 from julia_chips.http.auth import Access
 from julia_chips.http.params import ChipIdParam, ChipsQuery, EventsQuery, NoQuery, PageQuery
 from julia_chips.http.responses import (
@@ -88,6 +98,30 @@ OPERATOR_ROUTES: tuple[Route, ...] = (
           statuses=(200, 400, 401, 403, 409, 503),
           summary="Lift the fleet brake before its cool-off (409 if it stays engaged): "
           "`julia-chips brake release`"),
+    Route(path="/operator/doctors/{id}/optout", method="POST",
+          handler=operator_desk.opt_out_doctor, access=Access.OPERATE, id_type=DoctorId,
+          body=operator_desk.OptOutBody, response=RouteReply, statuses=_MOVE_STATUSES,
+          summary="No message reaches the doctor from any chip: `julia-chips route optout`"),
+    Route(path="/operator/doctors/{id}/optin", method="POST",
+          handler=operator_desk.opt_in_doctor, access=Access.OPERATE, id_type=DoctorId,
+          body=operator_desk.OptInBody, response=RouteReply, statuses=_MOVE_STATUSES,
+          summary="The doctor (and, given, that phone) may be written to again: "
+          "`julia-chips route optin`"),
+    Route(path="/operator/dead-letters/replay", method="POST",
+          handler=operator_desk.replay_dead_letters, access=Access.OPERATE,
+          body=ops.ReplayDeadLetters, response=ops.DeadLettersReplayed,
+          statuses=_MOVE_STATUSES,
+          summary="Send dead letters back where they came from (one `seq`, or `all` the "
+          "filter matches): `julia-chips dlq replay`"),
+    Route(path="/operator/dead-letters/purge", method="POST",
+          handler=operator_desk.purge_dead_letters, access=Access.OPERATE,
+          body=ops.PurgeDeadLetters, response=ops.DeadLettersPurged, statuses=_MOVE_STATUSES,
+          summary="Delete dead letters for good (a `kind`, or `all`): `julia-chips dlq purge`"),
+    Route(path="/operator/sends/settle", method="POST",
+          handler=operator_desk.settle_unknown_send, access=Access.OPERATE,
+          body=ops.SettleUnknownSend, response=ops.UnknownSendSettledReply,
+          statuses=_MOVE_STATUSES,
+          summary="Settle a send left `unknown` (delivered or not): `julia-chips sends settle`"),
 )
 ROUTES: tuple[Route, ...] = (*READ_ROUTES, *OPERATOR_ROUTES)
 
