@@ -7,12 +7,11 @@ from collections import Counter
 import msgspec
 from nats.aio.client import Client as NATS
 
-from julia_chips.activation.model.saga import instance_name
 from julia_chips.activation.saga_log import ActivationLog
 from julia_chips.contract import activation as ev
 from julia_chips.contract import chip as chip_ev
 from julia_chips.contract import chip_commands as cmd
-from julia_chips.contract.activation import Step
+from julia_chips.contract.activation import Step, instance_name
 from julia_chips.contract.chip import Status
 from tests.integration.activation_fixtures import (
     FAST,

@@ -13,10 +13,10 @@ from pathlib import Path
 import msgspec
 from nats.aio.client import Client as NATS
 
-from julia_chips.activation.model.saga import instance_name
 from julia_chips.contract import activation as ev
 from julia_chips.contract import chip as chip_ev
 from julia_chips.contract import chip_commands as cmd
+from julia_chips.contract.activation import instance_name
 from tests.conftest import new_chip_id
 from tests.integration.activation_fixtures import World, activation_world
 from tests.integration.test_activation import STEP_EVENTS

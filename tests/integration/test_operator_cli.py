@@ -294,3 +294,31 @@ def test_the_http_operator_endpoints_mirror_the_cli_on_consent_and_dead_letters(
     assert status == 200, reply
     status, reply = _post(f"{base}/operator/sends/settle", {"chip_id": "not-a-uuid"})
     assert status == 400 and reply["field"], reply
+
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def test_the_python_client_example_runs_as_the_readme_shows(data_dir: Path) -> None:
+    done = subprocess.run([sys.executable, str(EXAMPLES / "python_client.py")],
+                          capture_output=True, text=True, timeout=60,
+                          env=_environment(data_dir))
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"provision [0-9a-f-]{36}: ok=True state=provisioning", done.stdout)
+    assert "event: Provisioned" in done.stdout and "status=opted_out" in done.stdout
+
+
+def test_the_node_client_example_runs_with_the_npm_registrys_nats_client(
+        data_dir: Path, tmp_path: Path) -> None:
+    """Installed from the npm registry into a folder of its own, as its README line says."""
+    for name in ("package.json", "client.mjs"):
+        (tmp_path / name).write_bytes((EXAMPLES / "node" / name).read_bytes())
+    installed = subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--silent"],
+                               cwd=tmp_path, capture_output=True, text=True, timeout=180)
+    assert installed.returncode == 0, installed.stderr
+    nats_url = json.loads((data_dir / "endpoints.json").read_text())["nats_url"]
+    done = subprocess.run(["node", "client.mjs"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60, env=os.environ | {"NATS_URL": nats_url})
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"provision [0-9a-f-]{36}: ok=true state=provisioning", done.stdout)
+    assert "event: Provisioned" in done.stdout

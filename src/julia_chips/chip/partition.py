@@ -135,8 +135,8 @@ class PartitionConsumer:
             return
         actor = await self._actor(chip_id)
         reply = await actor.handle(command, self._clock.now())
-        if command.reply_to:
-            await self._nc.publish(command.reply_to, encode_reply(reply))
+        if target := command.reply_to or header:  # the header alone will do (nats tools)
+            await self._nc.publish(target, encode_reply(reply))
         await msg.ack()
         (COMMANDS_OK if reply.ok else COMMANDS_REFUSED).inc()
 

@@ -30,6 +30,7 @@ from julia_chips.chip_failures import chip_failed
 from julia_chips.clock import Clock
 from julia_chips.config import Config
 from julia_chips.contract import chip as ev
+from julia_chips.contract.activation import chip_of_instance
 from julia_chips.contract.chip_commands import AnyChipCommand
 from julia_chips.contract.codec import ENCODER
 from julia_chips.contract.fleet import AnyFleetEvent
@@ -64,6 +65,7 @@ from julia_chips.jetstream.stored_chip_event import follow_chip_events
 log = logging.getLogger(__name__)
 PART = "health_monitor"  # its label in julia_chip_failures_total
 SIGNALS = Counter("julia_health_signals_total", "Gateway signals folded or rejected", ["result"])
+_NOT_YET_ACTIVATED = frozenset({ev.Status.PROVISIONING, ev.Status.ACTIVATING})
 HEALTH_COMMANDS = Counter("julia_health_commands_total", "Commands the monitor issued", ["type"])
 
 
@@ -195,6 +197,9 @@ class HealthMonitor:
         try:
             signal = _health_signal(msg.data)
             chip_id = self._instances.get(signal.instance)
+            if chip_id is None and self._activating(signal.instance):
+                SIGNALS.labels(result="before_activation").inc()  # the link opening: the
+                return  # activator's to watch, not evidence about a chip in service
             if chip_id is None:
                 raise SignalRejected(f"unknown instance {signal.instance[:60]!r}: no Activated "
                                      "event names it")
@@ -213,6 +218,13 @@ class HealthMonitor:
             return
         self._touched.add(chip_id)
         self.folded += 1
+
+    def _activating(self, instance: str) -> bool:
+        """`instance` is the instance of a chip not yet activated (provisioning or
+        activating): its connection events come before its `Activated` names it."""
+        chip_id = chip_of_instance(instance)
+        state = self._states.get(chip_id) if chip_id is not None else None
+        return state is not None and state.status in _NOT_YET_ACTIVATED
 
     async def _reject(self, msg: Msg, reason: str) -> None:
         """Bad input loses nothing: the bytes go to `dlq.obs.<instance>` with the reason."""

@@ -19,7 +19,7 @@ import msgspec
 
 from julia_chips.activation.model import steps as act
 from julia_chips.contract import activation as ev
-from julia_chips.contract.activation import RegistrarKind, Step
+from julia_chips.contract.activation import RegistrarKind, Step, instance_name
 
 Phase = Literal["new", "running", "completed", "abandoned", "closed", "retiring", "retired"]
 RELEASE_STEPS = (Step.CANCEL_NUMBER, Step.DELETE_INSTANCE, Step.FREE_SLOT)
@@ -55,12 +55,6 @@ class Saga(msgspec.Struct, frozen=True, kw_only=True):
     retired_banned: bool = False  # retired as banned: the number's cancel says so
     released: tuple[Step, ...] = ()  # retirement steps done or skipped
     version: int = 0  # events applied
-
-
-def instance_name(chip_id: str) -> str:
-    """Derived, so a retried create collides with our own earlier attempt instead of
-    making a second instance."""
-    return f"chip-{chip_id}"
 
 
 def current_step(saga: Saga) -> Step:
