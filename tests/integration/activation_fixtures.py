@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+import msgspec
 from nats.aio.client import Client as NATS
 
 from julia_chips.activation.activator import Activator, ActivatorSettings
@@ -24,7 +25,7 @@ from julia_chips.chip.event_log import JetStreamChipEventLog
 from julia_chips.clock import SystemClock
 from julia_chips.contract import chip as chip_ev
 from julia_chips.contract import chip_commands as cmd
-from julia_chips.contract.activation import AnyActivationEvent, Step
+from julia_chips.contract.activation import AnyActivationEvent, RegistrarKind, Step
 from julia_chips.ingest.webhooks import WebhookIngress, create_webhook_app
 from julia_chips.sandbox.world import Sandbox, serve, start_sandbox
 from tests.conftest import new_chip_id
@@ -104,10 +105,13 @@ async def activation_world(nc: NATS, *, hosts: int = 2, capacity: int = 20,
 
 @asynccontextmanager
 async def running_activator(world: World, settings: ActivatorSettings = FAST,
-                            registrar: str | None = None) -> AsyncIterator[Activator]:
+                            registrar: RegistrarKind | None = None
+                            ) -> AsyncIterator[Activator]:
+    """The activator on `world`; `registrar` (default: the settings') for its new chips."""
+    if registrar is not None:
+        settings = msgspec.structs.replace(settings, default_registrar=registrar)
     async with activation_ports(world.nc, world.endpoints, ssh_timeouts=(2.0, 5.0)) as ports:
-        choose = (lambda _p: registrar) if registrar else None  # type: ignore[return-value]
-        activator = Activator(ports, SystemClock(), settings, choose)  # type: ignore[arg-type]
+        activator = Activator(ports, SystemClock(), settings)
         task = asyncio.create_task(activator.run())
         try:
             yield activator

@@ -78,6 +78,7 @@ class Sandbox:
     poster: WebhookPoster
     cloud_api: CloudApiWorld | None = None
     cloud_api_url: str = ""  # Graph base, version included
+    evolution_urls: dict[str, str] = field(default_factory=dict)  # host name -> its gateway
     _runners: list[web.AppRunner] = field(default_factory=list)
 
     async def close(self) -> None:
