@@ -8,6 +8,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import msgspec
 from nats.aio.client import Client as NATS
@@ -84,9 +85,11 @@ class World:
 
 @asynccontextmanager
 async def activation_world(nc: NATS, *, hosts: int = 2, capacity: int = 20,
-                           link_delay: float | None = 0.05) -> AsyncIterator[World]:
+                           link_delay: float | None = 0.05,
+                           host_scripts: Path | None = None) -> AsyncIterator[World]:
+    """:param host_scripts: the hosts run these scripts (default: they answer in Python)."""
     sandbox = await start_sandbox(hosts=hosts, host_capacity=capacity, link_delay=link_delay,
-                                  pace=0.01)
+                                  pace=0.01, host_scripts=host_scripts)
     ingress = WebhookIngress(nc.jetstream(), SystemClock(), evolution_secret=WEBHOOK_SECRET,
                              salvy_secret=sandbox.salvy_webhook_secret)
     runner, base = await serve(create_webhook_app(ingress))
