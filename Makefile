@@ -16,7 +16,8 @@ run: $(STAMP)
 	$(BIN)/julia-chips run
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench deploy/vps
+	$(BIN)/mypy --strict deploy/vps/julia_gateway.py
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import msgspec
 
+from julia_chips.contract.activation import RegistrarKind
 from julia_chips.gateways.salvy import svix
 from julia_chips.jetstream.reply_subjects import (
     DEFAULT_REPLY_PREFIXES,
@@ -46,6 +47,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
     cloud_api_token: str | None = None
     cloud_api_waba_id: str | None = None
     cloud_api_pin: str | None = None  # two-step verification PIN set when registering
+    registrar: RegistrarKind = "vps"  # how new chips get their WhatsApp account (JULIA_REGISTRAR)
     # HMAC key of the phones ROUTE_EVENTS remembers (opt-outs): keep it for ever, since
     # another key forgets every opted-out phone; required with an outside service configured
     phone_key: str = "julia-chips-sandbox-phone-key"
@@ -94,6 +96,16 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
             parts.append(f"{name}={shown!r}")
         return f"Config({', '.join(parts)})"
 
+
+# What the activator reads from the environment, by registrar. Both allocate a VPS host for the
+# gateway instance (chosen by `julia-gateway-status` over SSH, its slot freed on retirement),
+# so both need the host list and the SSH key; only `cloud_api` needs the Graph account.
+_SHARED_VARS = ("SALVY_API_URL", "SALVY_API_TOKEN", "EVOLUTION_API_URL", "EVOLUTION_API_KEY",
+                "VPS_SSH_KEY", "VPS_HOSTS_FILE", "JULIA_WEBHOOK_SECRET", "JULIA_PUBLIC_URL")
+CLOUD_API_VARS = ("CLOUD_API_URL", "CLOUD_API_TOKEN", "CLOUD_API_WABA_ID", "CLOUD_API_PIN")
+REGISTRAR_VARS: dict[RegistrarKind, tuple[str, ...]] = {
+    "vps": _SHARED_VARS, "cloud_api": _SHARED_VARS + CLOUD_API_VARS}
+REGISTRARS: tuple[RegistrarKind, ...] = ("vps", "cloud_api")
 
 # variable -> (Config field, type, lowest, highest)
 _NUMBER_VARS: dict[str, tuple[str, type[int] | type[float], float, float]] = {
@@ -188,6 +200,37 @@ def _check_secrets(config: Config) -> None:
                               "dashboard shows it)") from None
 
 
+def _registrar(env: Mapping[str, str]) -> RegistrarKind:
+    raw = env.get("JULIA_REGISTRAR", "vps").strip().lower()
+    for kind in REGISTRARS:
+        if raw == kind:
+            return kind
+    raise ConfigError(f"JULIA_REGISTRAR must be vps or cloud_api, got {raw[:20]!r}")
+
+
+def _value(config: Config, var: str) -> object:
+    field = _STR_VARS.get(var) or _PATH_VARS[var]
+    return getattr(config, field)
+
+
+def check_activator_config(config: Config) -> bool:
+    """Check that the activator has what its registrar needs (`REGISTRAR_VARS`); whether the
+    Cloud API is configured, so that its registrar is built too (a partial set is a mistake).
+
+    :raises ConfigError: naming the first variable missing.
+    """
+    for var in REGISTRAR_VARS[config.registrar]:
+        if not _value(config, var):
+            raise ConfigError(f"{var} is required to run the activator with "
+                              f"JULIA_REGISTRAR={config.registrar}")
+    cloud_set = [var for var in CLOUD_API_VARS if _value(config, var)]
+    if cloud_set and len(cloud_set) < len(CLOUD_API_VARS):
+        missing = next(var for var in CLOUD_API_VARS if var not in cloud_set)
+        raise ConfigError(f"{missing} is required with {cloud_set[0]} set: the Cloud API "
+                          "registrar needs all of " + ", ".join(CLOUD_API_VARS))
+    return bool(cloud_set)
+
+
 def _nats_identity(env: Mapping[str, str]) -> dict[str, object]:
     """JULIA_NATS_AUTH (on/off) and JULIA_NATS_ROLE, checked; the files are paths."""
     values: dict[str, object] = {}
@@ -219,6 +262,7 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
         if env.get(var):
             values[field] = Path(env[var])
     values.update(_nats_identity(env))
+    values["registrar"] = _registrar(env)
     if env.get("JULIA_REPLY_PREFIXES"):
         values["reply_prefixes"] = _reply_prefixes(env["JULIA_REPLY_PREFIXES"])
     config = msgspec.convert(values, Config)

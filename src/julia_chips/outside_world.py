@@ -23,6 +23,7 @@ from julia_chips.activation.wiring import (
 from julia_chips.balancer.dispatch import EvolutionSender
 from julia_chips.config import Config
 from julia_chips.gateways.evolution.client import EvolutionClient
+from julia_chips.sandbox.vps_host import host_scripts
 from julia_chips.sandbox.world import Sandbox, start_sandbox
 
 log = logging.getLogger(__name__)
@@ -56,10 +57,10 @@ async def outside_world(config: Config) -> AsyncIterator[OutsideWorld]:
                            evolution_url=config.evolution_api_url or "",
                            evolution_api_key=config.evolution_api_key or "")
         return
-    sandbox = await start_sandbox(hosts=SANDBOX_HOSTS)
+    sandbox = await start_sandbox(hosts=SANDBOX_HOSTS, host_scripts=host_scripts())
     log.info("no outside services configured: serving the sandbox (Evolution %s, Salvy %s, "
-             "Cloud API %s, %d SSH hosts)", sandbox.evolution_url, sandbox.salvy_url,
-             sandbox.cloud_api_url, len(sandbox.vps_hosts))
+             "Cloud API %s, %d SSH hosts); new chips registered by %s", sandbox.evolution_url,
+             sandbox.salvy_url, sandbox.cloud_api_url, len(sandbox.vps_hosts), config.registrar)
     try:
         yield OutsideWorld(webhook_secret=config.webhook_secret or secrets.token_hex(16),
                            salvy_webhook_secret=sandbox.salvy_webhook_secret,

@@ -17,14 +17,17 @@ from pathlib import Path
 
 import aiohttp
 import nats
+import pytest
 from nats.aio.client import Client as NATS
 
+from julia_chips.activation.saga_log import ActivationLog
 from julia_chips.chip.client import ChipClient
 from julia_chips.contract import chip_commands as cmd
+from julia_chips.contract.activation import ActivationRequested
 from julia_chips.sandbox.env_file import sandbox_env, write_env_file
 from julia_chips.sandbox.world import start_sandbox
 from tests.conftest import new_chip_id
-from tests.integration.test_run_command import _read, _wait_for_line
+from tests.integration.test_run_command import _read, _start, _wait_for_line
 
 GIVEN_KEY = "evolution-key-from-the-environment"
 
@@ -117,6 +120,7 @@ async def test_a_run_in_another_process_activates_a_chip_through_the_sandbox(
                                                    "JULIA_HTTP_PORT": str(port)}, run_log)
         nats_url = (await _wait_for_line(run_log, r"running \(NATS (nats://[\d.:]+)\)")).group(1)
         assert "serving the sandbox" not in _read(run_log)  # it uses the other process's
+        assert "the sandbox's hosts run the shipped host scripts" in _read(sandbox_log)
         nc = await nats.connect(nats_url)
         try:
             status = await provisioned_until_warming(nc, f"http://127.0.0.1:{port}",
@@ -144,3 +148,29 @@ async def test_the_phone_key_survives_a_sandbox_restart(tmp_path: Path) -> None:
     assert keys[0] == keys[1] and len(keys[0]) == 32
     given = sandbox_env(sandbox, tmp_path, "http://127.0.0.1:1", {"JULIA_PHONE_KEY": "k" * 32})
     assert given["JULIA_PHONE_KEY"] == "k" * 32
+
+
+async def test_the_sandbox_of_run_honours_julia_registrar(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sandbox serves both registrars; `JULIA_REGISTRAR=cloud_api` makes `run` register
+    new chips through its Cloud API, as it would in production."""
+    monkeypatch.setenv("JULIA_REGISTRAR", "cloud_api")
+    log = tmp_path / "run.log"
+    proc = _start(tmp_path, log)
+    chip = new_chip_id()
+    try:
+        url = (await _wait_for_line(log, r"running \(NATS (nats://[\d.:]+)\)")).group(1)
+        http = (await _wait_for_line(log, r"webhooks on (http://[\d.:]+)")).group(1)
+        nc = await nats.connect(url)
+        try:
+            status = await provisioned_until_warming(nc, http, chip)
+            events, _ = await ActivationLog(nc.jetstream()).load(chip)
+        finally:
+            await nc.close()
+        assert status == "warming", _read(log)[-3000:]
+        assert "new chips registered by cloud_api" in _read(log)
+        [requested] = [e for e in events if isinstance(e, ActivationRequested)]
+        assert requested.registrar == "cloud_api"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert await asyncio.to_thread(proc.wait, 30) == 0, _read(log)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from julia_chips.config import ConfigError, load_config
+from julia_chips.config import ConfigError, check_activator_config, load_config
 
 
 def test_defaults_match_the_design() -> None:
@@ -70,3 +70,45 @@ def test_the_nats_identity_is_read_from_its_variables() -> None:
 def test_nats_url_may_list_a_clusters_servers() -> None:
     urls = "nats://n1:4222, nats://n2:4222,tls://n3:4222"
     assert load_config({"NATS_URL": urls}).nats_url == urls
+
+
+def test_the_registrar_is_vps_unless_cloud_api_is_asked_for() -> None:
+    assert load_config({}).registrar == "vps"
+    assert load_config({"JULIA_REGISTRAR": "cloud_api"}).registrar == "cloud_api"
+    with pytest.raises(ConfigError, match="JULIA_REGISTRAR must be vps or cloud_api"):
+        load_config({"JULIA_REGISTRAR": "meta"})
+
+
+SHARED = {"SALVY_API_URL": "https://salvy.example", "SALVY_API_TOKEN": "t",
+          "EVOLUTION_API_URL": "https://evo.example", "EVOLUTION_API_KEY": "k",
+          "VPS_SSH_KEY": "/etc/julia/id", "VPS_HOSTS_FILE": "/etc/julia/hosts.json",
+          "JULIA_WEBHOOK_SECRET": "s", "JULIA_PUBLIC_URL": "https://julia.example",
+          "JULIA_PHONE_KEY": "p" * 32}
+CLOUD = {"CLOUD_API_URL": "https://graph.example", "CLOUD_API_TOKEN": "t",
+         "CLOUD_API_WABA_ID": "1", "CLOUD_API_PIN": "123456"}
+
+
+def test_vps_needs_no_cloud_api_variable_and_names_each_of_its_own() -> None:
+    assert check_activator_config(load_config(SHARED)) is False  # no Cloud API registrar
+    assert check_activator_config(load_config(SHARED | CLOUD)) is True  # both built
+    for var in SHARED:
+        if var == "JULIA_PHONE_KEY":
+            continue
+        env = {k: v for k, v in SHARED.items() if k != var}
+        with pytest.raises(ConfigError, match=f"{var} is required .*JULIA_REGISTRAR=vps"):
+            check_activator_config(load_config(env))
+
+
+def test_cloud_api_needs_its_graph_account_and_the_hosts_too() -> None:
+    env = SHARED | CLOUD | {"JULIA_REGISTRAR": "cloud_api"}
+    assert check_activator_config(load_config(env)) is True
+    for var in (*CLOUD, "VPS_HOSTS_FILE", "VPS_SSH_KEY"):
+        without = {k: v for k, v in env.items() if k != var}
+        with pytest.raises(ConfigError, match=f"{var} is required .*JULIA_REGISTRAR=cloud_api"):
+            check_activator_config(load_config(without))
+
+
+def test_a_partial_cloud_api_account_is_refused_naming_what_is_missing() -> None:
+    env = SHARED | {k: v for k, v in CLOUD.items() if k != "CLOUD_API_PIN"}
+    with pytest.raises(ConfigError, match="CLOUD_API_PIN is required with CLOUD_API_URL set"):
+        check_activator_config(load_config(env))

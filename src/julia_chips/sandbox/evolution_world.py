@@ -42,6 +42,7 @@ class SandboxInstance:
     banned: bool = False
     rate_limited_sends: int = 0
     connect_error: str | None = None
+    host: str | None = None  # the host whose gateway listener created it (`fetchInstances`)
 
 
 class EvolutionWorld:

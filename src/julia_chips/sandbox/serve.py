@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
+from julia_chips.sandbox.vps_host import host_scripts
 from julia_chips.sandbox.world import Sandbox, SandboxKeys, start_sandbox
 
 log = logging.getLogger(__name__)
@@ -24,7 +25,8 @@ async def serve_sandbox(*, salvy_webhook_url: str | None = None, hosts: int = 10
     """
     sandbox = await start_sandbox(salvy_webhook_url=salvy_webhook_url, hosts=hosts,
                                   host_capacity=host_capacity, doctors=doctors, seed=seed,
-                                  pace=pace, link_delay=link_delay, keys=keys)
+                                  pace=pace, link_delay=link_delay, keys=keys,
+                                  host_scripts=host_scripts())
     try:
         log.info("sandbox Evolution API at %s", sandbox.evolution_url)
         log.info("sandbox Salvy API at %s (SMS webhooks to %s)", sandbox.salvy_url,
