@@ -17,10 +17,11 @@ from nats.aio.client import Client as NATS
 from julia_chips.clock import Clock, SystemClock
 from julia_chips.config import Config
 from julia_chips.http.auth import token_guard
+from julia_chips.http.dashboard.feed import attach_live_feeds
 from julia_chips.http.errors import json_errors
 from julia_chips.http.keys import CLOCK, CONFIG, NATS_CONN, POOL
 from julia_chips.http.openapi import openapi_document, openapi_handler
-from julia_chips.http.routes import ROUTES, Route, declared_access, route_table
+from julia_chips.http.routes import ROUTES, Route, declared_access, page_paths, route_table
 from julia_chips.infrastructure import connect_nats, nats_identity
 
 POOL_SIZE = 10
@@ -40,9 +41,11 @@ def create_app(
         `/webhooks/` are not behind the bearer token, they verify their own signatures.
     :param subapps: prefix -> application, mounted with `add_subapp`.
     """
-    app = web.Application(middlewares=[json_errors, token_guard(declared_access(read_routes))])
+    guard = token_guard(declared_access(read_routes), page_paths(read_routes))
+    app = web.Application(middlewares=[json_errors, guard])
     app[CONFIG] = config
     app[CLOCK] = clock or SystemClock()
+    attach_live_feeds(app)  # the dashboard's server-sent events, ended on shutdown
     app.cleanup_ctx.append(_nats_connection(nc))
     app.cleanup_ctx.append(_postgres_pool(pool))
     app.add_routes(route_table(read_routes))

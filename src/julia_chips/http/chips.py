@@ -35,13 +35,19 @@ async def _chip_row(request: web.Request, chip: str) -> ChipRow:
     return row
 
 
+async def chip_view(request: web.Request, chip: str) -> ChipView:
+    """`/chips/{id}`'s body, which the dashboard's chip page shows too.
+    :raises ApiProblem: 404."""
+    row = await _chip_row(request, chip)
+    doctors = await chip_doctors(request.app[POOL], chip)
+    return ChipView(**msgspec.structs.asdict(row), doctors=doctors,
+                    review_reason=review_reason(row))
+
+
 async def get_chip(request: web.Request) -> web.Response:
     chip = chip_id(request)
     query(request, NoQuery)
-    row = await _chip_row(request, chip)
-    doctors = await chip_doctors(request.app[POOL], chip)
-    return json(ChipView(**msgspec.structs.asdict(row), doctors=doctors,
-                         review_reason=review_reason(row)))
+    return json(await chip_view(request, chip))
 
 
 async def warmer_metrics(request: web.Request) -> web.Response:

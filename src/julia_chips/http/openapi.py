@@ -13,7 +13,8 @@ from julia_chips.http.operator import Refused
 from julia_chips.http.routes import Route
 
 _REF = "#/components/schemas/{name}"
-_STATUS_TEXT = {200: "OK", 400: "Bad request: names the `field`", 401: "Bearer token required",
+_STATUS_TEXT = {200: "OK", 303: "Signed in: the same page without `token`, the session "
+                "cookie set", 400: "Bad request: names the `field`", 401: "Bearer token required",
                 403: "The operator token (JULIA_OPERATOR_TOKEN) required",
                 404: "No such chip or doctor",
                 409: "Refused: the rule, the chip's state and the moves allowed",
@@ -34,8 +35,11 @@ def _parameters(route: Route, components: dict[str, Any]) -> list[dict[str, Any]
 def _responses(route: Route) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for status in route.statuses:
+        if status == 303:
+            out[str(status)] = {"description": _STATUS_TEXT[status]}
+            continue
         if status == 200 and route.response is None:
-            content = {"text/plain": {"schema": {"type": "string"}}}
+            content = {route.media_type: {"schema": {"type": "string"}}}
         elif status == 200 or (status == 503 and route.access is Access.OPEN):
             ref = _REF.format(name=route.response.__name__)  # type: ignore[union-attr]
             content = {"application/json": {"schema": {"$ref": ref}}}

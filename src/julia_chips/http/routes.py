@@ -1,6 +1,7 @@
 """The API's routes, declared once: the aiohttp table and `/openapi.json` come from here.
 
-`READ_ROUTES` read (`GET`); `OPERATOR_ROUTES` write (`POST /operator/...`, the operator token).
+`READ_ROUTES` read (`GET`); `OPERATOR_ROUTES` write (`POST /operator/...`, the operator token);
+`DASHBOARD_ROUTES` are the dashboard's pages, assets and live feed (`http/dashboard/`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from julia_chips.http import (
     operator_desk,
 )
 from julia_chips.http.auth import Access
+from julia_chips.http.dashboard import feed, pages
 from julia_chips.http.params import ChipIdParam, ChipsQuery, EventsQuery, NoQuery, PageQuery
 from julia_chips.http.responses import (
     ChipPage,
@@ -43,7 +45,8 @@ class Route(msgspec.Struct, frozen=True, kw_only=True):
     handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     summary: str
     query: type[Any] = NoQuery
-    response: type[Any] | None = None  # None: text (Prometheus exposition)
+    response: type[Any] | None = None  # None: text of `media_type` (Prometheus, HTML, SSE)
+    media_type: str = "text/plain"  # the 200's content type when `response` is None
     statuses: tuple[int, ...] = (200, 400, 401)
     access: Access = Access.READ  # the token it needs (http/auth.py)
     method: str = "GET"
@@ -123,7 +126,25 @@ OPERATOR_ROUTES: tuple[Route, ...] = (
           statuses=_MOVE_STATUSES,
           summary="Settle a send left `unknown` (delivered or not): `julia-chips sends settle`"),
 )
-ROUTES: tuple[Route, ...] = (*READ_ROUTES, *OPERATOR_ROUTES)
+_HTML = "text/html"
+DASHBOARD_ROUTES: tuple[Route, ...] = (
+    Route(path="/", handler=pages.fleet, query=pages.FleetQuery, media_type=_HTML,
+          statuses=(200, 303, 400, 401, 503),
+          summary="The dashboard: chips by state, bans, brake, backlog, projection lag and "
+          "the chip table, live (`?token=` once signs a browser in)"),
+    Route(path="/ui/chips/{id}", handler=pages.chip, media_type=_HTML,
+          statuses=(200, 303, 400, 401, 404, 503),
+          summary="The dashboard's page of one chip: its row, doctors and live history"),
+    Route(path="/events/stream", handler=feed.event_stream, query=feed.FeedQuery,
+          media_type="text/event-stream", statuses=(200, 400, 401, 503),
+          summary="Server-sent events: `chip` and `fleet` events as they are stored, with "
+          "`<chip seq>:<fleet seq>` ids (resume with Last-Event-ID)"),
+    Route(path="/ui/dashboard.js", handler=pages.script, media_type="text/javascript",
+          access=Access.OPEN, statuses=(200, 400), summary="The dashboard's script"),
+    Route(path="/ui/dashboard.css", handler=pages.style, media_type="text/css",
+          access=Access.OPEN, statuses=(200, 400), summary="The dashboard's style sheet"),
+)
+ROUTES: tuple[Route, ...] = (*READ_ROUTES, *OPERATOR_ROUTES, *DASHBOARD_ROUTES)
 
 
 def route_table(routes: tuple[Route, ...]) -> list[web.RouteDef]:
@@ -133,3 +154,8 @@ def route_table(routes: tuple[Route, ...]) -> list[web.RouteDef]:
 def declared_access(routes: tuple[Route, ...]) -> dict[str, Access]:
     """Path template -> the access its route declares, for `auth.token_guard`."""
     return {r.path: r.access for r in routes} | {"/openapi.json": Access.OPEN}
+
+
+def page_paths(routes: tuple[Route, ...]) -> frozenset[str]:
+    """The HTML pages: they take `?token=` and the session cookie (`auth.token_guard`)."""
+    return frozenset(r.path for r in routes if r.media_type == _HTML)
