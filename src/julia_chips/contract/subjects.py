@@ -22,6 +22,7 @@ class Stream(StrEnum):
 class Bucket(StrEnum):
     SHARD_LEASES = "shard_leases"
     CHIP_SNAPSHOTS = "chip_snapshots"
+    DOCTOR_KEYS = "doctor_keys"  # each doctor's key: deleting it erases what it sealed
 
 
 class JuliaHeader(StrEnum):

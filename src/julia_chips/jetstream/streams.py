@@ -77,7 +77,8 @@ def _differs(wanted: StreamConfig, stored: StreamConfig) -> bool:
 
 async def ensure_buckets(js: JetStreamContext, replicas: int, lease_ttl: float) -> None:
     buckets: tuple[tuple[Bucket, float | None], ...] = (
-        (Bucket.SHARD_LEASES, lease_ttl), (Bucket.CHIP_SNAPSHOTS, None))
+        (Bucket.SHARD_LEASES, lease_ttl), (Bucket.CHIP_SNAPSHOTS, None),
+        (Bucket.DOCTOR_KEYS, None))
     for bucket, ttl in buckets:
         try:
             await js.key_value(str(bucket))

@@ -87,7 +87,8 @@ PROJECTIONS = (JS_INFO | LEASES | reads(Stream.CHIP_EVENTS) | reads(Stream.ROUTE
                | reads(Stream.ACTIVATIONS) | reads(Stream.DEAD_LETTER) | inbox("projections"))
 BALANCER = (JS_INFO | LEASES | reads(Stream.ROUTE_CMDS) | reads(Stream.ROUTE_EVENTS)
             | reads(Stream.MSG_EVENTS) | reads(Stream.CHIP_EVENTS) | reads(Stream.FLEET_EVENTS)
-            | _pub("route.evt.>", "msg.evt.>", "dlq.>") | ANSWERS | inbox("balancer"))
+            | kv(Bucket.DOCTOR_KEYS) | _pub("route.evt.>", "msg.evt.>", "dlq.>") | ANSWERS
+            | inbox("balancer"))
 ACTIVATOR = (JS_INFO | LEASES | reads(Stream.CHIP_EVENTS) | reads(Stream.ACTIVATIONS)
              | reads(Stream.GATEWAY_OBS) | _pub("activation.evt.>", "chip.cmd.>")
              | inbox("activator"))
