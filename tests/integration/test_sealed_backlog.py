@@ -8,7 +8,7 @@ from nats.aio.client import Client as NATS
 from nats.js.client import JetStreamContext
 
 from julia_chips.balancer.client import RouteClient
-from julia_chips.balancer.model.backlog_pass import ERASED
+from julia_chips.balancer.model.decide import ERASED
 from julia_chips.contract import route as rt
 from julia_chips.contract.chip import Status
 from julia_chips.contract.subjects import Stream

@@ -43,6 +43,8 @@ class RouteLog:
         :raises WriteConflict: another balancer wrote to the doctor: it leads, not us."""
         if isinstance(event, rt.RequestQueued):
             event = event.sealed_with(await self._keys.ensure(event.doctor_id))
+        elif isinstance(event, rt.DoctorErased):
+            self._keys.forget(event.doctor_id)  # the erasure purges the stored key next
         [seq] = await self._stream.append(route_events(event.doctor_id), [event],
                                           self.doctor_seq.get(event.doctor_id, 0))
         self.doctor_seq[event.doctor_id] = seq

@@ -82,9 +82,17 @@ class InboundMessage(RouteCommand, frozen=True, kw_only=True, tag="InboundMessag
             raise ValueError("doctor_id or doctor_phone is required")
 
 
-AnyRouteCommand = SendRequest | OptOut | OptIn | InboundMessage
+class ForgetDoctor(RouteCommand, frozen=True, kw_only=True, tag="ForgetDoctor"):
+    """The doctor is being erased (`ops.cmd.doctor.erase`): the balancer cancels what waits
+    for them in the backlog (it holds their phone and texts) and records `DoctorErased`."""
+
+    doctor_id: DoctorId
+
+
+AnyRouteCommand = SendRequest | OptOut | OptIn | InboundMessage | ForgetDoctor
 VERBS: dict[str, type[RouteCommand]] = {
-    "send": SendRequest, "optout": OptOut, "optin": OptIn, "inbound": InboundMessage}
+    "send": SendRequest, "optout": OptOut, "optin": OptIn, "inbound": InboundMessage,
+    "forget": ForgetDoctor}
 _DECODERS = {verb: msgspec.json.Decoder(kind) for verb, kind in VERBS.items()}
 
 
@@ -207,6 +215,11 @@ class RequestQueued(RouteEvent, frozen=True, kw_only=True, tag="RequestQueued"):
         return self.sealed is None and (self.doctor_phone is None or self.text is None)
 
 
+class DoctorErased(RouteEvent, frozen=True, kw_only=True, tag="DoctorErased"):
+    """The doctor's personal data was erased (their key deleted, copies scanned away); it
+    holds none itself. Readers clear what they kept of the doctor, but not the opt-out."""
+
+
 class RequestServed(RouteEvent, frozen=True, kw_only=True, tag="RequestServed"):
     request_id: str
     chip_id: str
@@ -222,10 +235,11 @@ class RequestCancelled(RouteEvent, frozen=True, kw_only=True, tag="RequestCancel
 AnyRouteEvent = (
     ConversationAssigned | ConversationReassigned | DoctorOptedOut | DoctorOptedIn
     | DoctorReplied | DoctorQuarantined | RequestQueued | RequestServed | RequestCancelled
+    | DoctorErased
 )
 ROUTE_EVENT_TYPES: tuple[type[RouteEvent], ...] = (
     ConversationAssigned, ConversationReassigned, DoctorOptedOut, DoctorOptedIn, DoctorReplied,
-    DoctorQuarantined, RequestQueued, RequestServed, RequestCancelled)
+    DoctorQuarantined, RequestQueued, RequestServed, RequestCancelled, DoctorErased)
 _EVENT_DECODER = msgspec.json.Decoder(AnyRouteEvent)
 _CURRENT_VERSION = {cls.__struct_config__.tag: cls.version for cls in ROUTE_EVENT_TYPES}
 
@@ -254,6 +268,7 @@ class ReplyStatus(StrEnum):
     OPTED_OUT = "opted_out"
     OPTED_IN = "opted_in"
     NOTED = "noted"  # an inbound message that changed nothing or only consent
+    ERASED = "erased"  # a ForgetDoctor: the backlog holds nothing of the doctor any more
 
 
 class RefusalReason(StrEnum):

@@ -67,6 +67,7 @@ class OpsSubject(StrEnum):
     DEAD_LETTERS_PURGE = "ops.cmd.dlq.purge"
     UNKNOWN_SENDS_LIST = "ops.cmd.sends.unknown"
     UNKNOWN_SEND_SETTLE = "ops.cmd.sends.settle"
+    DOCTOR_ERASE = "ops.cmd.doctor.erase"
 
 
 OPS_COMMANDS = "ops.cmd.>"

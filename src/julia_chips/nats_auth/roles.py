@@ -108,6 +108,9 @@ RUN_ONLY = (reads(Stream.GATEWAY_OBS) | reads(Stream.DEAD_LETTER) | _sub(OPS_COM
             | _pub("chip.cmd.>", "route.cmd.>", "gw.obs.>", "msg.evt.>",
                    f"$JS.API.STREAM.PURGE.{Stream.DEAD_LETTER}",
                    f"$JS.API.STREAM.MSG.DELETE.{Stream.DEAD_LETTER}",
+                   # the erasure deletes what holds an erased doctor's phone or texts
+                   *(f"$JS.API.STREAM.MSG.DELETE.{s}" for s in (
+                       Stream.ROUTE_EVENTS, Stream.GATEWAY_IN, Stream.GATEWAY_OBS)),
                    "$JS.API.STREAM.CREATE.*", "$JS.API.STREAM.UPDATE.*"))
 SYSTEM = (EDGE | WORKER | PROJECTIONS | BALANCER | ACTIVATOR | HEALTH_MONITOR | DERIVER
           | RUN_ONLY | inbox("system"))

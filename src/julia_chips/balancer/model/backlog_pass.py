@@ -14,6 +14,7 @@ from typing import Any
 import msgspec
 
 from julia_chips.balancer.model.decide import (
+    ERASED,
     Event,
     Wait,
     attempted,
@@ -26,8 +27,6 @@ from julia_chips.balancer.model.protection import DEFAULT_PROTECTION, Protection
 from julia_chips.balancer.model.state import BalancerState
 from julia_chips.contract import route as rt
 from julia_chips.contract.route import RefusalReason
-
-ERASED = "doctor erased"  # the cancel reason of an entry whose phone and text are gone
 
 
 class Serving(msgspec.Struct, frozen=True, kw_only=True):

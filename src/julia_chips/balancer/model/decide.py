@@ -70,7 +70,23 @@ def decide(state: BalancerState, command: rt.AnyRouteCommand, now: datetime,
             return _opt_in(state, command, now)
         case rt.InboundMessage():
             return _inbound(state, command, now)
+        case rt.ForgetDoctor():
+            return _forget(state, command, now)
     raise TypeError(f"unknown request {type(command).__name__}")
+
+
+ERASED = "doctor erased"  # the cancel reason of an entry whose phone and text are gone
+
+
+def _forget(state: BalancerState, command: rt.ForgetDoctor, now: datetime) -> list[Event]:
+    """`DoctorErased`, then the doctor's backlog cancelled: it holds their phone and texts.
+    The rest of what the balancer knows of them (chip, consent, opt-out) is no personal data
+    and stays, so an opted-out doctor stays out."""
+    common = _common(command, command.doctor_id, now)
+    return [rt.DoctorErased(event_id=f"{command.command_id}:erased", **common),
+            *(rt.RequestCancelled(event_id=f"{entry.request_id}:cancelled",
+                                  request_id=entry.request_id, reason=ERASED, **common)
+              for entry in state.backlog.values() if entry.doctor_id == command.doctor_id)]
 
 
 def stranger_id(key: str) -> str:
