@@ -253,3 +253,19 @@ def test_an_unreachable_system_exits_non_zero_naming_the_url(tmp_path: Path) -> 
     dead = cli(tmp_path, "chip", "retire", "00000000-0000-4000-8000-000000000000",
                "--reason", "gone", env=env)
     assert dead.returncode == 2 and "NATS at nats://127.0.0.1:9 unreachable" in dead.stderr
+
+
+def test_a_doctor_is_erased_by_phone_the_phone_masked_and_a_bad_phone_refused(
+        data_dir: Path) -> None:
+    doctor = f"dr-erase-{time.monotonic_ns()}"
+    cli(data_dir, "route", "optout", doctor, "--source", "phone call")
+    report = cli_json(data_dir, "doctor", "erase", "--doctor-id", doctor)
+    assert report["ok"] is True and report["doctor_ids"] == [doctor], report
+    assert report["balancer_forgot"] == 1 and set(report["deleted"]) >= {"GATEWAY_IN"}
+    table = cli(data_dir, "doctor", "erase", "--phone", "+5511912345678")
+    assert table.returncode == 0 and "+55 11 *******78" in table.stdout, table
+    assert "5511912345678" not in table.stdout
+    bad = cli(data_dir, "doctor", "erase", "--phone", "11 91234-5678")
+    assert bad.returncode == 1 and "$.phone" in bad.stderr, bad
+    both = cli(data_dir, "doctor", "erase", "--phone", "+5511912345678", "--doctor-id", "x")
+    assert both.returncode == 2 and "not allowed with" in both.stderr
