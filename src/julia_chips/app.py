@@ -265,7 +265,8 @@ def _parts(config: Config, clock: Clock, nc: NATS, world: OutsideWorld,
         "balancer": (lambda: run_balancer(nc, clock, config, sender), stop),  # cancelled
         "activator": (lambda: run_activator(nc, clock, config, stop, endpoints=endpoints), stop),
         # operator requests on ops.cmd.>: a queue group, so no lease (operations/desk.py)
-        "operations": (lambda: run_until(OperationsDesk(nc, clock, config.reply_prefixes),
+        "operations": (lambda: run_until(OperationsDesk(nc, clock, config.reply_prefixes,
+                                                           config.phone_key.encode()),
                                          stop), stop),
     }
 

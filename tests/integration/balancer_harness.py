@@ -48,6 +48,9 @@ async def seed_chip(js: JetStreamContext, chip_id: str, status: Status, cap: int
     await log.append(chip_id, chip_history(chip_id, status, cap), await log.last_seq(chip_id))
 
 
+_NO_DIRECT_GET = (Stream.DEAD_LETTER, Stream.GATEWAY_IN)
+
+
 async def read_stream(js: JetStreamContext, stream: Stream) -> list[bytes]:
     try:
         last = (await js.stream_info(stream)).state.last_seq
@@ -56,7 +59,7 @@ async def read_stream(js: JetStreamContext, stream: Stream) -> list[bytes]:
     out = []
     for seq in range(1, last + 1):
         try:
-            m = await js.get_msg(stream, seq, direct=stream is not Stream.DEAD_LETTER)
+            m = await js.get_msg(stream, seq, direct=stream not in _NO_DIRECT_GET)
         except NotFoundError:
             continue
         assert m.data is not None

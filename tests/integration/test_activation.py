@@ -14,12 +14,14 @@ from julia_chips.contract import chip as chip_ev
 from julia_chips.contract import chip_commands as cmd
 from julia_chips.contract.activation import RegistrarKind, Step, instance_name
 from julia_chips.contract.chip import Status
+from julia_chips.contract.subjects import Stream
 from tests.integration.activation_fixtures import (
     FAST,
     World,
     activation_world,
     running_activator,
 )
+from tests.integration.balancer_harness import read_stream
 
 SLOW_SMS = msgspec.structs.replace(FAST, policy=msgspec.structs.replace(
     FAST.policy, attempts_by_step={Step.CODE: 2}, wait_timeouts={Step.CODE: 1.5,
@@ -63,6 +65,9 @@ async def test_twenty_chips_activate_through_the_sandbox_and_end_warming(
                        if isinstance(e, ev.ActivationRequested)]
         assert requested.registrar == registrar
     assert await ActivationLog(nc.jetstream()).unfinished() == []
+    # The codes opened the numbers' accounts: the saga kept where the SMS was, not the code.
+    stored = b"".join(await read_stream(nc.jetstream(), Stream.ACTIVATIONS))
+    assert b'"code":"' not in stored and stored.count(b'"sms_seq":') == 20
 
 
 async def settled_chip(world: World) -> str:

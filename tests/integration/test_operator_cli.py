@@ -322,3 +322,19 @@ def test_the_node_client_example_runs_with_the_npm_registrys_nats_client(
     assert done.returncode == 0, done.stderr
     assert re.search(r"provision [0-9a-f-]{36}: ok=true state=provisioning", done.stdout)
     assert "event: Provisioned" in done.stdout
+
+
+def test_a_doctor_is_erased_by_phone_the_phone_masked_and_a_bad_phone_refused(
+        data_dir: Path) -> None:
+    doctor = f"dr-erase-{time.monotonic_ns()}"
+    cli(data_dir, "route", "optout", doctor, "--source", "phone call")
+    report = cli_json(data_dir, "doctor", "erase", "--doctor-id", doctor)
+    assert report["ok"] is True and report["doctor_ids"] == [doctor], report
+    assert report["balancer_forgot"] == 1 and set(report["deleted"]) >= {"GATEWAY_IN"}
+    table = cli(data_dir, "doctor", "erase", "--phone", "+5511912345678")
+    assert table.returncode == 0 and "+55 11 *******78" in table.stdout, table
+    assert "5511912345678" not in table.stdout
+    bad = cli(data_dir, "doctor", "erase", "--phone", "11 91234-5678")
+    assert bad.returncode == 1 and "$.phone" in bad.stderr, bad
+    both = cli(data_dir, "doctor", "erase", "--phone", "+5511912345678", "--doctor-id", "x")
+    assert both.returncode == 2 and "not allowed with" in both.stderr

@@ -120,17 +120,23 @@ async def _dispatch(ports: ActivationPorts, clock: Clock, saga: Saga,
             await _registrar(ports, action.registrar).request_code(host, action.phone_number)
             return act.CodeSent(sms_after_seq=after)
         case act.AwaitCode():
-            sms = await waits.wait_for_code(ports.js, clock, action.salvy_account_id,
-                                            action.after_seq, action.deadline)
-            if sms is None or sms.code is None:
+            found = await waits.wait_for_code(ports.js, clock, action.salvy_account_id,
+                                              action.after_seq, action.deadline)
+            if found is None:
                 return act.StepFailed(step=Step.CODE, reason="no SMS code before the deadline",
                                       drop_code=True)
-            return act.CodeArrived(code=sms.code, sms_id=sms.sms_id)
+            sms, seq = found
+            return act.CodeArrived(sms_id=sms.sms_id, sms_seq=seq)
         case act.Register():
+            code = action.code or await waits.code_at(ports.js, action.salvy_account_id,
+                                                      action.sms_seq)
+            if code is None:
+                return act.StepFailed(step=Step.REGISTER, drop_code=True,
+                                      reason="the SMS with the code is no longer stored")
             after = await waits.connection_cursor(ports.js, action.instance)
             host = ports.hosts.get(action.host)
             await _registrar(ports, action.registrar).register(
-                host, action.instance, action.phone_number, action.code)
+                host, action.instance, action.phone_number, code)
             return act.Registered(obs_after_seq=after)
         case act.AwaitConnection():
             return await _await_connection(ports, clock, action)

@@ -40,7 +40,8 @@ MAX_IN_FLIGHT = 4096
 CONSUMER = "balancer"
 _OK = frozenset({ReplyStatus.DISPATCHED, ReplyStatus.QUEUED})  # any other status: not sent
 _STATUS_OF: dict[type[rt.RouteCommand], ReplyStatus] = {
-    rt.OptOut: ReplyStatus.OPTED_OUT, rt.OptIn: ReplyStatus.OPTED_IN}
+    rt.OptOut: ReplyStatus.OPTED_OUT, rt.OptIn: ReplyStatus.OPTED_IN,
+    rt.ForgetDoctor: ReplyStatus.ERASED}
 
 
 class RequestConsumer:

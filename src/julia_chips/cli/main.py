@@ -12,7 +12,7 @@ import sys
 
 import uvloop
 
-from julia_chips.cli import brake, chips, dlq, events, routes, sends
+from julia_chips.cli import brake, chips, dlq, doctors, events, routes, sends
 from julia_chips.cli.output import Output, common_options
 from julia_chips.cli.system import SystemUnreachable, reach_system
 from julia_chips.clock import SystemClock
@@ -25,7 +25,7 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 SEPARABLE_PARTS = ("workers", "projections", "deriver")
 SERVICES = ("run", "worker", "deriver", "sandbox")  # commands that run until stopped
 # The operator's command groups, each `add_commands(sub, common)`, leaves setting `act`.
-OPERATOR_GROUPS = (chips, routes, events, dlq, sends, brake)
+OPERATOR_GROUPS = (chips, routes, events, dlq, sends, doctors, brake)
 
 
 def _parser() -> argparse.ArgumentParser:

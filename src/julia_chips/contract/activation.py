@@ -80,8 +80,13 @@ class CodeRequested(ActivationEvent, frozen=True, kw_only=True, tag="CodeRequest
 
 
 class CodeReceived(ActivationEvent, frozen=True, kw_only=True, tag="CodeReceived"):
-    code: str
+    """The SMS with the code came. The code itself is not kept (it opens the number's
+    WhatsApp account): register reads it again from the SMS at `sms_seq` in GATEWAY_OBS,
+    which keeps it a week. `code` is only in events stored before that."""
+
     sms_id: str
+    sms_seq: int = 0  # the SMS's GATEWAY_OBS sequence (0 in older events, which hold `code`)
+    code: str | None = None
 
 
 class NumberRegistered(ActivationEvent, frozen=True, kw_only=True, tag="NumberRegistered"):

@@ -22,6 +22,7 @@ class Stream(StrEnum):
 class Bucket(StrEnum):
     SHARD_LEASES = "shard_leases"
     CHIP_SNAPSHOTS = "chip_snapshots"
+    DOCTOR_KEYS = "doctor_keys"  # each doctor's key: deleting it erases what it sealed
 
 
 class JuliaHeader(StrEnum):
@@ -66,6 +67,7 @@ class OpsSubject(StrEnum):
     DEAD_LETTERS_PURGE = "ops.cmd.dlq.purge"
     UNKNOWN_SENDS_LIST = "ops.cmd.sends.unknown"
     UNKNOWN_SEND_SETTLE = "ops.cmd.sends.settle"
+    DOCTOR_ERASE = "ops.cmd.doctor.erase"
 
 
 OPS_COMMANDS = "ops.cmd.>"

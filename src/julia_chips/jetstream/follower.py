@@ -50,6 +50,11 @@ def body(decode: Callable[[bytes], T]) -> Decode[T]:
     return lambda msg: decode(msg.data)
 
 
+def with_headers(decode: Callable[[bytes, dict[str, str] | None], T]) -> Decode[T]:
+    """A decoder of the body and its headers, for versioned events (the upcasters)."""
+    return lambda msg: decode(msg.data, msg.headers)
+
+
 class Follower(Generic[T]):
     """Hands `subjects`' events on `stream` to `apply`, oldest first.
 

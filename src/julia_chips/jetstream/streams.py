@@ -94,7 +94,8 @@ async def ensure_buckets(js: JetStreamContext, replicas: int, lease_ttl: float) 
     """The buckets at `replicas` copies, raised to it when a first process made them with
     fewer, never lowered (like the streams)."""
     buckets: tuple[tuple[Bucket, float | None], ...] = (
-        (Bucket.SHARD_LEASES, lease_ttl), (Bucket.CHIP_SNAPSHOTS, None))
+        (Bucket.SHARD_LEASES, lease_ttl), (Bucket.CHIP_SNAPSHOTS, None),
+        (Bucket.DOCTOR_KEYS, None))
     for bucket, ttl in buckets:
         try:
             await js.key_value(str(bucket))

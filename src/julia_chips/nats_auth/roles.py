@@ -87,7 +87,8 @@ PROJECTIONS = (JS_INFO | LEASES | reads(Stream.CHIP_EVENTS) | reads(Stream.ROUTE
                | reads(Stream.ACTIVATIONS) | reads(Stream.DEAD_LETTER) | inbox("projections"))
 BALANCER = (JS_INFO | LEASES | reads(Stream.ROUTE_CMDS) | reads(Stream.ROUTE_EVENTS)
             | reads(Stream.MSG_EVENTS) | reads(Stream.CHIP_EVENTS) | reads(Stream.FLEET_EVENTS)
-            | _pub("route.evt.>", "msg.evt.>", "dlq.>") | ANSWERS | inbox("balancer"))
+            | kv(Bucket.DOCTOR_KEYS) | _pub("route.evt.>", "msg.evt.>", "dlq.>") | ANSWERS
+            | inbox("balancer"))
 ACTIVATOR = (JS_INFO | LEASES | reads(Stream.CHIP_EVENTS) | reads(Stream.ACTIVATIONS)
              | reads(Stream.GATEWAY_OBS) | _pub("activation.evt.>", "chip.cmd.>")
              | inbox("activator"))
@@ -107,6 +108,9 @@ RUN_ONLY = (reads(Stream.GATEWAY_OBS) | reads(Stream.DEAD_LETTER) | _sub(OPS_COM
             | _pub("chip.cmd.>", "route.cmd.>", "gw.obs.>", "msg.evt.>",
                    f"$JS.API.STREAM.PURGE.{Stream.DEAD_LETTER}",
                    f"$JS.API.STREAM.MSG.DELETE.{Stream.DEAD_LETTER}",
+                   # the erasure deletes what holds an erased doctor's phone or texts
+                   *(f"$JS.API.STREAM.MSG.DELETE.{s}" for s in (
+                       Stream.ROUTE_EVENTS, Stream.GATEWAY_IN, Stream.GATEWAY_OBS)),
                    "$JS.API.STREAM.CREATE.*", "$JS.API.STREAM.UPDATE.*"))
 SYSTEM = (EDGE | WORKER | PROJECTIONS | BALANCER | ACTIVATOR | HEALTH_MONITOR | DERIVER
           | RUN_ONLY | inbox("system"))

@@ -53,8 +53,13 @@ class AwaitCode(Action, frozen=True, kw_only=True):
 
 
 class Register(Action, frozen=True, kw_only=True):
+    """Register the number with the code of the SMS at `sms_seq` (read again there: the
+    saga does not keep codes), or with `code` from an older saga that stored it."""
+
     phone_number: str
-    code: str
+    salvy_account_id: str
+    sms_seq: int
+    code: str | None = None
     host: str
     instance: str
     registrar: RegistrarKind
@@ -156,8 +161,8 @@ class CodeSent(Outcome, frozen=True, kw_only=True):
 
 
 class CodeArrived(Outcome, frozen=True, kw_only=True):
-    code: str
     sms_id: str
+    sms_seq: int  # where the SMS is in GATEWAY_OBS: register reads the code there
 
 
 class Registered(Outcome, frozen=True, kw_only=True):
