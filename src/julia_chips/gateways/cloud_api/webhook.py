@@ -17,7 +17,7 @@ Any other message type (image, audio, reaction, …) is a reply without text.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, NamedTuple
 
 import msgspec
 
@@ -85,9 +85,10 @@ class _Body(msgspec.Struct, kw_only=True):
     entry: list[_Entry]
 
 
-class CloudApiWebhook(msgspec.Struct, frozen=True, kw_only=True):
-    """What one body says: its facts in body order, each one's time with its JSON path (for
-    the edge's replay window), and the number it is about (the raw subject's key)."""
+class CloudApiWebhook(NamedTuple):
+    """What one body says (a result, never decoded from anything): its facts in body order,
+    each one's time with its JSON path (for the edge's replay window), and the number it is
+    about (the raw subject's key)."""
 
     number_id: str | None  # the first `phone_number_id` named; None when none is
     facts: tuple[InboundMessage | MessageStatus, ...]
