@@ -30,7 +30,12 @@ from julia_chips.http.keys import SUPERVISOR
 from julia_chips.infrastructure import Endpoints, connect_nats, infrastructure, nats_identity
 from julia_chips.ingest.deriver import ObservationDeriver, run_observation_deriver
 from julia_chips.ingest.feedback import run_doctor_feedback
-from julia_chips.ingest.webhooks import WEBHOOK_INGRESS, WebhookIngress, webhook_routes
+from julia_chips.ingest.webhooks import (
+    WEBHOOK_ACCESS,
+    WEBHOOK_INGRESS,
+    WebhookIngress,
+    webhook_routes,
+)
 from julia_chips.jetstream.streams import ensure_streams
 from julia_chips.operations.desk import OperationsDesk
 from julia_chips.outside_world import OutsideWorld, outside_world, whatsapp_sender
@@ -211,11 +216,13 @@ async def _serve(config: Config, clock: Clock, nc: NATS, world: OutsideWorld,
                  sender: EvolutionSender, stop: asyncio.Event, without: frozenset[str]) -> bool:
     """Every part under one supervisor until `stop`; False when a part was given up."""
     supervisor = _supervisor(config, clock)
-    app = create_app(config, clock, nc=nc, routes=webhook_routes())
+    app = create_app(config, clock, nc=nc, routes=webhook_routes(), route_access=WEBHOOK_ACCESS)
     app[SUPERVISOR] = supervisor
     app[WEBHOOK_INGRESS] = WebhookIngress(nc.jetstream(), clock,
                                           evolution_secret=world.webhook_secret,
-                                          salvy_secret=world.salvy_webhook_secret)
+                                          salvy_secret=world.salvy_webhook_secret,
+                                          cloud_api_secret=world.cloud_api_app_secret,
+                                          cloud_api_verify_token=world.cloud_api_verify_token)
     # Before the first webhook, so every stored body gets its observation, whichever process
     # holds the deriver's lease.
     await ObservationDeriver(nc).prepare()

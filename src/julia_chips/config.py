@@ -48,6 +48,8 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
     cloud_api_waba_id: str | None = None
     cloud_api_pin: str | None = None  # two-step verification PIN set when registering
     registrar: RegistrarKind = "vps"  # how new chips get their WhatsApp account (JULIA_REGISTRAR)
+    cloud_api_app_secret: str | None = None  # Meta app secret: signs Cloud API webhooks
+    cloud_api_verify_token: str | None = None  # ours: Meta's webhook handshake presents it
     # HMAC key of the phones ROUTE_EVENTS remembers (opt-outs): keep it for ever, since
     # another key forgets every opted-out phone; required with an outside service configured
     phone_key: str = "julia-chips-sandbox-phone-key"
@@ -88,7 +90,8 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
         """Never print secrets: only say which ones are set."""
         hidden = {"api_token", "operator_token", "webhook_secret", "salvy_webhook_secret",
                   "salvy_api_token", "evolution_api_key", "vps_ssh_key", "cloud_api_token",
-                  "cloud_api_pin", "phone_key"}
+                  "cloud_api_pin", "cloud_api_app_secret", "cloud_api_verify_token",
+                  "phone_key"}
         parts = []
         for name in self.__struct_fields__:
             value = getattr(self, name)
@@ -146,6 +149,8 @@ _STR_VARS = {
     "CLOUD_API_TOKEN": "cloud_api_token",
     "CLOUD_API_WABA_ID": "cloud_api_waba_id",
     "CLOUD_API_PIN": "cloud_api_pin",
+    "CLOUD_API_APP_SECRET": "cloud_api_app_secret",
+    "CLOUD_API_VERIFY_TOKEN": "cloud_api_verify_token",
     "JULIA_PUBLIC_URL": "public_url",
     "JULIA_HTTP_HOST": "http_host",
     "JULIA_PHONE_KEY": "phone_key",

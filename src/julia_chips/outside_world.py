@@ -33,6 +33,8 @@ SANDBOX_HOSTS = 10
 class OutsideWorld(msgspec.Struct, kw_only=True):
     webhook_secret: str  # master of the per-instance `x-julia-secret`s (instance_secret.py)
     salvy_webhook_secret: str | None  # Svix secret of Salvy webhooks
+    cloud_api_app_secret: str | None  # Meta's app secret: signs Cloud API webhooks
+    cloud_api_verify_token: str | None  # what Meta's subscription handshake presents
     evolution_url: str
     evolution_api_key: str
     sandbox: Sandbox | None = None
@@ -44,9 +46,12 @@ class OutsideWorld(msgspec.Struct, kw_only=True):
                                       webhook_secret=self.webhook_secret)
 
     def listen_at(self, http_url: str) -> None:
-        """Once our HTTP port is known: the sandbox's Salvy sends SMS webhooks there."""
+        """Once our HTTP port is known: the sandbox's Salvy sends SMS webhooks there, its
+        Cloud API the statuses and replies of the numbers registered on it."""
         if self.sandbox is not None:
             self.sandbox.salvy.webhook_url = f"{http_url}/webhooks/salvy"
+            assert self.sandbox.cloud_api is not None
+            self.sandbox.cloud_api.webhook_url = f"{http_url}/webhooks/cloud-api"
 
 
 @asynccontextmanager
@@ -54,16 +59,21 @@ async def outside_world(config: Config) -> AsyncIterator[OutsideWorld]:
     if not config.uses_sandbox:
         yield OutsideWorld(webhook_secret=config.webhook_secret or "",
                            salvy_webhook_secret=config.salvy_webhook_secret,
+                           cloud_api_app_secret=config.cloud_api_app_secret,
+                           cloud_api_verify_token=config.cloud_api_verify_token,
                            evolution_url=config.evolution_api_url or "",
                            evolution_api_key=config.evolution_api_key or "")
         return
     sandbox = await start_sandbox(hosts=SANDBOX_HOSTS, host_scripts=host_scripts())
+    assert sandbox.cloud_api is not None
     log.info("no outside services configured: serving the sandbox (Evolution %s, Salvy %s, "
              "Cloud API %s, %d SSH hosts); new chips registered by %s", sandbox.evolution_url,
              sandbox.salvy_url, sandbox.cloud_api_url, len(sandbox.vps_hosts), config.registrar)
     try:
         yield OutsideWorld(webhook_secret=config.webhook_secret or secrets.token_hex(16),
                            salvy_webhook_secret=sandbox.salvy_webhook_secret,
+                           cloud_api_app_secret=sandbox.cloud_api.app_secret,
+                           cloud_api_verify_token=config.cloud_api_verify_token,
                            evolution_url=sandbox.evolution_url,
                            evolution_api_key=sandbox.evolution_api_key, sandbox=sandbox)
     finally:

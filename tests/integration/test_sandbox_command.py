@@ -104,7 +104,8 @@ async def test_a_run_in_another_process_activates_a_chip_through_the_sandbox(
         assert found["EVOLUTION_API_KEY"] == GIVEN_KEY  # taken from the environment
         log_text = _read(sandbox_log)
         for secret in ("EVOLUTION_API_KEY", "SALVY_API_TOKEN", "SALVY_WEBHOOK_SECRET",
-                       "CLOUD_API_TOKEN", "JULIA_WEBHOOK_SECRET"):
+                       "CLOUD_API_TOKEN", "CLOUD_API_APP_SECRET", "CLOUD_API_VERIFY_TOKEN",
+                       "JULIA_WEBHOOK_SECRET"):
             assert found[secret] and found[secret] not in log_text, secret
 
         doctors_url = f"{found['EVOLUTION_API_URL']}/sandbox/doctors"

@@ -36,9 +36,12 @@ def test_bad_value_names_the_variable(env: dict[str, str], named: str) -> None:
 
 
 def test_repr_hides_secrets() -> None:
-    config = load_config({"JULIA_API_TOKEN": "tok-123", "EVOLUTION_API_KEY": "evo-456"})
-    assert "tok-123" not in repr(config) and "evo-456" not in repr(config)
+    config = load_config({"JULIA_API_TOKEN": "tok-123", "EVOLUTION_API_KEY": "evo-456",
+                          "CLOUD_API_APP_SECRET": "meta-789", "CLOUD_API_VERIFY_TOKEN": "v-0"})
+    for secret in ("tok-123", "evo-456", "meta-789", "v-0"):
+        assert secret not in repr(config)
     assert "api_token='<set>'" in repr(config)
+    assert (config.cloud_api_app_secret, config.cloud_api_verify_token) == ("meta-789", "v-0")
 
 
 def test_file_variables_are_read_as_paths() -> None:

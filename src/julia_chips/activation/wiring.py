@@ -20,7 +20,7 @@ from julia_chips.clock import Clock
 from julia_chips.config import Config, ConfigError, check_activator_config
 from julia_chips.contract.activation import RegistrarKind
 from julia_chips.contract.subjects import ACTIVATOR_LEASE
-from julia_chips.gateways.cloud_api import CloudApiClient
+from julia_chips.gateways.cloud_api.client import CloudApiClient
 from julia_chips.gateways.evolution.client import EvolutionClient
 from julia_chips.gateways.evolution.wire import WebhookTarget
 from julia_chips.gateways.registrars import CloudApiRegistrar, Registrar, VpsRegistrar

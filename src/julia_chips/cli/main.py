@@ -110,7 +110,9 @@ async def _sandbox(args: argparse.Namespace, config: Config) -> int:
 
     with contextlib.suppress(asyncio.CancelledError):
         await serve_sandbox(salvy_webhook_url=args.salvy_webhook_url
-                            or f"{public_url}/webhooks/salvy", hosts=args.hosts,
+                            or f"{public_url}/webhooks/salvy",
+                            cloud_api_webhook_url=f"{public_url}/webhooks/cloud-api",
+                            hosts=args.hosts,
                             doctors=args.doctors, keys=SandboxKeys.from_env(os.environ),
                             ready=announce)
     return 0

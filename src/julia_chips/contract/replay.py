@@ -35,4 +35,9 @@ class ReplayWindow:
 EVOLUTION = ReplayWindow(behind=timedelta(minutes=30), ahead=timedelta(minutes=1))
 # Svix's own tolerance, both ways (each retry is signed anew, so no retry comes late).
 SVIX = ReplayWindow(behind=timedelta(minutes=5), ahead=timedelta(minutes=5))
-GATEWAY_DEDUPE = max(EVOLUTION.span, SVIX.span)
+# Meta retries a webhook it could not deliver for days (up to 7), with the same signed body;
+# each message and status is stamped by `timestamp`, Meta's time of the event. A day behind
+# covers our outages of up to a day (a doctor's "PARAR" must not be lost to one) and keeps
+# GATEWAY_IN's duplicate window, which must span it, well inside the stream's 7-day age.
+CLOUD_API = ReplayWindow(behind=timedelta(hours=24), ahead=timedelta(minutes=5))
+GATEWAY_DEDUPE = max(EVOLUTION.span, SVIX.span, CLOUD_API.span)

@@ -33,6 +33,7 @@ class JuliaHeader(StrEnum):
     REPLY_TO = "Julia-Reply-To"  # also in a header, so even a body that is not JSON gets an answer
     RECEIVED_AT = "Julia-Received-At"  # ISO 8601, UTC: our clock when a webhook was taken in
     RAW_SEQ = "Julia-Raw-Seq"  # on an observation: the GATEWAY_IN sequence it was derived from
+    RAW_PART = "Julia-Raw-Part"  # `<n>/<of>`: its place among its body's observations, if many
 
 
 def chip_command(chip_id: str) -> str:

@@ -22,7 +22,7 @@ from typing import Protocol, TypeVar
 
 import msgspec
 
-from julia_chips.gateways.cloud_api import CODE_MISMATCH, CloudApiClient, CloudApiError
+from julia_chips.gateways.cloud_api.client import CODE_MISMATCH, CloudApiClient, CloudApiError
 from julia_chips.gateways.evolution.client import EvolutionClient
 from julia_chips.gateways.evolution.errors import GatewayError
 from julia_chips.gateways.evolution.wire import Integration

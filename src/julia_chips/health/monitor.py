@@ -2,9 +2,10 @@
 record a ban, and engages the fleet brake on a burst of bans.
 
 Inputs: typed signals on `gw.obs.>` (durable consumer `health-monitor`, see
-ingest/observation_log.py) and CHIP_EVENTS (instance -> chip from `Activated`, status and cooling
-from the rest, bans for the brake). Outputs: chip commands (stored on CHIP_CMDS; the ids are
-deterministic, so a repeat is deduped by the chip) and brake events on `fleet.evt.brake`.
+ingest/observation_log.py) and CHIP_EVENTS (instance or number -> chip from `Activated`, in
+ingest/gateway_chips.py; status and cooling from the rest, bans for the brake). Outputs:
+chip commands (stored on CHIP_CMDS; the ids are deterministic, so a repeat is deduped by the
+chip) and brake events on `fleet.evt.brake`.
 
 Signals are acked only after the traffic counters they produced were handed to the chips,
 so a crash loses none (a crash between the two may count a batch twice: the ids of a
@@ -54,6 +55,7 @@ from julia_chips.health.model.monitoring import (
 )
 from julia_chips.health.model.monitoring import observe as observe_signal
 from julia_chips.health.model.signals import signal_time
+from julia_chips.ingest.gateway_chips import GatewayChips
 from julia_chips.ingest.observation_log import ObservationUnreadable, decode_observation
 from julia_chips.jetstream.consumer_reset import reset_to_ack_floor
 from julia_chips.jetstream.dead_letters import send_to_dead_letters
@@ -115,7 +117,7 @@ class HealthMonitor:
         self._settings = settings
         self._states: dict[str, ChipState] = {}
         self.chips: dict[str, ChipHealth] = {}  # chips that were activated, by chip id
-        self._instances: dict[str, str] = {}
+        self._gateway_chips = GatewayChips()
         self.brake = brake.BrakeState()
         self._brake_log = BrakeLog(self._js)
         self.feed = follow_chip_events(self._js, self._on_chip_event)
@@ -137,8 +139,8 @@ class HealthMonitor:
         chip_id = event.chip_id
         state = evolve(self._states.get(chip_id) or ChipState(chip_id=chip_id), event)
         self._states[chip_id] = state
+        self._gateway_chips.fold(event)
         if isinstance(event, ev.Activated):
-            self._instances[event.instance] = chip_id
             self.chips[chip_id] = ChipHealth(chip=state)
         elif chip_id in self.chips:
             self.chips[chip_id] = follow(self.chips[chip_id], event, state)
@@ -196,13 +198,13 @@ class HealthMonitor:
     async def _fold(self, msg: Msg, now: object) -> None:
         try:
             signal = _health_signal(msg.data)
-            chip_id = self._instances.get(signal.instance)
+            chip_id = self._gateway_chips.chip_of(signal)
             if chip_id is None and self._activating(signal.instance):
                 SIGNALS.labels(result="before_activation").inc()  # the link opening: the
                 return  # activator's to watch, not evidence about a chip in service
             if chip_id is None:
                 raise SignalRejected(f"unknown instance {signal.instance[:60]!r}: no Activated "
-                                     "event names it")
+                                     "event names it or its number")
             if abs(signal_time(signal) - now) > self._settings.max_skew:  # type: ignore[operator]
                 raise SignalRejected(f"timestamp {signal_time(signal).isoformat()} is more "
                                      f"than {self._settings.max_skew} from now")

@@ -4,7 +4,8 @@ Two tokens, so the write endpoints of the operator interface can be given to few
 than the read API: `JULIA_API_TOKEN` reads, `JULIA_OPERATOR_TOKEN` reads and operates. With
 neither set everything is open, which `run` allows on loopback only
 (`require_token_off_loopback`). `/health` stays open for load balancers and `/openapi.json`
-for tools; webhooks (added by their own route tables) carry their own signatures.
+for tools; webhooks (added by their own route tables, `ingest/webhooks.py`
+`WEBHOOK_ACCESS`) are declared open too: they carry their own signatures.
 
 A browser cannot send a bearer header when it navigates or opens an `EventSource`, so the
 dashboard's pages take the token once as `?token=`: a valid one is answered with a redirect
@@ -28,7 +29,6 @@ from julia_chips.config import Config, ConfigError
 from julia_chips.http.errors import Handler, error_response
 from julia_chips.http.keys import CONFIG
 
-OPEN_PREFIXES = ("/webhooks/",)
 SESSION_COOKIE = "julia_session"
 TOKEN_PARAM = "token"  # the query parameter a page takes the token by, once
 
@@ -49,7 +49,7 @@ def token_guard(declared: Mapping[str, Access], pages: Collection[str] = ()) -> 
         resource = request.match_info.route.resource
         template = resource.canonical if resource is not None else request.path
         access = declared.get(template, Access.READ)
-        if access is Access.OPEN or request.path.startswith(OPEN_PREFIXES):
+        if access is Access.OPEN:
             return await handler(request)
         config = request.app[CONFIG]
         if template in pages and TOKEN_PARAM in request.query:

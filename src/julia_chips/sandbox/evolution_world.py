@@ -19,6 +19,7 @@ import msgspec
 
 from julia_chips.clock import Clock
 from julia_chips.gateways.evolution.jid import jid_from_phone
+from julia_chips.sandbox.cloud_api import CloudApiWorld
 from julia_chips.sandbox.doctors import DoctorPopulation
 from julia_chips.sandbox.webhook_poster import WebhookPoster
 
@@ -65,6 +66,7 @@ class EvolutionWorld:
         self.doctors = doctors
         self.instances: dict[str, SandboxInstance] = {}
         self.server_url = ""
+        self.cloud_api: CloudApiWorld | None = None  # where WHATSAPP-BUSINESS numbers live
         self.outage_requests = 0
         self._poster = poster
         self._link_delay = link_delay
@@ -127,9 +129,19 @@ class EvolutionWorld:
         self._emit(instance, "connection.update", _state(instance, "close", 401))
 
     def send_text(self, instance: SandboxInstance, phone: str, text: str) -> dict[str, Any]:
-        """Store an outgoing message and schedule the doctor's receipts and reply."""
-        message_id = f"3EB0{next(self._message_ids):016X}"
+        """Store an outgoing message and schedule the doctor's receipts and reply: as
+        Evolution webhooks, or as the Cloud API's when the instance sends through a number
+        registered there (WHATSAPP-BUSINESS; the id is then Meta's `wamid.`)."""
         jid = jid_from_phone(phone)
+        number = (self.cloud_api.registered(instance.number)
+                  if self.cloud_api is not None and instance.integration == "WHATSAPP-BUSINESS"
+                  else None)
+        if number is not None:
+            message_id = f"wamid.{next(self._message_ids):032X}"
+            assert self.cloud_api is not None
+            self.cloud_api.react(number, phone, message_id, self.doctors.react(phone))
+            return self._sent(instance, jid, message_id, text)
+        message_id = f"3EB0{next(self._message_ids):016X}"
         for reaction in self.doctors.react(phone):
             if reaction.kind == "reply":
                 data = self._inbound(instance, jid, reaction.text or "")
@@ -138,6 +150,10 @@ class EvolutionWorld:
                 status = "DELIVERY_ACK" if reaction.kind == "delivered" else "READ"
                 data = self._receipt(instance, message_id, jid, status)
                 self._emit(instance, "messages.update", data, delay=reaction.after)
+        return self._sent(instance, jid, message_id, text)
+
+    def _sent(self, instance: SandboxInstance, jid: str, message_id: str,
+              text: str) -> dict[str, Any]:
         return {
             "key": {"remoteJid": jid, "fromMe": True, "id": message_id},
             "pushName": "",

@@ -43,6 +43,7 @@ class SandboxKeys:
     salvy_token: str
     salvy_webhook_secret: str
     cloud_api_token: str
+    cloud_api_app_secret: str
 
     @classmethod
     def generate(cls) -> SandboxKeys:
@@ -50,7 +51,8 @@ class SandboxKeys:
                    salvy_token=f"salvy_test_{secrets.token_hex(12)}",
                    salvy_webhook_secret="whsec_"
                    + base64.b64encode(secrets.token_bytes(24)).decode(),
-                   cloud_api_token=secrets.token_hex(16))
+                   cloud_api_token=secrets.token_hex(16),
+                   cloud_api_app_secret=secrets.token_hex(16))
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> SandboxKeys:
@@ -60,7 +62,9 @@ class SandboxKeys:
             salvy_token=env.get("SALVY_API_TOKEN") or random_keys.salvy_token,
             salvy_webhook_secret=env.get("SALVY_WEBHOOK_SECRET")
             or random_keys.salvy_webhook_secret,
-            cloud_api_token=env.get("CLOUD_API_TOKEN") or random_keys.cloud_api_token)
+            cloud_api_token=env.get("CLOUD_API_TOKEN") or random_keys.cloud_api_token,
+            cloud_api_app_secret=env.get("CLOUD_API_APP_SECRET")
+            or random_keys.cloud_api_app_secret)
 
 
 @dataclass
@@ -123,6 +127,7 @@ async def _run_scripts(host: SandboxVpsHost, scripts: Path, evolution: Evolution
 async def start_sandbox(
     *,
     salvy_webhook_url: str | None = None,
+    cloud_api_webhook_url: str | None = None,
     seed: int = 7,
     doctors: int = 50,
     hosts: int = 2,
@@ -138,6 +143,8 @@ async def start_sandbox(
     Evolution instances post webhooks to the URL and headers they were created with.
 
     :param salvy_webhook_url: where `sms.received` goes (Salvy sets it in its dashboard).
+    :param cloud_api_webhook_url: where Meta posts the Cloud API numbers' statuses and
+        messages (set in the app's dashboard), signed with `keys.cloud_api_app_secret`.
     :param pace: seconds per simulated doctor "beat"; tests use ~0.01.
     :param link_delay: seconds from connect to `open`; None = only `evolution.link()`.
     :param keys: the keys to accept (default: random ones).
@@ -163,7 +170,10 @@ async def start_sandbox(
     evo_runner, evolution_url = await serve(create_evolution_app(evolution))
     evolution.server_url = evolution_url
     salvy_runner, salvy_url = await serve(create_salvy_app(salvy))
-    cloud = CloudApiWorld(token=keys.cloud_api_token, waba_id=CLOUD_API_WABA_ID, salvy=salvy)
+    cloud = CloudApiWorld(token=keys.cloud_api_token, waba_id=CLOUD_API_WABA_ID, salvy=salvy,
+                          app_secret=keys.cloud_api_app_secret, poster=poster, clock=clock)
+    cloud.webhook_url = cloud_api_webhook_url
+    evolution.cloud_api = cloud
     cloud_runner, cloud_url = await serve(create_cloud_api_app(cloud))
     client_key = asyncssh.generate_private_key("ssh-ed25519")
     sandbox_hosts = [
