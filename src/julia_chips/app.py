@@ -72,7 +72,7 @@ async def _one_part(config: Config, command: str) -> AsyncIterator[tuple[NATS, a
     _stop_on_signals(stop)
     try:
         await ensure_streams(nc.jetstream(), config.replicas, config.lease_ttl,
-                             config.ledger_max_age_days)
+                             config.ledger_max_age_days, config.stream_limits)
         log.info("%s started (NATS %s)", command, without_credentials(config.nats_url))
         yield nc, stop
     finally:
@@ -199,7 +199,7 @@ async def run_all(config: Config, without: frozenset[str] = frozenset()) -> int:
         log.info("migrations: %s", ", ".join(applied) if applied else "up to date")
         nc = await connect_nats(endpoints.nats_url, nats_identity(config))
         await ensure_streams(nc.jetstream(), config.replicas, config.lease_ttl,
-                             config.ledger_max_age_days)
+                             config.ledger_max_age_days, config.stream_limits)
         async with outside_world(config) as world, whatsapp_sender(world) as sender:
             recovered = await _serve(config, SystemClock(), nc, world, sender, stop, without)
         _endpoints_path(config).unlink(missing_ok=True)

@@ -7,6 +7,9 @@ from pathlib import Path
 import pytest
 
 from julia_chips.config import ConfigError, load_config
+from julia_chips.contract.replay import GATEWAY_DEDUPE
+from julia_chips.contract.subjects import Stream
+from julia_chips.jetstream.streams import StreamLimits
 
 
 def test_defaults_match_the_design() -> None:
@@ -64,3 +67,45 @@ def test_the_nats_identity_is_read_from_its_variables() -> None:
             config.nats_tls_key) == (Path("/etc/julia/worker.creds"), Path("seed.nk"),
                                      Path("ca.pem"), Path("c.pem"), Path("k.pem"))
     assert not load_config({}).nats_auth
+
+
+def test_every_stream_is_bounded_and_the_transient_ones_age() -> None:
+    limits = load_config({}).stream_limits
+    assert set(limits) == set(Stream)
+    assert all(b.max_bytes > 0 and 0 < b.max_msg_size <= b.max_bytes for b in limits.values())
+    assert {s for s, b in limits.items() if b.max_age_days is not None} == {
+        Stream.GATEWAY_IN, Stream.GATEWAY_OBS, Stream.DEAD_LETTER}
+    assert limits[Stream.GATEWAY_IN].max_age_days * 86_400 >= GATEWAY_DEDUPE.total_seconds()
+
+
+def test_stream_limits_are_overridden_one_variable_per_setting() -> None:
+    limits = load_config({"JULIA_STREAM_MAX_BYTES_CHIP_EVENTS": "20GiB",
+                          "JULIA_STREAM_MAX_MSG_SIZE_ROUTE_CMDS": "128kib",
+                          "JULIA_STREAM_MAX_AGE_DAYS_DEAD_LETTER": "30",
+                          "JULIA_STREAM_MAX_BYTES_CHIP_CMDS": "1048576"}).stream_limits
+    assert limits[Stream.CHIP_EVENTS] == StreamLimits(max_bytes=20 * 1024**3,
+                                                      max_msg_size=64 * 1024)
+    assert limits[Stream.ROUTE_CMDS].max_msg_size == 128 * 1024
+    assert limits[Stream.DEAD_LETTER].max_age_days == 30
+    assert limits[Stream.CHIP_CMDS].max_bytes == 1024**2
+
+
+@pytest.mark.parametrize(("env", "named"), [
+    ({"JULIA_STREAM_MAX_BYTES_CHIP_EVENT": "1GiB"}, "JULIA_STREAM_MAX_BYTES_CHIP_EVENT"),
+    ({"JULIA_STREAM_MAXBYTES_CHIP_EVENTS": "1GiB"}, "JULIA_STREAM_MAXBYTES_CHIP_EVENTS"),
+    ({"JULIA_STREAM_MAX_BYTES_CHIP_EVENTS": "lots"}, "JULIA_STREAM_MAX_BYTES_CHIP_EVENTS"),
+    ({"JULIA_STREAM_MAX_BYTES_CHIP_EVENTS": "1GB"}, "JULIA_STREAM_MAX_BYTES_CHIP_EVENTS"),
+    ({"JULIA_STREAM_MAX_BYTES_CHIP_EVENTS": "10"}, "JULIA_STREAM_MAX_BYTES_CHIP_EVENTS"),
+    ({"JULIA_STREAM_MAX_MSG_SIZE_CHIP_CMDS": "1TiB"}, "JULIA_STREAM_MAX_MSG_SIZE_CHIP_CMDS"),
+    # history is kept for ever; the ledger's age has its own variable
+    ({"JULIA_STREAM_MAX_AGE_DAYS_CHIP_EVENTS": "30"}, "JULIA_STREAM_MAX_AGE_DAYS_CHIP_EVENTS"),
+    ({"JULIA_STREAM_MAX_AGE_DAYS_MSG_EVENTS": "30"}, "JULIA_LEDGER_MAX_AGE_DAYS"),
+    # shorter than the dedupe window it serves: a replayed webhook would be stored again
+    ({"JULIA_STREAM_MAX_AGE_DAYS_GATEWAY_IN": "0.01"}, "JULIA_STREAM_MAX_AGE_DAYS_GATEWAY_IN"),
+    ({"JULIA_STREAM_MAX_MSG_SIZE_CHIP_CMDS": "2MiB"}, "JULIA_STREAM_MAX_MSG_SIZE_DEAD_LETTER"),
+    ({"JULIA_STREAM_MAX_BYTES_FLEET_EVENTS": "1MiB",
+      "JULIA_STREAM_MAX_MSG_SIZE_FLEET_EVENTS": "2MiB"}, "JULIA_STREAM_MAX_MSG_SIZE_FLEET_EVENTS"),
+])
+def test_a_bad_stream_limit_names_its_variable(env: dict[str, str], named: str) -> None:
+    with pytest.raises(ConfigError, match=named):
+        load_config(env)
