@@ -21,7 +21,7 @@ from julia_chips.balancer.runner import run_balancer
 from julia_chips.chip.partition import PartitionSettings
 from julia_chips.chip.worker import Worker, new_worker_id
 from julia_chips.clock import Clock, SystemClock
-from julia_chips.config import Config, ConfigError
+from julia_chips.config import Config, ConfigError, require_local_servers
 from julia_chips.db.migrate import migrate_url
 from julia_chips.health.monitor import monitor_settings, run_health_monitor
 from julia_chips.http.app import create_app
@@ -189,6 +189,8 @@ async def run_all(config: Config, without: frozenset[str] = frozenset()) -> int:
     :param without: parts run by processes of their own (cli.SEPARABLE_PARTS).
     """
     require_token_off_loopback(config)  # before anything starts
+    if config.uses_sandbox:
+        require_local_servers(config)
     stop = asyncio.Event()
     _stop_on_signals(stop)
     async with infrastructure(config) as endpoints:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import msgspec
 
@@ -83,6 +85,8 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
     nats_tls_ca: Path | None = None
     nats_tls_cert: Path | None = None
     nats_tls_key: Path | None = None
+    # JULIA_SANDBOX_ALLOW_REMOTE=1: the sandbox may fill a NATS or PostgreSQL elsewhere.
+    sandbox_allow_remote: bool = False
 
     @property
     def uses_sandbox(self) -> bool:
@@ -270,6 +274,58 @@ def _nats_identity(env: Mapping[str, str]) -> dict[str, object]:
     return values
 
 
+def is_loopback(host: str) -> bool:
+    """`localhost` or a loopback address; a name is not (whatever it resolves to may be
+    public)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def remote_hosts(url: str) -> list[str]:
+    """The hosts of a NATS or PostgreSQL URL that are not this machine: loopback, localhost
+    and a unix socket (no host, or a `/` path as in `?host=/run/postgresql`) are local.
+    A comma-separated list of URLs, or of hosts (libpq's `host1:5432,host2`), counts each."""
+    remote = []
+    for one in url.split(","):
+        one = one if "://" in one else f"x://{one}"
+        parts = urlsplit(one)
+        host = unquote(parts.netloc.rpartition("@")[2])
+        host = host.rsplit(":", 1)[0] if host.count(":") == 1 or "]:" in host else host
+        socket_dirs = parse_qs(parts.query).get("host", [])
+        if socket_dirs and all(d.startswith("/") for d in socket_dirs):
+            continue
+        if host and not host.startswith("/") and not is_loopback(host):
+            remote.append(host)
+    return remote
+
+
+def require_local_servers(config: Config) -> None:
+    """The sandbox's made-up chips, doctors and webhooks go only to servers on this machine,
+    never into a production NATS or PostgreSQL, unless JULIA_SANDBOX_ALLOW_REMOTE=1.
+
+    :raises ConfigError: naming the variable that points elsewhere.
+    """
+    if config.sandbox_allow_remote:
+        return
+    for var, url in (("NATS_URL", config.nats_url), ("DATABASE_URL", config.database_url)):
+        if url and (hosts := remote_hosts(url)):
+            raise ConfigError(f"{var} points at {', '.join(hosts)}, not this machine: the "
+                              "sandbox only runs against local servers (loopback, localhost, "
+                              "a unix socket); set JULIA_SANDBOX_ALLOW_REMOTE=1 to run it there "
+                              "anyway")
+
+
+def _flag(env: Mapping[str, str], var: str) -> bool:
+    raw = env.get(var, "0").strip()
+    if raw not in ("0", "1"):
+        raise ConfigError(f"{var} must be 1 or 0, got {raw[:20]!r}")
+    return raw == "1"
+
+
 def load_config(env: Mapping[str, str] | None = None) -> Config:
     """Build the Config from `env` (default: the process environment).
 
@@ -289,6 +345,7 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
     if env.get("JULIA_REPLY_PREFIXES"):
         values["reply_prefixes"] = _reply_prefixes(env["JULIA_REPLY_PREFIXES"])
     values["stream_limits"] = _stream_limits(env)
+    values["sandbox_allow_remote"] = _flag(env, "JULIA_SANDBOX_ALLOW_REMOTE")
     config = msgspec.convert(values, Config)
     if not config.uses_sandbox and not env.get("JULIA_PHONE_KEY"):
         raise ConfigError("JULIA_PHONE_KEY is required with an outside service: the sandbox's "

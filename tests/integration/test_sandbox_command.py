@@ -17,6 +17,7 @@ from pathlib import Path
 
 import aiohttp
 import nats
+import pytest
 from nats.aio.client import Client as NATS
 
 from julia_chips.chip.client import ChipClient
@@ -144,3 +145,19 @@ async def test_the_phone_key_survives_a_sandbox_restart(tmp_path: Path) -> None:
     assert keys[0] == keys[1] and len(keys[0]) == 32
     given = sandbox_env(sandbox, tmp_path, "http://127.0.0.1:1", {"JULIA_PHONE_KEY": "k" * 32})
     assert given["JULIA_PHONE_KEY"] == "k" * 32
+
+
+@pytest.mark.parametrize("command", ["sandbox", "run"])
+@pytest.mark.parametrize(("var", "url"), [("NATS_URL", "nats://nats.prod.example:4222"),
+                                          ("DATABASE_URL", "postgresql://julia@10.0.0.7/julia")])
+def test_the_sandbox_refuses_servers_that_are_not_on_this_machine(
+        tmp_path: Path, command: str, var: str, url: str) -> None:
+    """Its made-up chips and doctors never go into a production NATS or PostgreSQL."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("NATS_", "DATABASE_", "JULIA_", "SALVY_", "EVOLUTION_", "CLOUD_"))}
+    env |= {"JULIA_DATA_DIR": str(tmp_path), var: url}
+    refused = subprocess.run([sys.executable, "-m", "julia_chips", command], env=env,
+                             capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2, refused.stderr
+    assert var in refused.stderr and "JULIA_SANDBOX_ALLOW_REMOTE=1" in refused.stderr
+    assert not (tmp_path / "sandbox.env").exists()

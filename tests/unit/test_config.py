@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from julia_chips.config import ConfigError, load_config
+from julia_chips.config import ConfigError, load_config, remote_hosts, require_local_servers
 from julia_chips.contract.replay import GATEWAY_DEDUPE
 from julia_chips.contract.subjects import Stream
 from julia_chips.jetstream.streams import StreamLimits
@@ -109,3 +109,28 @@ def test_stream_limits_are_overridden_one_variable_per_setting() -> None:
 def test_a_bad_stream_limit_names_its_variable(env: dict[str, str], named: str) -> None:
     with pytest.raises(ConfigError, match=named):
         load_config(env)
+
+
+@pytest.mark.parametrize(("url", "remote"), [
+    ("nats://127.0.0.1:4222", []),
+    ("nats://admin:secret@localhost:4222", []),
+    ("tls://[::1]:4222", []),
+    ("nats://nats.prod:4222", ["nats.prod"]),
+    ("nats://127.0.0.1:4222,nats://10.0.0.2:4222", ["10.0.0.2"]),
+    ("postgresql:///julia", []),  # the default unix socket
+    ("postgresql:///julia?host=/run/postgresql", []),
+    ("postgresql://julia@%2Frun%2Fpostgresql/julia", []),
+    ("postgresql://julia:pw@db.prod:5432/julia", ["db.prod"]),
+    ("postgresql://julia@127.0.0.1:5432,10.1.1.1:5432/julia", ["10.1.1.1"]),
+])
+def test_hosts_that_are_not_this_machine(url: str, remote: list[str]) -> None:
+    assert remote_hosts(url) == remote
+
+
+def test_the_sandbox_runs_against_remote_servers_only_when_allowed() -> None:
+    env = {"DATABASE_URL": "postgresql://julia@db.prod/julia"}
+    with pytest.raises(ConfigError, match=r"DATABASE_URL points at db\.prod"):
+        require_local_servers(load_config(env))
+    require_local_servers(load_config(env | {"JULIA_SANDBOX_ALLOW_REMOTE": "1"}))
+    with pytest.raises(ConfigError, match="JULIA_SANDBOX_ALLOW_REMOTE"):
+        load_config(env | {"JULIA_SANDBOX_ALLOW_REMOTE": "yes"})
