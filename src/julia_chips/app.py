@@ -21,7 +21,7 @@ from julia_chips.balancer.runner import run_balancer
 from julia_chips.chip.partition import PartitionSettings
 from julia_chips.chip.worker import Worker, new_worker_id
 from julia_chips.clock import Clock, SystemClock
-from julia_chips.config import Config, ConfigError
+from julia_chips.config import Config, ConfigError, require_local_servers
 from julia_chips.db.migrate import migrate_url
 from julia_chips.health.monitor import monitor_settings, run_health_monitor
 from julia_chips.http.app import create_app
@@ -77,7 +77,7 @@ async def _one_part(config: Config, command: str) -> AsyncIterator[tuple[NATS, a
     _stop_on_signals(stop)
     try:
         await ensure_streams(nc.jetstream(), config.replicas, config.lease_ttl,
-                             config.ledger_max_age_days)
+                             config.ledger_max_age_days, config.stream_limits)
         log.info("%s started (NATS %s)", command, without_credentials(config.nats_url))
         yield nc, stop
     finally:
@@ -194,6 +194,8 @@ async def run_all(config: Config, without: frozenset[str] = frozenset()) -> int:
     :param without: parts run by processes of their own (cli.SEPARABLE_PARTS).
     """
     require_token_off_loopback(config)  # before anything starts
+    if config.uses_sandbox:
+        require_local_servers(config)
     stop = asyncio.Event()
     _stop_on_signals(stop)
     async with infrastructure(config) as endpoints:
@@ -204,7 +206,7 @@ async def run_all(config: Config, without: frozenset[str] = frozenset()) -> int:
         log.info("migrations: %s", ", ".join(applied) if applied else "up to date")
         nc = await connect_nats(endpoints.nats_url, nats_identity(config))
         await ensure_streams(nc.jetstream(), config.replicas, config.lease_ttl,
-                             config.ledger_max_age_days)
+                             config.ledger_max_age_days, config.stream_limits)
         async with outside_world(config) as world, whatsapp_sender(world) as sender:
             recovered = await _serve(config, SystemClock(), nc, world, sender, stop, without)
         _endpoints_path(config).unlink(missing_ok=True)

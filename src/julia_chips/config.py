@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import msgspec
 
 from julia_chips.contract.activation import RegistrarKind
+from julia_chips.contract.replay import GATEWAY_DEDUPE
+from julia_chips.contract.subjects import Stream
 from julia_chips.gateways.salvy import svix
 from julia_chips.jetstream.reply_subjects import (
     DEFAULT_REPLY_PREFIXES,
     ReplyPrefixInvalid,
     reply_prefixes,
 )
+from julia_chips.jetstream.streams import DAY, STREAM_LIMITS, StreamLimits
 from julia_chips.nats_auth.roles import ROLES
 
 
@@ -69,6 +75,9 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
     brake_window_minutes: float = 60.0
     brake_cool_off_hours: float = 6.0  # the brake releases itself after this
     ledger_max_age_days: float = 90.0  # MSG_EVENTS keeps sends this long
+    # Every stream's bounds: STREAM_LIMITS with the JULIA_STREAM_MAX_*_<STREAM> overrides.
+    stream_limits: dict[Stream, StreamLimits] = msgspec.field(
+        default_factory=lambda: dict(STREAM_LIMITS))
     part_grace: float = 60.0  # seconds a part may stay down before /health answers 503
     max_restarts: int = 10  # failed restarts in a row before a process gives up (exits 1)
     # NATS identity (docs/security.md): the embedded server with a user per role, this
@@ -80,6 +89,8 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
     nats_tls_ca: Path | None = None
     nats_tls_cert: Path | None = None
     nats_tls_key: Path | None = None
+    # JULIA_SANDBOX_ALLOW_REMOTE=1: the sandbox may fill a NATS or PostgreSQL elsewhere.
+    sandbox_allow_remote: bool = False
 
     @property
     def uses_sandbox(self) -> bool:
@@ -195,6 +206,69 @@ def _reply_prefixes(raw: str) -> tuple[str, ...]:
         raise ConfigError(f"JULIA_REPLY_PREFIXES: {err}") from None
 
 
+_STREAM_VAR = re.compile(r"JULIA_STREAM_(MAX_BYTES|MAX_MSG_SIZE|MAX_AGE_DAYS)_(\w+)")
+_SIZE = re.compile(r"(\d+)\s*(KiB|MiB|GiB|TiB)?", re.IGNORECASE)
+_UNITS = {None: 1, "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4}
+_LARGEST_MESSAGE = 64 * 1024**2  # nats-server's own ceiling on max_payload
+
+
+def _size(var: str, raw: str, low: int, high: int) -> int:
+    """Bytes: a whole number, optionally with a binary unit (`512MiB`, `4GiB`)."""
+    match = _SIZE.fullmatch(raw.strip())
+    if match is None:
+        raise ConfigError(f"{var} must be a size in bytes, optionally with KiB, MiB, GiB or "
+                          f"TiB (e.g. 4GiB), got {raw[:40]!r}")
+    value = int(match[1]) * _UNITS[match[2] and match[2].lower()]
+    if not low <= value <= high:
+        raise ConfigError(f"{var} must be between {low} and {high} bytes, got {raw}")
+    return value
+
+
+def _stream_limits(env: Mapping[str, str]) -> dict[Stream, StreamLimits]:
+    """STREAM_LIMITS with `JULIA_STREAM_MAX_BYTES_<STREAM>`, `..._MAX_MSG_SIZE_<STREAM>` and
+    `..._MAX_AGE_DAYS_<STREAM>` applied; any other `JULIA_STREAM_` variable is a typo."""
+    limits = dict(STREAM_LIMITS)
+    for var in sorted(v for v in env if v.startswith("JULIA_STREAM_") and env[v]):
+        match = _STREAM_VAR.fullmatch(var)
+        if match is None or match[2] not in Stream.__members__:
+            raise ConfigError(f"{var} is not a stream setting: JULIA_STREAM_MAX_BYTES_<STREAM>, "
+                              "JULIA_STREAM_MAX_MSG_SIZE_<STREAM> or "
+                              f"JULIA_STREAM_MAX_AGE_DAYS_<STREAM>, <STREAM> one of "
+                              f"{', '.join(Stream.__members__)}")
+        setting, stream = match[1], Stream(match[2])
+        bound = limits[stream]
+        if setting == "MAX_BYTES":
+            bound = msgspec.structs.replace(
+                bound, max_bytes=_size(var, env[var], 1024**2, 1024**5))
+        elif setting == "MAX_MSG_SIZE":
+            bound = msgspec.structs.replace(
+                bound, max_msg_size=_size(var, env[var], 1024, _LARGEST_MESSAGE))
+        else:
+            bound = msgspec.structs.replace(bound, max_age_days=_stream_age(var, env[var], stream))
+        if bound.max_msg_size > bound.max_bytes:
+            raise ConfigError(f"{var}: the largest message of {stream} ({bound.max_msg_size} "
+                              f"bytes) must fit its max_bytes ({bound.max_bytes})")
+        limits[stream] = bound
+    largest = max(b.max_msg_size for s, b in limits.items() if s != Stream.DEAD_LETTER)
+    if limits[Stream.DEAD_LETTER].max_msg_size < largest:
+        raise ConfigError(f"JULIA_STREAM_MAX_MSG_SIZE_DEAD_LETTER must be at least the largest "
+                          f"message of any other stream ({largest} bytes): a message that "
+                          "cannot be handled is dead-lettered whole")
+    return limits
+
+
+def _stream_age(var: str, raw: str, stream: Stream) -> float:
+    """Only a stream of transient data has an age: history is kept for ever, and MSG_EVENTS's
+    age is JULIA_LEDGER_MAX_AGE_DAYS."""
+    if STREAM_LIMITS[stream].max_age_days is None:
+        why = ("set JULIA_LEDGER_MAX_AGE_DAYS" if stream == Stream.MSG_EVENTS
+               else f"{stream} is history, kept for ever")
+        raise ConfigError(f"{var}: {stream} takes no max age here ({why})")
+    # GATEWAY_IN must remember a webhook for its whole dedupe window (contract/replay.py).
+    low = GATEWAY_DEDUPE.total_seconds() / DAY if stream == Stream.GATEWAY_IN else 1 / 24
+    return _number(var, raw, float, low, 3650.0)
+
+
 def _check_secrets(config: Config) -> None:
     """Here, not per request: a mistyped secret would otherwise 500 every webhook."""
     if config.salvy_webhook_secret is not None:
@@ -251,6 +325,58 @@ def _nats_identity(env: Mapping[str, str]) -> dict[str, object]:
     return values
 
 
+def is_loopback(host: str) -> bool:
+    """`localhost` or a loopback address; a name is not (whatever it resolves to may be
+    public)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def remote_hosts(url: str) -> list[str]:
+    """The hosts of a NATS or PostgreSQL URL that are not this machine: loopback, localhost
+    and a unix socket (no host, or a `/` path as in `?host=/run/postgresql`) are local.
+    A comma-separated list of URLs, or of hosts (libpq's `host1:5432,host2`), counts each."""
+    remote = []
+    for one in url.split(","):
+        one = one if "://" in one else f"x://{one}"
+        parts = urlsplit(one)
+        host = unquote(parts.netloc.rpartition("@")[2])
+        host = host.rsplit(":", 1)[0] if host.count(":") == 1 or "]:" in host else host
+        socket_dirs = parse_qs(parts.query).get("host", [])
+        if socket_dirs and all(d.startswith("/") for d in socket_dirs):
+            continue
+        if host and not host.startswith("/") and not is_loopback(host):
+            remote.append(host)
+    return remote
+
+
+def require_local_servers(config: Config) -> None:
+    """The sandbox's made-up chips, doctors and webhooks go only to servers on this machine,
+    never into a production NATS or PostgreSQL, unless JULIA_SANDBOX_ALLOW_REMOTE=1.
+
+    :raises ConfigError: naming the variable that points elsewhere.
+    """
+    if config.sandbox_allow_remote:
+        return
+    for var, url in (("NATS_URL", config.nats_url), ("DATABASE_URL", config.database_url)):
+        if url and (hosts := remote_hosts(url)):
+            raise ConfigError(f"{var} points at {', '.join(hosts)}, not this machine: the "
+                              "sandbox only runs against local servers (loopback, localhost, "
+                              "a unix socket); set JULIA_SANDBOX_ALLOW_REMOTE=1 to run it there "
+                              "anyway")
+
+
+def _flag(env: Mapping[str, str], var: str) -> bool:
+    raw = env.get(var, "0").strip()
+    if raw not in ("0", "1"):
+        raise ConfigError(f"{var} must be 1 or 0, got {raw[:20]!r}")
+    return raw == "1"
+
+
 def load_config(env: Mapping[str, str] | None = None) -> Config:
     """Build the Config from `env` (default: the process environment).
 
@@ -270,6 +396,8 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
     values["registrar"] = _registrar(env)
     if env.get("JULIA_REPLY_PREFIXES"):
         values["reply_prefixes"] = _reply_prefixes(env["JULIA_REPLY_PREFIXES"])
+    values["stream_limits"] = _stream_limits(env)
+    values["sandbox_allow_remote"] = _flag(env, "JULIA_SANDBOX_ALLOW_REMOTE")
     config = msgspec.convert(values, Config)
     if not config.uses_sandbox and not env.get("JULIA_PHONE_KEY"):
         raise ConfigError("JULIA_PHONE_KEY is required with an outside service: the sandbox's "

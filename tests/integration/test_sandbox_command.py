@@ -175,3 +175,19 @@ async def test_the_sandbox_of_run_honours_julia_registrar(tmp_path: Path,
     finally:
         proc.send_signal(signal.SIGINT)
         assert await asyncio.to_thread(proc.wait, 30) == 0, _read(log)
+
+
+@pytest.mark.parametrize("command", ["sandbox", "run"])
+@pytest.mark.parametrize(("var", "url"), [("NATS_URL", "nats://nats.prod.example:4222"),
+                                          ("DATABASE_URL", "postgresql://julia@10.0.0.7/julia")])
+def test_the_sandbox_refuses_servers_that_are_not_on_this_machine(
+        tmp_path: Path, command: str, var: str, url: str) -> None:
+    """Its made-up chips and doctors never go into a production NATS or PostgreSQL."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("NATS_", "DATABASE_", "JULIA_", "SALVY_", "EVOLUTION_", "CLOUD_"))}
+    env |= {"JULIA_DATA_DIR": str(tmp_path), var: url}
+    refused = subprocess.run([sys.executable, "-m", "julia_chips", command], env=env,
+                             capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2, refused.stderr
+    assert var in refused.stderr and "JULIA_SANDBOX_ALLOW_REMOTE=1" in refused.stderr
+    assert not (tmp_path / "sandbox.env").exists()

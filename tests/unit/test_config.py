@@ -6,7 +6,16 @@ from pathlib import Path
 
 import pytest
 
-from julia_chips.config import ConfigError, check_activator_config, load_config
+from julia_chips.config import (
+    ConfigError,
+    check_activator_config,
+    load_config,
+    remote_hosts,
+    require_local_servers,
+)
+from julia_chips.contract.replay import GATEWAY_DEDUPE
+from julia_chips.contract.subjects import Stream
+from julia_chips.jetstream.streams import StreamLimits
 
 
 def test_defaults_match_the_design() -> None:
@@ -115,3 +124,70 @@ def test_a_partial_cloud_api_account_is_refused_naming_what_is_missing() -> None
     env = SHARED | {k: v for k, v in CLOUD.items() if k != "CLOUD_API_PIN"}
     with pytest.raises(ConfigError, match="CLOUD_API_PIN is required with CLOUD_API_URL set"):
         check_activator_config(load_config(env))
+
+
+def test_every_stream_is_bounded_and_the_transient_ones_age() -> None:
+    limits = load_config({}).stream_limits
+    assert set(limits) == set(Stream)
+    assert all(b.max_bytes > 0 and 0 < b.max_msg_size <= b.max_bytes for b in limits.values())
+    assert {s for s, b in limits.items() if b.max_age_days is not None} == {
+        Stream.GATEWAY_IN, Stream.GATEWAY_OBS, Stream.DEAD_LETTER}
+    assert limits[Stream.GATEWAY_IN].max_age_days * 86_400 >= GATEWAY_DEDUPE.total_seconds()
+
+
+def test_stream_limits_are_overridden_one_variable_per_setting() -> None:
+    limits = load_config({"JULIA_STREAM_MAX_BYTES_CHIP_EVENTS": "20GiB",
+                          "JULIA_STREAM_MAX_MSG_SIZE_ROUTE_CMDS": "128kib",
+                          "JULIA_STREAM_MAX_AGE_DAYS_DEAD_LETTER": "30",
+                          "JULIA_STREAM_MAX_BYTES_CHIP_CMDS": "1048576"}).stream_limits
+    assert limits[Stream.CHIP_EVENTS] == StreamLimits(max_bytes=20 * 1024**3,
+                                                      max_msg_size=64 * 1024)
+    assert limits[Stream.ROUTE_CMDS].max_msg_size == 128 * 1024
+    assert limits[Stream.DEAD_LETTER].max_age_days == 30
+    assert limits[Stream.CHIP_CMDS].max_bytes == 1024**2
+
+
+@pytest.mark.parametrize(("env", "named"), [
+    ({"JULIA_STREAM_MAX_BYTES_CHIP_EVENT": "1GiB"}, "JULIA_STREAM_MAX_BYTES_CHIP_EVENT"),
+    ({"JULIA_STREAM_MAXBYTES_CHIP_EVENTS": "1GiB"}, "JULIA_STREAM_MAXBYTES_CHIP_EVENTS"),
+    ({"JULIA_STREAM_MAX_BYTES_CHIP_EVENTS": "lots"}, "JULIA_STREAM_MAX_BYTES_CHIP_EVENTS"),
+    ({"JULIA_STREAM_MAX_BYTES_CHIP_EVENTS": "1GB"}, "JULIA_STREAM_MAX_BYTES_CHIP_EVENTS"),
+    ({"JULIA_STREAM_MAX_BYTES_CHIP_EVENTS": "10"}, "JULIA_STREAM_MAX_BYTES_CHIP_EVENTS"),
+    ({"JULIA_STREAM_MAX_MSG_SIZE_CHIP_CMDS": "1TiB"}, "JULIA_STREAM_MAX_MSG_SIZE_CHIP_CMDS"),
+    # history is kept for ever; the ledger's age has its own variable
+    ({"JULIA_STREAM_MAX_AGE_DAYS_CHIP_EVENTS": "30"}, "JULIA_STREAM_MAX_AGE_DAYS_CHIP_EVENTS"),
+    ({"JULIA_STREAM_MAX_AGE_DAYS_MSG_EVENTS": "30"}, "JULIA_LEDGER_MAX_AGE_DAYS"),
+    # shorter than the dedupe window it serves: a replayed webhook would be stored again
+    ({"JULIA_STREAM_MAX_AGE_DAYS_GATEWAY_IN": "0.01"}, "JULIA_STREAM_MAX_AGE_DAYS_GATEWAY_IN"),
+    ({"JULIA_STREAM_MAX_MSG_SIZE_CHIP_CMDS": "2MiB"}, "JULIA_STREAM_MAX_MSG_SIZE_DEAD_LETTER"),
+    ({"JULIA_STREAM_MAX_BYTES_FLEET_EVENTS": "1MiB",
+      "JULIA_STREAM_MAX_MSG_SIZE_FLEET_EVENTS": "2MiB"}, "JULIA_STREAM_MAX_MSG_SIZE_FLEET_EVENTS"),
+])
+def test_a_bad_stream_limit_names_its_variable(env: dict[str, str], named: str) -> None:
+    with pytest.raises(ConfigError, match=named):
+        load_config(env)
+
+
+@pytest.mark.parametrize(("url", "remote"), [
+    ("nats://127.0.0.1:4222", []),
+    ("nats://admin:secret@localhost:4222", []),
+    ("tls://[::1]:4222", []),
+    ("nats://nats.prod:4222", ["nats.prod"]),
+    ("nats://127.0.0.1:4222,nats://10.0.0.2:4222", ["10.0.0.2"]),
+    ("postgresql:///julia", []),  # the default unix socket
+    ("postgresql:///julia?host=/run/postgresql", []),
+    ("postgresql://julia@%2Frun%2Fpostgresql/julia", []),
+    ("postgresql://julia:pw@db.prod:5432/julia", ["db.prod"]),
+    ("postgresql://julia@127.0.0.1:5432,10.1.1.1:5432/julia", ["10.1.1.1"]),
+])
+def test_hosts_that_are_not_this_machine(url: str, remote: list[str]) -> None:
+    assert remote_hosts(url) == remote
+
+
+def test_the_sandbox_runs_against_remote_servers_only_when_allowed() -> None:
+    env = {"DATABASE_URL": "postgresql://julia@db.prod/julia"}
+    with pytest.raises(ConfigError, match=r"DATABASE_URL points at db\.prod"):
+        require_local_servers(load_config(env))
+    require_local_servers(load_config(env | {"JULIA_SANDBOX_ALLOW_REMOTE": "1"}))
+    with pytest.raises(ConfigError, match="JULIA_SANDBOX_ALLOW_REMOTE"):
+        load_config(env | {"JULIA_SANDBOX_ALLOW_REMOTE": "yes"})

@@ -28,6 +28,7 @@ from julia_chips.contract.subjects import (
     JuliaHeader,
     Stream,
     chip_id_of_command_subject,
+    is_uuid,
     partition_commands,
 )
 from julia_chips.jetstream.consumer_reset import reset_to_ack_floor
@@ -123,6 +124,10 @@ class PartitionConsumer:
         if deliveries(msg) > self._settings.max_deliver:
             await self._reject(chip_id, msg, f"gave up after {self._settings.max_deliver} "
                                               "deliveries", answer)
+            return
+        if not is_uuid(chip_id):  # not a chip: no history, no actor, no read-model row
+            await self._reject(chip_id, msg, f"invalid command: chip_id {chip_id[:80]!r} is "
+                               "not a UUID - at `chip_id` (the subject's last token)", answer)
             return
         try:
             command = decode_command(msg.data)

@@ -16,7 +16,7 @@ from julia_chips.cli import brake, chips, dlq, doctors, events, routes, sends
 from julia_chips.cli.output import Output, common_options
 from julia_chips.cli.system import SystemUnreachable, reach_system
 from julia_chips.clock import SystemClock
-from julia_chips.config import Config, ConfigError, load_config
+from julia_chips.config import Config, ConfigError, load_config, require_local_servers
 
 log = logging.getLogger(__name__)
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -98,6 +98,7 @@ async def _sandbox(args: argparse.Namespace, config: Config) -> int:
     from julia_chips.sandbox.serve import serve_sandbox
     from julia_chips.sandbox.world import Sandbox, SandboxKeys
 
+    require_local_servers(config)
     public_url = args.public_url.rstrip("/")
 
     async def announce(sandbox: Sandbox) -> None:

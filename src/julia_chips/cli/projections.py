@@ -61,7 +61,7 @@ async def projections_run(endpoints: Endpoints, batch: int, config: Config) -> i
     await migrate_url(endpoints.database_url)
     nc = await connect_nats(endpoints.nats_url, nats_identity(config))
     await ensure_streams(nc.jetstream(), config.replicas, config.lease_ttl,
-                         config.ledger_max_age_days)
+                         config.ledger_max_age_days, config.stream_limits)
     await run_projections(nc, endpoints.database_url, stop, config.lease_ttl, batch)
     await nc.drain()
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import uuid
 from enum import StrEnum
 
 
@@ -113,6 +114,16 @@ def activation_events(chip_id: str) -> str:
 
 def dead_letter(kind: str, key: str) -> str:
     return f"dlq.{kind}.{key}"
+
+
+def is_uuid(value: str) -> bool:
+    """Chip ids are UUIDs in the one form `str(uuid.UUID(...))` prints (lowercase, hyphens):
+    another spelling of the same UUID would be another subject, so another chip's history
+    beside the first; anything else cannot be a `julia_chips` row either."""
+    try:
+        return str(uuid.UUID(value)) == value
+    except ValueError:
+        return False
 
 
 def chip_id_of_command_subject(subject: str) -> str:

@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 from collections.abc import Collection, Mapping
 from enum import StrEnum
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from julia_chips.config import Config, ConfigError
+from julia_chips.config import Config, ConfigError, is_loopback
 from julia_chips.http.errors import Handler, error_response
 from julia_chips.http.keys import CONFIG
 
@@ -94,7 +93,7 @@ def require_token_off_loopback(config: Config) -> None:
 
     :raises ConfigError: naming JULIA_HTTP_HOST and JULIA_API_TOKEN.
     """
-    if config.api_token or _loopback(config.http_host):
+    if config.api_token or is_loopback(config.http_host):
         return
     raise ConfigError(f"JULIA_HTTP_HOST={config.http_host} is not a loopback address: set "
                       "JULIA_API_TOKEN (and JULIA_OPERATOR_TOKEN for the operator endpoints), "
@@ -125,15 +124,6 @@ def _same(given: str | None, expected: str | None) -> bool:
     if not given or not expected:
         return False
     return hmac.compare_digest(given.encode(), expected.encode())
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False  # a name: whatever it resolves to may be public
 
 
 def _session(request: web.Request) -> str | None:

@@ -62,7 +62,10 @@ def openapi_document(routes: tuple[Route, ...], title: str = "Julia Chips API"
             "parameters": _parameters(route, components), "responses": _responses(route)}
         if route.body is not None:
             ref = _REF.format(name=route.body.__name__)
-            operation["requestBody"] = {"required": False, "content": {
+            # An empty body is `{}` (operator.body), so one is needed only for a type
+            # with required fields (found by fuzzing: `ban` with none was a 400).
+            needed = bool(components[route.body.__name__].get("required"))
+            operation["requestBody"] = {"required": needed, "content": {
                 "application/json": {"schema": {"$ref": ref}}}}
         if route.access is not Access.OPEN:
             operation["security"] = [{"bearer": []}]

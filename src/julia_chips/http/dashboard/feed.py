@@ -35,7 +35,7 @@ from aiohttp import web
 from julia_chips.chip.event_log import JetStreamChipEventLog
 from julia_chips.contract.chip import AnyChipEvent
 from julia_chips.contract.fleet import AnyFleetEvent
-from julia_chips.contract.subjects import Stream, chip_events
+from julia_chips.contract.subjects import Stream, chip_events, is_uuid
 from julia_chips.http.dashboard.views import ChipUpdate, chip_update, fleet_update
 from julia_chips.http.errors import UNAVAILABLE, ApiProblem
 from julia_chips.http.keys import NATS_CONN, POOL
@@ -43,7 +43,7 @@ from julia_chips.http.params import query
 from julia_chips.jetstream.follower import Follower, body
 from julia_chips.jetstream.stored_chip_event import chip_event_of
 from julia_chips.projections.audit import read_row
-from julia_chips.projections.rows.chip import ChipRow, apply, is_uuid
+from julia_chips.projections.rows.chip import ChipRow, apply
 
 log = logging.getLogger(__name__)
 
