@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 
 from julia_chips.gateways.backoff import Backoff
-from julia_chips.gateways.cloud_api import CloudApiClient, CloudApiError
+from julia_chips.gateways.cloud_api.client import CloudApiClient, CloudApiError
 from julia_chips.gateways.evolution.client import EvolutionClient
 from julia_chips.gateways.evolution.errors import GatewayError
 from julia_chips.gateways.http_exchange import MAX_ANSWER_BYTES
