@@ -30,7 +30,7 @@ async def test_every_stream_is_created_bounded_and_refuses_when_full(
         config = (await js.stream_info(stream)).config
         assert (config.max_bytes, config.max_msg_size, config.discard) == (
             bound.max_bytes, bound.max_msg_size, DiscardPolicy.NEW), stream
-    assert (await js.stream_info(Stream.GATEWAY_IN)).config.max_age == DAY
+    assert (await js.stream_info(Stream.GATEWAY_IN)).config.max_age == 2 * DAY
     assert (await js.stream_info(Stream.DEAD_LETTER)).config.max_age == 14 * DAY
 
 

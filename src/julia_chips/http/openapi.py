@@ -21,6 +21,14 @@ _STATUS_TEXT = {200: "OK", 303: "Signed in: the same page without `token`, the s
                 503: "A backing service is unavailable"}
 
 
+# A server-sent event as OpenAPI tools read one (each event checked on its own): its
+# `event` name, `id` (`<CHIP_EVENTS seq>:<FLEET_EVENTS seq>`) and JSON `data`.
+_SSE_EVENT = {"type": "object", "properties": {
+    "event": {"type": "string"}, "id": {"type": "string"}, "data": {"type": "string"},
+    "retry": {"type": "integer"}}}
+_TEXT_SCHEMAS: dict[str, dict[str, Any]] = {"text/event-stream": _SSE_EVENT}
+
+
 def _parameters(route: Route, components: dict[str, Any]) -> list[dict[str, Any]]:
     params: list[dict[str, Any]] = []
     if "{id}" in route.path:
@@ -39,7 +47,10 @@ def _responses(route: Route) -> dict[str, Any]:
             out[str(status)] = {"description": _STATUS_TEXT[status]}
             continue
         if status == 200 and route.response is None:
-            content = {route.media_type: {"schema": {"type": "string"}}}
+            content = {route.media_type: {"schema": _TEXT_SCHEMAS.get(route.media_type,
+                                                                      {"type": "string"})}}
+        elif status == 401 and route.media_type == "text/html":  # a page tells a person
+            content = {"text/html": {"schema": {"type": "string"}}}
         elif status == 200 or (status == 503 and route.access is Access.OPEN):
             ref = _REF.format(name=route.response.__name__)  # type: ignore[union-attr]
             content = {"application/json": {"schema": {"$ref": ref}}}
