@@ -104,7 +104,7 @@ class Leader:
         started = time.monotonic()
         await replay(self.js, Stream.ROUTE_EVENTS, "route.evt.>",
                      body(rt.decode_route_event), self._apply_route, reader=READER)
-        since = self.clock.now() - self.settings.ledger_horizon
+        since = self.clock.stream_time(self.clock.now() - self.settings.ledger_horizon)
         await replay(self.js, Stream.MSG_EVENTS, "msg.evt.>",
                      body(msg.decode_message_event), self._apply_ledger,
                      reader=READER, since=since)

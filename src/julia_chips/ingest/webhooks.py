@@ -32,7 +32,7 @@ from nats.js.client import JetStreamContext
 
 from julia_chips.clock import Clock
 from julia_chips.contract.observations import SmsReceived
-from julia_chips.contract.replay import EVOLUTION
+from julia_chips.contract.replay import EVOLUTION, SVIX
 from julia_chips.contract.subjects import JuliaHeader, SubjectTokenInvalid, gateway_raw
 from julia_chips.contract.timestamps import AwareDatetime
 from julia_chips.gateways.evolution.instance_secret import SECRET_HEADER, secret_matches
@@ -56,11 +56,13 @@ class WebhookIngress:
     :param salvy_secret: Svix's `whsec_...`; ValueError now when it is not base64.
     :param publish_timeout: seconds to wait for JetStream's ack before answering 503.
     :param max_body: bytes; a bigger body is refused with 413 before it is read.
+    :param clock_speed: how much faster than the wall `clock` runs (the demo's): the replay
+        windows stretch with it (`ReplayWindow.scaled`).
     """
 
     def __init__(self, js: JetStreamContext, clock: Clock, *, evolution_secret: str | None,
                  salvy_secret: str | None, publish_timeout: float = 2.0,
-                 max_body: int = MAX_BODY) -> None:
+                 max_body: int = MAX_BODY, clock_speed: float = 1.0) -> None:
         if salvy_secret is not None:
             svix.check_secret(salvy_secret)
         self.js = js
@@ -72,6 +74,8 @@ class WebhookIngress:
         self.salvy_secret = salvy_secret
         self.publish_timeout = publish_timeout
         self.max_body = max_body
+        self.evolution_window = EVOLUTION.scaled(clock_speed)
+        self.salvy_window = SVIX.scaled(clock_speed)
 
 
 WEBHOOK_INGRESS = web.AppKey("webhook_ingress", WebhookIngress)
@@ -124,7 +128,7 @@ async def evolution_webhook(request: web.Request) -> web.Response:
     if not secret_matches(ingress.evolution_secret, claim.instance,
                           request.headers.get(SECRET_HEADER)):
         return _answer(401, f"bad or missing {SECRET_HEADER} for this instance")
-    if not EVOLUTION.admits(claim.date_time, received_at):
+    if not ingress.evolution_window.admits(claim.date_time, received_at):
         return _answer(400, f"evolution webhook: date_time {claim.date_time.isoformat()} is "
                        "outside the replay window (Evolution must run with TZ=UTC) - at "
                        "`$.date_time`")
@@ -144,7 +148,8 @@ async def salvy_webhook(request: web.Request) -> web.Response:
         return _answer(401, "salvy webhook secret not configured")
     received_at = ingress.clock.now()
     try:
-        signed = svix.check_headers(request.headers, now=received_at)
+        signed = svix.check_headers(request.headers, now=received_at,
+                                    window=ingress.salvy_window)
     except svix.SignatureInvalid as exc:  # before the body is read: strangers are cheap
         return _answer(401, str(exc))
     body = await _read_limited(request, ingress.max_body)
