@@ -242,6 +242,8 @@ async def _serve(config: Config, clock: Clock, nc: NATS, world: OutsideWorld,
     parts = _parts(config, clock, nc, world, sender, http_url, stop, answered)
     for name in without:
         del parts[name]
+    if isinstance(clock, AcceleratedClock):
+        clock.begin()
     if without:
         log.info("left to their own processes: %s", ", ".join(sorted(without)))
     tasks = {name: supervisor.start(name, part, stopping)

@@ -77,6 +77,12 @@ class AcceleratedClock:
     def now(self) -> datetime:
         return self._start + timedelta(seconds=(time.monotonic() - self._origin) * self.speed)
 
+    def begin(self) -> None:
+        """Read `start` again from this moment on: the seconds servers took to come up,
+        before any part ran, are not the demo's (at its speed they are hours)."""
+        self._origin = time.monotonic()
+        self._wall_origin = datetime.now(UTC)
+
     def stream_time(self, at: datetime) -> datetime:
         """Instants of this clock's run map back at `speed`; an earlier one maps to the
         epoch: how long the system was stopped before is unknown, so a fold that starts

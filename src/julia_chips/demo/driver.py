@@ -21,6 +21,7 @@ from nats.aio.client import Client as NATS
 
 from julia_chips.chip.client import ChipClient
 from julia_chips.clock import AcceleratedClock
+from julia_chips.contract import chip as ev
 from julia_chips.contract.chip import AnyChipEvent
 from julia_chips.contract.chip_commands import Provision
 from julia_chips.demo.model import script as sc
@@ -32,6 +33,8 @@ from julia_chips.supervisor import run_until
 
 log = logging.getLogger(__name__)
 TICK = 0.5  # real seconds between two looks at the clock
+# Events after which the balancer moves a chip's conversations to others.
+STOPS_SERVING = (ev.Ready, ev.OutOfService, ev.Cooled, ev.Banned, ev.Retired)
 
 
 class DemoDriver:
@@ -47,6 +50,8 @@ class DemoDriver:
 
     def _on_event(self, event: AnyChipEvent) -> None:
         self.fleet = sc.follow(self.fleet, event, self._script)
+        if isinstance(event, STOPS_SERVING):
+            self._recruiter.forget(event.chip_id)
 
     def stop(self) -> None:
         self._stopping.set()
@@ -60,7 +65,8 @@ class DemoDriver:
             while not self._stopping.is_set():
                 remember(self._data_dir, self._clock)
                 self._recruiter.tick(self.fleet)
-                self._play(sc.due_moments(self.fleet, self._clock.now(), self._script))
+                self._play(sc.due_moments(self.fleet, self._clock.now(), self._script,
+                                          self._recruiter.carrying()))
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), TICK)
         finally:

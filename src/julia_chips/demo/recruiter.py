@@ -1,5 +1,6 @@
-"""The demo recruiter: Julia writing to sandbox doctors who opted in, and answering those who
-write back, through the balancer as any caller would (`RouteClient`, `route.cmd.send`).
+"""The demo recruiter: Julia writing to sandbox doctors (consented: those who opted in;
+prospecting the others once a chip is active) and answering those who write back, through
+the balancer as any caller would (`RouteClient`, `route.cmd.send`).
 
 It picks no chip and counts no traffic: the balancer places each message within the caps,
 quiet hours and the weekly prospecting cap, or refuses it, and the doctors' receipts and
@@ -28,7 +29,9 @@ from julia_chips.demo.model.script import (
     DemoScript,
     answer_text,
     offer_text,
+    opted_in,
     prospecting_budget,
+    prospects_strangers,
 )
 from julia_chips.ingest.observation_log import ObservationUnreadable, decode_observation
 from julia_chips.phones import normalise_phone
@@ -45,6 +48,8 @@ class Recruiter:
         self._nc, self._clock, self._script = nc, clock, script
         self._routes = RouteClient(nc)
         self._doctors = doctors.doctors
+        self._consented = {d.doctor_id for n, d in enumerate(self._doctors)
+                           if opted_in(n, script)}  # by the script; replies add the rest
         self._by_phone = {normalise_phone(d.phone): d for d in self._doctors}
         self._next = 0  # the doctor the next offer goes to, round the population
         self._day = -1
@@ -55,7 +60,17 @@ class Recruiter:
         self._tasks: set[asyncio.Task[None]] = set()
         self._sub: Subscription | None = None
         self._sent = 0
+        self._holders: dict[str, str] = {}  # consented doctor -> the chip last placed on
         self.outcomes: collections.Counter[str] = collections.Counter()  # status or refusal
+
+    def carrying(self) -> collections.Counter[str]:
+        """Consented conversations by chip, as the balancer last placed them for us; a chip
+        that stopped serving is forgotten (`forget`), its doctors having moved."""
+        return collections.Counter(self._holders.values())
+
+    def forget(self, chip_id: str) -> None:
+        """The chip stopped serving: the balancer moved its conversations elsewhere."""
+        self._holders = {d: c for d, c in self._holders.items() if c != chip_id}
 
     async def start(self) -> None:
         self._sub = await self._nc.subscribe(GATEWAY_SIGNALS, cb=self._on_observation)
@@ -76,18 +91,20 @@ class Recruiter:
             self._answered_today.clear()
         due = min(MAX_PER_TICK, prospecting_budget(fleet, now, self._script)
                   - self._offered_today)
+        strangers = prospects_strangers(fleet)
         for _ in range(max(0, due)):
-            doctor = self._next_doctor()
+            doctor = self._next_doctor(strangers)
             if doctor is None:
                 return
             self._offered_today += 1
             self._spawn(doctor, offer_text(self._sent, doctor.name), "prospecting")
 
-    def _next_doctor(self) -> Doctor | None:
+    def _next_doctor(self, strangers: bool) -> Doctor | None:
         for _ in range(len(self._doctors)):
             doctor = self._doctors[self._next % len(self._doctors)]
             self._next += 1
-            if doctor.doctor_id not in self._opted_out:
+            if doctor.doctor_id not in self._opted_out and (
+                    strangers or doctor.doctor_id in self._consented):
                 return doctor
         return None  # everyone opted out
 
@@ -106,6 +123,7 @@ class Recruiter:
         if self._answered_today[doctor.doctor_id] >= self._script.replies_per_doctor_day:
             return
         self._answered_today[doctor.doctor_id] += 1
+        self._consented.add(doctor.doctor_id)  # they wrote: the balancer knows it too
         self._spawn(doctor, answer_text(self._sent), "reply")
 
     def _spawn(self, doctor: Doctor, text: str, kind: str) -> None:
@@ -117,8 +135,9 @@ class Recruiter:
     async def _send(self, doctor: Doctor, text: str, kind: str) -> None:
         async with self._slots:
             try:
-                reply = await self._routes.send(doctor.doctor_id, doctor.phone, text, kind,
-                                                consented=True)
+                reply = await self._routes.send(
+                    doctor.doctor_id, doctor.phone, text, kind,
+                    consented=doctor.doctor_id in self._consented)
             except TimeoutError:  # stored all the same: the balancer answers it later
                 self.outcomes["no answer yet"] += 1
                 return
@@ -128,6 +147,9 @@ class Recruiter:
                 return
         if reply.reason == RefusalReason.OPTED_OUT:
             self._opted_out.add(doctor.doctor_id)
+            self._holders.pop(doctor.doctor_id, None)
+        elif reply.chip_id is not None and doctor.doctor_id in self._consented:
+            self._holders[doctor.doctor_id] = reply.chip_id
         self.outcomes[str(reply.status or reply.reason or "refused")] += 1
         if reply.status is ReplyStatus.FAILED:
             log.info("demo recruiter: a %s to %s failed: %s", kind, doctor.doctor_id,

@@ -2,8 +2,9 @@
 the sandbox plays the real world's part.
 
 Nothing here fabricates a chip's traffic: the recruiter only asks the balancer to write to
-sandbox doctors who opted in (and to answer those who wrote), within a share of the daily
-caps of the chips that serve, in prospecting hours; the doctors' receipts, replies and
+sandbox doctors (those who opted in, and once a chip is active the others too) and to answer
+those who wrote, within a share of the daily caps of the chips that serve, in prospecting
+hours; the doctors' receipts, replies and
 opt-outs are their own. The moments (a temporary block, a ban) are what WhatsApp does to
 real fleets, played by the sandbox's Evolution API so the system learns of them the real
 way, from a `connection.update` webhook. Pure: the fleet is folded with the chip's own
@@ -44,6 +45,7 @@ class DemoScript(msgspec.Struct, frozen=True, kw_only=True):
     doctors: int = 2000
     provision_every: float = 1.0  # real seconds between two provisions: a fleet that grows
     prospecting_share: float = 0.8  # of the serving chips' caps; the rest is for replies
+    opted_in_tenths: int = 7  # of every ten doctors, those who signed up to hear of shifts
     replies_per_doctor_day: int = 3  # answers to one doctor per local day, at most
     # After the first chip is in service (simulated time): a temporary block, then a ban.
     block_after: timedelta = timedelta(hours=12)
@@ -127,9 +129,12 @@ def done(fleet: DemoFleet, moment: Moment, now: datetime) -> DemoFleet:
     return msgspec.structs.replace(fleet, banned=moment.chip_id)
 
 
-def due_moments(fleet: DemoFleet, now: datetime, script: DemoScript) -> list[Moment]:
-    """What the sandbox should do now: each moment once, on an active chip (one carrying
-    conversations), the ban on another chip than the block."""
+def due_moments(fleet: DemoFleet, now: datetime, script: DemoScript,
+                carrying: Mapping[str, int] | None = None) -> list[Moment]:
+    """What the sandbox should do now: each moment once, on an active chip, the ban on
+    another chip than the block, the one carrying the most consented conversations
+    (`carrying`: as the recruiter last saw them placed), so there are doctors to fail over.
+    """
     moments: list[Moment] = []
     start = fleet.first_in_service
     if start is None:
@@ -146,7 +151,7 @@ def due_moments(fleet: DemoFleet, now: datetime, script: DemoScript) -> list[Mom
             moments.append(Moment(kind=MomentKind.RELINK, chip_id=blocked.chip_id,
                                   instance=blocked.instance))
     if fleet.banned is None and now >= start + script.ban_after:
-        chip = _active(fleet, exclude={fleet.blocked} if fleet.blocked else set())
+        chip = _carrying_most(fleet, carrying or {})
         if chip is not None:
             moments.append(Moment(kind=MomentKind.BAN, chip_id=chip.chip_id,
                                   instance=chip.instance or ""))
@@ -159,6 +164,18 @@ def _active(fleet: DemoFleet, exclude: set[str]) -> ChipState | None:
     return min(active, key=lambda c: c.chip_id) if active else None
 
 
+def opted_in(doctor_index: int, script: DemoScript) -> bool:
+    """Whether the doctor signed up for offers (a consented conversation, which warming
+    chips may carry); the others are prospected, which only active chips do."""
+    return doctor_index % 10 < script.opted_in_tenths
+
+
+def prospects_strangers(fleet: DemoFleet) -> bool:
+    """Doctors who did not opt in are written to only once a chip is active: a warming chip
+    never carries their messages, and a request no chip may take would only wait."""
+    return any(c.status is Status.ACTIVE for c in fleet.chips.values())
+
+
 def daily_offers(fleet: DemoFleet, script: DemoScript) -> int:
     """Offers for one local day: `prospecting_share` of the serving chips' daily caps, and
     no more than the doctors' weekly prospecting cap allows on every day of the week (so
@@ -166,6 +183,13 @@ def daily_offers(fleet: DemoFleet, script: DemoScript) -> int:
     capacity = sum(c.daily_cap for c in fleet.chips.values() if c.status in SERVING)
     weekly = script.doctors * script.protection.weekly_prospecting_cap / 7
     return math.floor(min(capacity * script.prospecting_share, weekly))
+
+
+def _carrying_most(fleet: DemoFleet, carrying: Mapping[str, int]) -> ChipState | None:
+    active = [c for c in fleet.chips.values()
+              if c.status is Status.ACTIVE and c.instance and c.chip_id != fleet.blocked
+              and carrying.get(c.chip_id, 0) > 0]
+    return min(active, key=lambda c: (-carrying[c.chip_id], c.chip_id)) if active else None
 
 
 def prospecting_budget(fleet: DemoFleet, now: datetime, script: DemoScript) -> int:
