@@ -23,6 +23,9 @@ from julia_chips.jetstream.reply_subjects import (
 from julia_chips.jetstream.streams import DAY, STREAM_LIMITS, StreamLimits
 from julia_chips.nats_auth.roles import ROLES
 
+# A warm day in 30 real seconds: the lifecycle, from provisioning to bans, within 8 minutes.
+DEMO_SPEED = 86_400 / 30
+
 
 class ConfigError(ValueError):
     """A bad environment value; the message names the variable."""
@@ -91,6 +94,11 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
     nats_tls_key: Path | None = None
     # JULIA_SANDBOX_ALLOW_REMOTE=1: the sandbox may fill a NATS or PostgreSQL elsewhere.
     sandbox_allow_remote: bool = False
+    # The demo fleet of `run` on the sandbox (demo/): JULIA_DEMO, on by default there.
+    demo: bool = False
+    demo_speed: float = DEMO_SPEED  # simulated seconds per real second
+    demo_chips: int = 30
+    demo_doctors: int = 2000
 
     @property
     def uses_sandbox(self) -> bool:
@@ -143,6 +151,10 @@ _NUMBER_VARS: dict[str, tuple[str, type[int] | type[float], float, float]] = {
     # At least the 8 local days the balancer's rebuild replays (ATTEMPT_MEMORY_DAYS).
     "JULIA_LEDGER_MAX_AGE_DAYS": ("ledger_max_age_days", float, 8.0, 3650.0),
     "JULIA_MAX_RESTARTS": ("max_restarts", int, 0, 10_000),
+    # Up to a warm day in under a tenth of a second (tests); 1 is real time.
+    "JULIA_DEMO_SPEED": ("demo_speed", float, 1.0, 1_000_000.0),
+    "JULIA_DEMO_CHIPS": ("demo_chips", int, 1, 1000),
+    "JULIA_DEMO_DOCTORS": ("demo_doctors", int, 1, 100_000),
 }
 _STR_VARS = {
     "NATS_URL": "nats_url",
@@ -375,6 +387,16 @@ def _flag(env: Mapping[str, str], var: str) -> bool:
     if raw not in ("0", "1"):
         raise ConfigError(f"{var} must be 1 or 0, got {raw[:20]!r}")
     return raw == "1"
+def _demo(env: Mapping[str, str], uses_sandbox: bool) -> bool:
+    """JULIA_DEMO: on by default on the sandbox; never with an outside service, whose chips
+    and doctors are real people's numbers."""
+    raw = env.get("JULIA_DEMO", "").strip().lower()
+    if raw not in ("", "on", "off"):
+        raise ConfigError(f"JULIA_DEMO must be on or off, got {raw[:20]!r}")
+    if raw == "on" and not uses_sandbox:
+        raise ConfigError("JULIA_DEMO=on needs the sandbox: with SALVY_API_URL, "
+                          "EVOLUTION_API_URL or CLOUD_API_URL set there is no demo")
+    return uses_sandbox and raw != "off"
 
 
 def load_config(env: Mapping[str, str] | None = None) -> Config:
@@ -399,6 +421,7 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
     values["stream_limits"] = _stream_limits(env)
     values["sandbox_allow_remote"] = _flag(env, "JULIA_SANDBOX_ALLOW_REMOTE")
     config = msgspec.convert(values, Config)
+    config = msgspec.structs.replace(config, demo=_demo(env, config.uses_sandbox))
     if not config.uses_sandbox and not env.get("JULIA_PHONE_KEY"):
         raise ConfigError("JULIA_PHONE_KEY is required with an outside service: the sandbox's "
                           "key is public, and the phones it hashes are personal data")

@@ -8,6 +8,7 @@ newcomer's `make run` needs no credentials.
 from __future__ import annotations
 
 import logging
+import math
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -21,6 +22,7 @@ from julia_chips.activation.wiring import (
     endpoints_from_sandbox,
 )
 from julia_chips.balancer.dispatch import EvolutionSender
+from julia_chips.clock import Clock
 from julia_chips.config import Config
 from julia_chips.gateways.evolution.client import EvolutionClient
 from julia_chips.sandbox.vps_host import host_scripts
@@ -28,6 +30,9 @@ from julia_chips.sandbox.world import Sandbox, start_sandbox
 
 log = logging.getLogger(__name__)
 SANDBOX_HOSTS = 10
+SANDBOX_HOST_CAPACITY = 10  # instances per sandbox host
+SANDBOX_DOCTORS = 50  # without the demo
+DOCTOR_BEAT = 300.0  # simulated seconds a demo doctor takes to read (twice that to answer)
 
 
 class OutsideWorld(msgspec.Struct, kw_only=True):
@@ -55,7 +60,10 @@ class OutsideWorld(msgspec.Struct, kw_only=True):
 
 
 @asynccontextmanager
-async def outside_world(config: Config) -> AsyncIterator[OutsideWorld]:
+async def outside_world(config: Config, clock: Clock) -> AsyncIterator[OutsideWorld]:
+    """The real services, or the sandbox dating its webhooks by `clock` (the demo's, when
+    it runs: its doctors then read within minutes of that clock, and the hosts hold the
+    demo fleet)."""
     if not config.uses_sandbox:
         yield OutsideWorld(webhook_secret=config.webhook_secret or "",
                            salvy_webhook_secret=config.salvy_webhook_secret,
@@ -64,7 +72,16 @@ async def outside_world(config: Config) -> AsyncIterator[OutsideWorld]:
                            evolution_url=config.evolution_api_url or "",
                            evolution_api_key=config.evolution_api_key or "")
         return
-    sandbox = await start_sandbox(hosts=SANDBOX_HOSTS, host_scripts=host_scripts())
+    if config.demo:
+        hosts = max(SANDBOX_HOSTS, math.ceil(config.demo_chips / SANDBOX_HOST_CAPACITY) + 1)
+        sandbox = await start_sandbox(hosts=hosts, host_capacity=SANDBOX_HOST_CAPACITY,
+                                      doctors=config.demo_doctors, clock=clock,
+                                      pace=min(1.0, DOCTOR_BEAT / config.demo_speed),
+                                      host_scripts=host_scripts())
+    else:
+        sandbox = await start_sandbox(hosts=SANDBOX_HOSTS, host_capacity=SANDBOX_HOST_CAPACITY,
+                                      doctors=SANDBOX_DOCTORS, clock=clock,
+                                      host_scripts=host_scripts())
     assert sandbox.cloud_api is not None
     log.info("no outside services configured: serving the sandbox (Evolution %s, Salvy %s, "
              "Cloud API %s, %d SSH hosts); new chips registered by %s", sandbox.evolution_url,

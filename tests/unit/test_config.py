@@ -38,6 +38,14 @@ def test_defaults_match_the_design() -> None:
     ({"JULIA_NATS_AUTH": "yes"}, "JULIA_NATS_AUTH"),
     ({"JULIA_NATS_ROLE": "root"}, "JULIA_NATS_ROLE"),
     ({"NATS_TLS_CERT": "/etc/julia/nats.crt"}, "NATS_TLS_KEY"),
+    ({"JULIA_DEMO": "maybe"}, "JULIA_DEMO"),
+    ({"JULIA_DEMO_SPEED": "0.5"}, "JULIA_DEMO_SPEED"),
+    ({"JULIA_DEMO_SPEED": "fast"}, "JULIA_DEMO_SPEED"),
+    ({"JULIA_DEMO_CHIPS": "0"}, "JULIA_DEMO_CHIPS"),
+    ({"JULIA_DEMO_DOCTORS": "lots"}, "JULIA_DEMO_DOCTORS"),
+    # a demo against real services would message real people
+    ({"JULIA_DEMO": "on", "EVOLUTION_API_URL": "https://evo.example",
+      "JULIA_PHONE_KEY": "k" * 32}, "JULIA_DEMO"),
 ])
 def test_bad_value_names_the_variable(env: dict[str, str], named: str) -> None:
     with pytest.raises(ConfigError, match=named):
@@ -191,3 +199,15 @@ def test_the_sandbox_runs_against_remote_servers_only_when_allowed() -> None:
     require_local_servers(load_config(env | {"JULIA_SANDBOX_ALLOW_REMOTE": "1"}))
     with pytest.raises(ConfigError, match="JULIA_SANDBOX_ALLOW_REMOTE"):
         load_config(env | {"JULIA_SANDBOX_ALLOW_REMOTE": "yes"})
+
+
+def test_the_demo_runs_on_the_sandbox_only_unless_turned_off() -> None:
+    demo = load_config({})
+    assert demo.demo and (demo.demo_chips, demo.demo_doctors) == (30, 2000)
+    assert 86_400 / demo.demo_speed == 30  # a warm day in 30 real seconds
+    assert not load_config({"JULIA_DEMO": "off"}).demo
+    outside = {"EVOLUTION_API_URL": "https://evo.example", "JULIA_PHONE_KEY": "k" * 32}
+    assert not load_config(outside).demo and not load_config(outside | {"JULIA_DEMO": "off"}).demo
+    custom = load_config({"JULIA_DEMO_SPEED": "86400", "JULIA_DEMO_CHIPS": "6",
+                          "JULIA_DEMO_DOCTORS": "200"})
+    assert (custom.demo_speed, custom.demo_chips, custom.demo_doctors) == (86_400, 6, 200)

@@ -107,7 +107,7 @@ class Leader:
         await self.keys.load_all()
         await replay(self.js, Stream.ROUTE_EVENTS, "route.evt.>",
                      with_headers(rt.decode_route_event), self._apply_route, reader=READER)
-        since = self.clock.now() - self.settings.ledger_horizon
+        since = self.clock.stream_time(self.clock.now() - self.settings.ledger_horizon)
         await replay(self.js, Stream.MSG_EVENTS, "msg.evt.>",
                      body(msg.decode_message_event), self._apply_ledger,
                      reader=READER, since=since)

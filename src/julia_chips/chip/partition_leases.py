@@ -1,7 +1,8 @@
 """Partition leases in the KV bucket `shard_leases`: whoever holds `p<n>` consumes partition n.
 
 The bucket's TTL is the lease TTL: a worker that stops renewing (killed, partitioned) loses
-its leases when they expire, and another worker takes them over.
+its leases when they expire, and another worker takes them over. Lease time is real time,
+demo or not (`clock.py`): it is about processes, not chips.
 """
 
 from __future__ import annotations

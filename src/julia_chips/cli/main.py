@@ -15,8 +15,8 @@ import uvloop
 from julia_chips.cli import brake, chips, dlq, doctors, events, routes, sends
 from julia_chips.cli.output import Output, common_options
 from julia_chips.cli.system import SystemUnreachable, reach_system
-from julia_chips.clock import SystemClock
 from julia_chips.config import Config, ConfigError, load_config, require_local_servers
+from julia_chips.demo.timeline import clock_of
 
 log = logging.getLogger(__name__)
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -67,7 +67,8 @@ async def _operate(config: Config, args: argparse.Namespace) -> int:
     """One operator command against the running system (`cli/system.py`)."""
     out = Output(args.json)
     try:
-        async with reach_system(config, SystemClock()) as system:
+        # the demo's "now" while a demo `run` uses this data folder: its brake, its week
+        async with reach_system(config, clock_of(config.data_dir, config.demo)) as system:
             code: int = await args.act(system, out, args)
             return code
     except SystemUnreachable as err:

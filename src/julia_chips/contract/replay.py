@@ -25,6 +25,12 @@ class ReplayWindow:
     def span(self) -> timedelta:
         return self.behind + self.ahead
 
+    def scaled(self, speed: float) -> ReplayWindow:
+        """The window on a clock `speed` times faster than the wall: the senders' retries
+        and skews take real seconds, which are `speed` times as long on that clock (and
+        GATEWAY_IN's duplicate window, in real time, still covers the span)."""
+        return ReplayWindow(behind=self.behind * speed, ahead=self.ahead * speed)
+
     def admits(self, stamp: datetime, now: datetime) -> bool:
         return now - self.behind <= stamp <= now + self.ahead
 

@@ -106,7 +106,7 @@ class DoctorFeedback:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Rebuild what it must know from the streams, then file until `stop`."""
-        since = self._clock.now() - self._settings.horizon
+        since = self._clock.stream_time(self._clock.now() - self._settings.horizon)
         followers: list[Follower[AnyChipEvent] | Follower[msg.AnyMessageEvent]] = [
             follow_chip_events(self._js, self._sent.fold_chip, reader=PART),
             Follower(self._js, Stream.MSG_EVENTS, "msg.evt.>", body(msg.decode_message_event),

@@ -37,7 +37,7 @@ from nats.js.client import JetStreamContext
 
 from julia_chips.clock import Clock
 from julia_chips.contract.observations import SmsReceived
-from julia_chips.contract.replay import CLOUD_API, EVOLUTION
+from julia_chips.contract.replay import CLOUD_API, EVOLUTION, SVIX
 from julia_chips.contract.subjects import JuliaHeader, SubjectTokenInvalid, gateway_raw
 from julia_chips.contract.timestamps import AwareDatetime
 from julia_chips.gateways.cloud_api import signature as meta
@@ -70,12 +70,14 @@ class WebhookIngress:
     :param cloud_api_verify_token: what Meta's subscription handshake must present.
     :param publish_timeout: seconds to wait for JetStream's ack before answering 503.
     :param max_body: bytes; a bigger body is refused with 413 before it is read.
+    :param clock_speed: how much faster than the wall `clock` runs (the demo's): the replay
+        windows stretch with it (`ReplayWindow.scaled`).
     """
 
     def __init__(self, js: JetStreamContext, clock: Clock, *, evolution_secret: str | None,
                  salvy_secret: str | None, cloud_api_secret: str | None = None,
                  cloud_api_verify_token: str | None = None, publish_timeout: float = 2.0,
-                 max_body: int = MAX_BODY) -> None:
+                 max_body: int = MAX_BODY, clock_speed: float = 1.0) -> None:
         if salvy_secret is not None:
             svix.check_secret(salvy_secret)
         self.js = js
@@ -89,6 +91,9 @@ class WebhookIngress:
         self.cloud_api_verify_token = cloud_api_verify_token
         self.publish_timeout = publish_timeout
         self.max_body = max_body
+        self.evolution_window = EVOLUTION.scaled(clock_speed)
+        self.salvy_window = SVIX.scaled(clock_speed)
+        self.cloud_api_window = CLOUD_API.scaled(clock_speed)
 
 
 WEBHOOK_INGRESS = web.AppKey("webhook_ingress", WebhookIngress)
@@ -143,7 +148,7 @@ async def evolution_webhook(request: web.Request) -> web.Response:
     if not secret_matches(ingress.evolution_secret, claim.instance,
                           request.headers.get(SECRET_HEADER)):
         return _answer(401, f"bad or missing {SECRET_HEADER} for this instance")
-    if not EVOLUTION.admits(claim.date_time, received_at):
+    if not ingress.evolution_window.admits(claim.date_time, received_at):
         return _answer(400, f"evolution webhook: date_time {claim.date_time.isoformat()} is "
                        "outside the replay window (Evolution must run with TZ=UTC) - at "
                        "`$.date_time`")
@@ -163,7 +168,8 @@ async def salvy_webhook(request: web.Request) -> web.Response:
         return _answer(401, "salvy webhook secret not configured")
     received_at = ingress.clock.now()
     try:
-        signed = svix.check_headers(request.headers, now=received_at)
+        signed = svix.check_headers(request.headers, now=received_at,
+                                    window=ingress.salvy_window)
     except svix.SignatureInvalid as exc:  # before the body is read: strangers are cheap
         return _answer(401, str(exc))
     body = await _read_limited(request, ingress.max_body)
@@ -203,7 +209,7 @@ async def cloud_api_webhook(request: web.Request) -> web.Response:
     except (WebhookRejected, SubjectTokenInvalid) as exc:
         return _answer(400, str(exc))
     for path, stamp in found.stamps:
-        if not CLOUD_API.admits(stamp, received_at):
+        if not ingress.cloud_api_window.admits(stamp, received_at):
             return _answer(400, f"cloud api webhook: timestamp {stamp.isoformat()} is outside "
                            f"the replay window - at `{path}`")
     msg_id = "meta:" + hashlib.blake2b(body, digest_size=16).hexdigest()  # Meta retries as is

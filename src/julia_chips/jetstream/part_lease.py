@@ -6,7 +6,8 @@ would double their work), yet `julia-chips run` may run on several hosts. Whoeve
 part's key runs it; the others stand by. The bucket's TTL is the lease: a holder that stops
 renewing (SIGKILL, partition) loses it when the key expires, and a standby creates it again.
 Creation and renewal are compare-and-set, so two holders never both believe they took the
-same revision.
+same revision. TTLs and renewals are real seconds, never the injected clock's: they are
+about processes, not the domain, and the demo's accelerated clock must not expire them.
 """
 
 from __future__ import annotations

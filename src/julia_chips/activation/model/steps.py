@@ -236,6 +236,14 @@ class SagaPolicy(msgspec.Struct, frozen=True, kw_only=True):
     def attempts(self, step: Step) -> int:
         return self.attempts_by_step.get(step, self.max_attempts)
 
+    def scaled(self, speed: float) -> SagaPolicy:
+        """The same real-time bounds on a clock `speed` times faster than the wall (the
+        demo's): an SMS or a pairing takes real seconds, however fast the days go. The call
+        timeout is real time already."""
+        return msgspec.structs.replace(
+            self, wait_timeouts={step: t * speed for step, t in self.wait_timeouts.items()},
+            backoff_base=self.backoff_base * speed, backoff_max=self.backoff_max * speed)
+
     def backoff(self, attempt: int) -> timedelta:
         """Delay before retry `attempt` (1-based): doubling, capped."""
         return timedelta(seconds=min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1)))
