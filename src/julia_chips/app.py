@@ -15,9 +15,7 @@ import msgspec
 from aiohttp import web
 from nats.aio.client import Client as NATS
 
-from julia_chips.activation.activator import DEFAULT_SETTINGS as ACTIVATOR_DEFAULTS
-from julia_chips.activation.activator import ActivatorSettings
-from julia_chips.activation.wiring import run_activator
+from julia_chips.activation.wiring import activator_settings, run_activator
 from julia_chips.balancer.dispatch import EvolutionSender
 from julia_chips.balancer.runner import balancer_settings, run_balancer
 from julia_chips.chip.partition import PartitionSettings
@@ -284,7 +282,8 @@ def _parts(config: Config, clock: Clock, nc: NATS, world: OutsideWorld,
     endpoints = world.activator_endpoints(config, http_url)
     monitor = monitor_settings(config)
     # An SMS or a pairing takes real seconds on any clock.
-    activation = ActivatorSettings(policy=ACTIVATOR_DEFAULTS.policy.scaled(_speed(clock)))
+    chosen = activator_settings(config)  # JULIA_REGISTRAR's registrar for new chips
+    activation = msgspec.structs.replace(chosen, policy=chosen.policy.scaled(_speed(clock)))
     parts: dict[str, tuple[PartFactory, asyncio.Event]] = {
         "workers": (_workers(nc, clock, config, answered, new_worker_id()), answered),
         "projections": (lambda: run_projections(nc, database_url, stop, ttl), stop),
