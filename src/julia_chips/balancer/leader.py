@@ -63,7 +63,7 @@ READER = "balancer"  # in the logs and counts of messages skipped while rebuildi
 
 class BalancerSettings(msgspec.Struct, frozen=True, kw_only=True):
     max_active: int = 10  # MAX_CHIPS_ACTIVE
-    lease_ttl: float = 10.0  # seconds; the standby takes over this long after a leader dies
+    lease_ttl: float = 10.0  # seconds; a standby takes over a leader not proved dead after it
     ack_wait: float = 30.0  # seconds before an unanswered request is redelivered
     max_deliver: int = 5
     backlog_every: float = 1.0  # seconds between backlog passes (new day, freed capacity)

@@ -155,3 +155,14 @@ DERIVER_LEASE = "observation-deriver"
 HEALTH_MONITOR_LEASE = "health-monitor"
 ACTIVATOR_LEASE = "activator"
 PROJECTIONS_LEASE = "projections"
+
+PRESENCE = "_JULIA.presence.>"  # core NATS, no stream: every lease holder's presence
+_NOT_IN_A_TOKEN = re.compile(r"[^A-Za-z0-9_:-]")
+
+
+def presence(holder: str) -> str:
+    """`_JULIA.presence.<holder>`: a lease holder subscribes here while it lives, so a standby
+    that gets "no responders" knows its connection is gone (`jetstream/leases/presence.py`).
+    A character that cannot be in a token becomes `_`: two names that meet that way only look
+    alive for each other, which makes a standby wait for the TTL, never take over early."""
+    return f"_JULIA.presence.{_NOT_IN_A_TOKEN.sub('_', holder)[:128]}"

@@ -20,6 +20,7 @@ from julia_chips.contract.subjects import (
     FLEET_BRAKE_RELEASE,
     GATEWAY_SIGNALS,
     OPS_COMMANDS,
+    PRESENCE,
     Bucket,
     Stream,
 )
@@ -77,7 +78,10 @@ def inbox(role: str) -> Permissions:
 
 
 ANSWERS = _pub("_INBOX.>")  # replies to requesters, each under its own role's inbox
-LEASES = kv(Bucket.SHARD_LEASES)
+# A lease holder subscribes to its presence subject; a standby probes another's (publish).
+# Any holder may subscribe to any name: one that posed as another would only make it look
+# alive, so its standbys wait for the TTL (jetstream/leases/presence.py).
+LEASES = kv(Bucket.SHARD_LEASES) | _pub(PRESENCE) | _sub(PRESENCE)
 
 EDGE = _pub("gw.in.>") | inbox("edge")
 WORKER = (JS_INFO | reads(Stream.CHIP_CMDS) | reads(Stream.CHIP_EVENTS) | _pub("chip.evt.>")
