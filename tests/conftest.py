@@ -26,6 +26,9 @@ from julia_chips.jetstream.streams import ensure_streams
 
 PARTITIONS = 4
 LEASE_TTL = 2.0
+# The `julia-chips run`s tests start (with the environment they inherit) run no demo fleet
+# unless a test asks for one (tests/integration/test_demo.py): theirs are the only chips.
+os.environ.setdefault("JULIA_DEMO", "off")
 
 
 @pytest.fixture

@@ -15,14 +15,17 @@ import msgspec
 from aiohttp import web
 from nats.aio.client import Client as NATS
 
-from julia_chips.activation.wiring import run_activator
+from julia_chips.activation.wiring import activator_settings, run_activator
 from julia_chips.balancer.dispatch import EvolutionSender
-from julia_chips.balancer.runner import run_balancer
+from julia_chips.balancer.runner import balancer_settings, run_balancer
 from julia_chips.chip.partition import PartitionSettings
 from julia_chips.chip.worker import Worker, new_worker_id
-from julia_chips.clock import Clock, SystemClock
-from julia_chips.config import Config, ConfigError
+from julia_chips.clock import AcceleratedClock, Clock, SystemClock
+from julia_chips.config import Config, ConfigError, require_local_servers
 from julia_chips.db.migrate import migrate_url
+from julia_chips.demo.driver import run_demo
+from julia_chips.demo.model.script import DemoScript
+from julia_chips.demo.timeline import demo_clock
 from julia_chips.health.monitor import monitor_settings, run_health_monitor
 from julia_chips.http.app import create_app
 from julia_chips.http.auth import require_token_off_loopback
@@ -30,7 +33,12 @@ from julia_chips.http.keys import SUPERVISOR
 from julia_chips.infrastructure import Endpoints, connect_nats, infrastructure, nats_identity
 from julia_chips.ingest.deriver import ObservationDeriver, run_observation_deriver
 from julia_chips.ingest.feedback import run_doctor_feedback
-from julia_chips.ingest.webhooks import WEBHOOK_INGRESS, WebhookIngress, webhook_routes
+from julia_chips.ingest.webhooks import (
+    WEBHOOK_ACCESS,
+    WEBHOOK_INGRESS,
+    WebhookIngress,
+    webhook_routes,
+)
 from julia_chips.jetstream.streams import ensure_streams
 from julia_chips.operations.desk import OperationsDesk
 from julia_chips.outside_world import OutsideWorld, outside_world, whatsapp_sender
@@ -72,15 +80,16 @@ async def _one_part(config: Config, command: str) -> AsyncIterator[tuple[NATS, a
     _stop_on_signals(stop)
     try:
         await ensure_streams(nc.jetstream(), config.replicas, config.lease_ttl,
-                             config.ledger_max_age_days)
+                             config.ledger_max_age_days, config.stream_limits)
         log.info("%s started (NATS %s)", command, without_credentials(config.nats_url))
         yield nc, stop
     finally:
         await nc.close()
 
 
-def _supervisor(config: Config, clock: Clock) -> Supervisor:
-    return Supervisor(clock, SupervisionPolicy(max_restarts=config.max_restarts))
+def _supervisor(config: Config) -> Supervisor:
+    """Backoffs and /health's grace are process time: the wall clock, demo or not."""
+    return Supervisor(SystemClock(), SupervisionPolicy(max_restarts=config.max_restarts))
 
 
 def _workers(nc: NATS, clock: Clock, config: Config, stop: asyncio.Event,
@@ -98,7 +107,7 @@ async def run_worker(config: Config, worker_id: str | None = None,
     clock = clock or SystemClock()
     async with _one_part(config, "worker") as (nc, stop):
         worker_id = worker_id or new_worker_id()
-        supervisor = _supervisor(config, clock)
+        supervisor = _supervisor(config)
         task = supervisor.start("workers", _workers(nc, clock, config, stop, worker_id), stop)
         log.info("worker %s started", worker_id)
         recovered = await supervisor.until_stopped(stop)
@@ -112,7 +121,7 @@ async def run_deriver(config: Config) -> int:
     recover."""
     async with _one_part(config, "deriver") as (nc, stop):
         await ObservationDeriver(nc).prepare()
-        supervisor = _supervisor(config, SystemClock())
+        supervisor = _supervisor(config)
         task = supervisor.start(
             "deriver", lambda: run_observation_deriver(nc, stop, config.lease_ttl), stop)
         recovered = await supervisor.until_stopped(stop)
@@ -179,16 +188,25 @@ def _announce(config: Config, endpoints: Endpoints) -> None:
         path.write_text(json.dumps(msgspec.to_builtins(endpoints)))
 
 
+def domain_clock(config: Config) -> Clock:
+    """The time of chips and doctors: the demo's accelerated clock (JULIA_DEMO), else the
+    wall's. Process time (leases, supervision, timeouts) is always the wall's."""
+    return demo_clock(config.data_dir, config.demo_speed) if config.demo else SystemClock()
+
+
 async def run_all(config: Config, without: frozenset[str] = frozenset()) -> int:
     """Every part, until SIGINT/SIGTERM: workers, projections, HTTP (read API + webhooks),
     warmer scheduler, health monitor, observation deriver, doctor feedback, balancer,
     activator, and the
-    sandbox when no outside service is configured. 1 when a part could not recover after
+    sandbox when no outside service is configured, with the demo fleet on it unless
+    JULIA_DEMO=off. 1 when a part could not recover after
     `config.max_restarts` restarts (for systemd to restart the process).
 
     :param without: parts run by processes of their own (cli.SEPARABLE_PARTS).
     """
     require_token_off_loopback(config)  # before anything starts
+    if config.uses_sandbox:
+        require_local_servers(config)
     stop = asyncio.Event()
     _stop_on_signals(stop)
     async with infrastructure(config) as endpoints:
@@ -199,9 +217,10 @@ async def run_all(config: Config, without: frozenset[str] = frozenset()) -> int:
         log.info("migrations: %s", ", ".join(applied) if applied else "up to date")
         nc = await connect_nats(endpoints.nats_url, nats_identity(config))
         await ensure_streams(nc.jetstream(), config.replicas, config.lease_ttl,
-                             config.ledger_max_age_days)
-        async with outside_world(config) as world, whatsapp_sender(world) as sender:
-            recovered = await _serve(config, SystemClock(), nc, world, sender, stop, without)
+                             config.ledger_max_age_days, config.stream_limits)
+        clock = domain_clock(config)
+        async with outside_world(config, clock) as world, whatsapp_sender(world) as sender:
+            recovered = await _serve(config, clock, nc, world, sender, stop, without)
         _endpoints_path(config).unlink(missing_ok=True)
         await nc.close()  # every command is acked or left for redelivery: nothing to drain
     return 0 if recovered else 1
@@ -210,12 +229,15 @@ async def run_all(config: Config, without: frozenset[str] = frozenset()) -> int:
 async def _serve(config: Config, clock: Clock, nc: NATS, world: OutsideWorld,
                  sender: EvolutionSender, stop: asyncio.Event, without: frozenset[str]) -> bool:
     """Every part under one supervisor until `stop`; False when a part was given up."""
-    supervisor = _supervisor(config, clock)
-    app = create_app(config, clock, nc=nc, routes=webhook_routes())
+    supervisor = _supervisor(config)
+    app = create_app(config, clock, nc=nc, routes=webhook_routes(), route_access=WEBHOOK_ACCESS)
     app[SUPERVISOR] = supervisor
     app[WEBHOOK_INGRESS] = WebhookIngress(nc.jetstream(), clock,
                                           evolution_secret=world.webhook_secret,
-                                          salvy_secret=world.salvy_webhook_secret)
+                                          salvy_secret=world.salvy_webhook_secret,
+                                          cloud_api_secret=world.cloud_api_app_secret,
+                                          cloud_api_verify_token=world.cloud_api_verify_token,
+                                          clock_speed=_speed(clock))
     # Before the first webhook, so every stored body gets its observation, whichever process
     # holds the deriver's lease.
     await ObservationDeriver(nc).prepare()
@@ -227,14 +249,19 @@ async def _serve(config: Config, clock: Clock, nc: NATS, world: OutsideWorld,
     parts = _parts(config, clock, nc, world, sender, http_url, stop, answered)
     for name in without:
         del parts[name]
+    if isinstance(clock, AcceleratedClock):
+        clock.begin()
     if without:
         log.info("left to their own processes: %s", ", ".join(sorted(without)))
     tasks = {name: supervisor.start(name, part, stopping)
              for name, (part, stopping) in parts.items()}
     log.info("julia-chips running (NATS %s); Ctrl-C to stop",
              without_credentials(config.nats_url or ""))
+    log.info(where_to_look(config, http_url))
     recovered = await supervisor.until_stopped(stop)
     log.info("stopping")
+    if "demo" in tasks:  # it asks the balancer and the chips: before them
+        await _stop_within([tasks.pop("demo")], cancel=False)
     # Those that send commands stop before the workers that answer them. The activator,
     # monitor, deriver and projections end on `stop`, not by cancellation: they release
     # their leases.
@@ -254,7 +281,10 @@ def _parts(config: Config, clock: Clock, nc: NATS, world: OutsideWorld,
     database_url, ttl = config.database_url, config.lease_ttl
     endpoints = world.activator_endpoints(config, http_url)
     monitor = monitor_settings(config)
-    return {
+    # An SMS or a pairing takes real seconds on any clock.
+    chosen = activator_settings(config)  # JULIA_REGISTRAR's registrar for new chips
+    activation = msgspec.structs.replace(chosen, policy=chosen.policy.scaled(_speed(clock)))
+    parts: dict[str, tuple[PartFactory, asyncio.Event]] = {
         "workers": (_workers(nc, clock, config, answered, new_worker_id()), answered),
         "projections": (lambda: run_projections(nc, database_url, stop, ttl), stop),
         "warmer scheduler": (lambda: run_warmer_scheduler(nc, clock, stop), stop),
@@ -263,11 +293,45 @@ def _parts(config: Config, clock: Clock, nc: NATS, world: OutsideWorld,
         # replies and receipts: idempotent, so no lease (ingest/feedback.py)
         "doctor feedback": (lambda: run_doctor_feedback(nc, clock, stop), stop),
         "balancer": (lambda: run_balancer(nc, clock, config, sender), stop),  # cancelled
-        "activator": (lambda: run_activator(nc, clock, config, stop, endpoints=endpoints), stop),
+        "activator": (lambda: run_activator(nc, clock, config, stop, endpoints=endpoints,
+                                            settings=activation), stop),
         # operator requests on ops.cmd.>: a queue group, so no lease (operations/desk.py)
-        "operations": (lambda: run_until(OperationsDesk(nc, clock, config.reply_prefixes),
+        "operations": (lambda: run_until(OperationsDesk(nc, clock, config.reply_prefixes,
+                                                           config.phone_key.encode()),
                                          stop), stop),
     }
+    sandbox = world.sandbox
+    if config.demo and sandbox is not None and isinstance(clock, AcceleratedClock):
+        demo_clock_ = clock
+        script = DemoScript(chips=config.demo_chips, doctors=config.demo_doctors,
+                            protection=balancer_settings(config).protection)
+        parts["demo"] = (lambda: run_demo(nc, demo_clock_, sandbox, script, config.data_dir,
+                                          stop), stop)
+    return parts
+
+
+def _speed(clock: Clock) -> float:
+    """How much faster than the wall `clock` runs: 1 but for the demo's."""
+    return clock.speed if isinstance(clock, AcceleratedClock) else 1.0
+
+
+def where_to_look(config: Config, http_url: str) -> str:
+    """What `run` tells a person once everything is up: where to look, and what next. A
+    token is named, never shown."""
+    tokens = [var for var, value in (("JULIA_API_TOKEN", config.api_token),
+                                     ("JULIA_OPERATOR_TOKEN", config.operator_token)) if value]
+    token = (f"Authorization: Bearer ${' or $'.join(tokens)}" if tokens
+             else "no token: loopback only")
+    data_dir = "" if config.data_dir == Config().data_dir else f"JULIA_DATA_DIR={config.data_dir} "
+    lines = [f"dashboard  {http_url}/",
+             f"HTTP API   {http_url} ({http_url}/openapi.json), {token}",
+             f"NATS       {without_credentials(config.nats_url or '')}",
+             f"next       {data_dir}julia-chips chip list"]
+    if config.demo:
+        day = 86_400 / config.demo_speed
+        lines.append(f"demo       {config.demo_chips} chips, {config.demo_doctors} sandbox "
+                     f"doctors, a warm day every {day:.3g}s (JULIA_DEMO=off: no demo)")
+    return "where to look:\n  " + "\n  ".join(lines)
 
 
 async def _stop_within(tasks: list[asyncio.Task[None]], cancel: bool) -> None:

@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import msgspec
 
+from julia_chips.contract.activation import RegistrarKind
+from julia_chips.contract.replay import GATEWAY_DEDUPE
+from julia_chips.contract.subjects import Stream
 from julia_chips.gateways.salvy import svix
 from julia_chips.jetstream.reply_subjects import (
     DEFAULT_REPLY_PREFIXES,
     ReplyPrefixInvalid,
     reply_prefixes,
 )
+from julia_chips.jetstream.streams import DAY, STREAM_LIMITS, StreamLimits
 from julia_chips.nats_auth.roles import ROLES
+
+# A warm day in 30 real seconds: the lifecycle, from provisioning to bans, within 8 minutes.
+DEMO_SPEED = 86_400 / 30
 
 
 class ConfigError(ValueError):
@@ -46,6 +56,9 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
     cloud_api_token: str | None = None
     cloud_api_waba_id: str | None = None
     cloud_api_pin: str | None = None  # two-step verification PIN set when registering
+    registrar: RegistrarKind = "vps"  # how new chips get their WhatsApp account (JULIA_REGISTRAR)
+    cloud_api_app_secret: str | None = None  # Meta app secret: signs Cloud API webhooks
+    cloud_api_verify_token: str | None = None  # ours: Meta's webhook handshake presents it
     # HMAC key of the phones ROUTE_EVENTS remembers (opt-outs): keep it for ever, since
     # another key forgets every opted-out phone; required with an outside service configured
     phone_key: str = "julia-chips-sandbox-phone-key"
@@ -67,6 +80,9 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
     ledger_max_age_days: float = 90.0  # MSG_EVENTS keeps sends this long
     relink_max_tries: int = 3  # pairing codes offered to a logged-out chip before it cools
     relink_wait: float = 180.0  # seconds each pairing code (or QR) is waited for
+    # Every stream's bounds: STREAM_LIMITS with the JULIA_STREAM_MAX_*_<STREAM> overrides.
+    stream_limits: dict[Stream, StreamLimits] = msgspec.field(
+        default_factory=lambda: dict(STREAM_LIMITS))
     part_grace: float = 60.0  # seconds a part may stay down before /health answers 503
     max_restarts: int = 10  # failed restarts in a row before a process gives up (exits 1)
     # NATS identity (docs/security.md): the embedded server with a user per role, this
@@ -78,6 +94,13 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
     nats_tls_ca: Path | None = None
     nats_tls_cert: Path | None = None
     nats_tls_key: Path | None = None
+    # JULIA_SANDBOX_ALLOW_REMOTE=1: the sandbox may fill a NATS or PostgreSQL elsewhere.
+    sandbox_allow_remote: bool = False
+    # The demo fleet of `run` on the sandbox (demo/): JULIA_DEMO, on by default there.
+    demo: bool = False
+    demo_speed: float = DEMO_SPEED  # simulated seconds per real second
+    demo_chips: int = 30
+    demo_doctors: int = 2000
 
     @property
     def uses_sandbox(self) -> bool:
@@ -88,7 +111,8 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
         """Never print secrets: only say which ones are set."""
         hidden = {"api_token", "operator_token", "webhook_secret", "salvy_webhook_secret",
                   "salvy_api_token", "evolution_api_key", "vps_ssh_key", "cloud_api_token",
-                  "cloud_api_pin", "phone_key"}
+                  "cloud_api_pin", "cloud_api_app_secret", "cloud_api_verify_token",
+                  "phone_key"}
         parts = []
         for name in self.__struct_fields__:
             value = getattr(self, name)
@@ -96,6 +120,16 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
             parts.append(f"{name}={shown!r}")
         return f"Config({', '.join(parts)})"
 
+
+# What the activator reads from the environment, by registrar. Both allocate a VPS host for the
+# gateway instance (chosen by `julia-gateway-status` over SSH, its slot freed on retirement),
+# so both need the host list and the SSH key; only `cloud_api` needs the Graph account.
+_SHARED_VARS = ("SALVY_API_URL", "SALVY_API_TOKEN", "EVOLUTION_API_URL", "EVOLUTION_API_KEY",
+                "VPS_SSH_KEY", "VPS_HOSTS_FILE", "JULIA_WEBHOOK_SECRET", "JULIA_PUBLIC_URL")
+CLOUD_API_VARS = ("CLOUD_API_URL", "CLOUD_API_TOKEN", "CLOUD_API_WABA_ID", "CLOUD_API_PIN")
+REGISTRAR_VARS: dict[RegistrarKind, tuple[str, ...]] = {
+    "vps": _SHARED_VARS, "cloud_api": _SHARED_VARS + CLOUD_API_VARS}
+REGISTRARS: tuple[RegistrarKind, ...] = ("vps", "cloud_api")
 
 # variable -> (Config field, type, lowest, highest)
 _NUMBER_VARS: dict[str, tuple[str, type[int] | type[float], float, float]] = {
@@ -121,6 +155,10 @@ _NUMBER_VARS: dict[str, tuple[str, type[int] | type[float], float, float]] = {
     "JULIA_MAX_RESTARTS": ("max_restarts", int, 0, 10_000),
     "JULIA_RELINK_MAX_TRIES": ("relink_max_tries", int, 1, 20),
     "JULIA_RELINK_WAIT": ("relink_wait", float, 10.0, 3600.0),
+    # Up to a warm day in under a tenth of a second (tests); 1 is real time.
+    "JULIA_DEMO_SPEED": ("demo_speed", float, 1.0, 1_000_000.0),
+    "JULIA_DEMO_CHIPS": ("demo_chips", int, 1, 1000),
+    "JULIA_DEMO_DOCTORS": ("demo_doctors", int, 1, 100_000),
 }
 _STR_VARS = {
     "NATS_URL": "nats_url",
@@ -138,6 +176,8 @@ _STR_VARS = {
     "CLOUD_API_TOKEN": "cloud_api_token",
     "CLOUD_API_WABA_ID": "cloud_api_waba_id",
     "CLOUD_API_PIN": "cloud_api_pin",
+    "CLOUD_API_APP_SECRET": "cloud_api_app_secret",
+    "CLOUD_API_VERIFY_TOKEN": "cloud_api_verify_token",
     "JULIA_PUBLIC_URL": "public_url",
     "JULIA_HTTP_HOST": "http_host",
     "JULIA_PHONE_KEY": "phone_key",
@@ -164,8 +204,11 @@ def _number(var: str, raw: str, kind: type[int] | type[float], low: float, high:
 
 def _check_urls(env: Mapping[str, str]) -> None:
     url = env.get("NATS_URL")
-    if url and not url.startswith(("nats://", "tls://", "ws://", "wss://")):
-        raise ConfigError(f"NATS_URL must be a nats:// URL, got {url.split('@')[-1]!r}")
+    servers = [server.strip() for server in (url or "").split(",")]
+    if url and not all(s.startswith(("nats://", "tls://", "ws://", "wss://")) for s in servers):
+        shown = ", ".join(s.split("@")[-1] for s in servers)
+        raise ConfigError("NATS_URL must be a nats:// URL or a comma-separated list of them, "
+                          f"got {shown!r}")
     url = env.get("DATABASE_URL")
     if url and not url.startswith(("postgres://", "postgresql://")):
         raise ConfigError("DATABASE_URL must be a postgresql:// URL")
@@ -179,6 +222,69 @@ def _reply_prefixes(raw: str) -> tuple[str, ...]:
         raise ConfigError(f"JULIA_REPLY_PREFIXES: {err}") from None
 
 
+_STREAM_VAR = re.compile(r"JULIA_STREAM_(MAX_BYTES|MAX_MSG_SIZE|MAX_AGE_DAYS)_(\w+)")
+_SIZE = re.compile(r"(\d+)\s*(KiB|MiB|GiB|TiB)?", re.IGNORECASE)
+_UNITS = {None: 1, "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4}
+_LARGEST_MESSAGE = 64 * 1024**2  # nats-server's own ceiling on max_payload
+
+
+def _size(var: str, raw: str, low: int, high: int) -> int:
+    """Bytes: a whole number, optionally with a binary unit (`512MiB`, `4GiB`)."""
+    match = _SIZE.fullmatch(raw.strip())
+    if match is None:
+        raise ConfigError(f"{var} must be a size in bytes, optionally with KiB, MiB, GiB or "
+                          f"TiB (e.g. 4GiB), got {raw[:40]!r}")
+    value = int(match[1]) * _UNITS[match[2] and match[2].lower()]
+    if not low <= value <= high:
+        raise ConfigError(f"{var} must be between {low} and {high} bytes, got {raw}")
+    return value
+
+
+def _stream_limits(env: Mapping[str, str]) -> dict[Stream, StreamLimits]:
+    """STREAM_LIMITS with `JULIA_STREAM_MAX_BYTES_<STREAM>`, `..._MAX_MSG_SIZE_<STREAM>` and
+    `..._MAX_AGE_DAYS_<STREAM>` applied; any other `JULIA_STREAM_` variable is a typo."""
+    limits = dict(STREAM_LIMITS)
+    for var in sorted(v for v in env if v.startswith("JULIA_STREAM_") and env[v]):
+        match = _STREAM_VAR.fullmatch(var)
+        if match is None or match[2] not in Stream.__members__:
+            raise ConfigError(f"{var} is not a stream setting: JULIA_STREAM_MAX_BYTES_<STREAM>, "
+                              "JULIA_STREAM_MAX_MSG_SIZE_<STREAM> or "
+                              f"JULIA_STREAM_MAX_AGE_DAYS_<STREAM>, <STREAM> one of "
+                              f"{', '.join(Stream.__members__)}")
+        setting, stream = match[1], Stream(match[2])
+        bound = limits[stream]
+        if setting == "MAX_BYTES":
+            bound = msgspec.structs.replace(
+                bound, max_bytes=_size(var, env[var], 1024**2, 1024**5))
+        elif setting == "MAX_MSG_SIZE":
+            bound = msgspec.structs.replace(
+                bound, max_msg_size=_size(var, env[var], 1024, _LARGEST_MESSAGE))
+        else:
+            bound = msgspec.structs.replace(bound, max_age_days=_stream_age(var, env[var], stream))
+        if bound.max_msg_size > bound.max_bytes:
+            raise ConfigError(f"{var}: the largest message of {stream} ({bound.max_msg_size} "
+                              f"bytes) must fit its max_bytes ({bound.max_bytes})")
+        limits[stream] = bound
+    largest = max(b.max_msg_size for s, b in limits.items() if s != Stream.DEAD_LETTER)
+    if limits[Stream.DEAD_LETTER].max_msg_size < largest:
+        raise ConfigError(f"JULIA_STREAM_MAX_MSG_SIZE_DEAD_LETTER must be at least the largest "
+                          f"message of any other stream ({largest} bytes): a message that "
+                          "cannot be handled is dead-lettered whole")
+    return limits
+
+
+def _stream_age(var: str, raw: str, stream: Stream) -> float:
+    """Only a stream of transient data has an age: history is kept for ever, and MSG_EVENTS's
+    age is JULIA_LEDGER_MAX_AGE_DAYS."""
+    if STREAM_LIMITS[stream].max_age_days is None:
+        why = ("set JULIA_LEDGER_MAX_AGE_DAYS" if stream == Stream.MSG_EVENTS
+               else f"{stream} is history, kept for ever")
+        raise ConfigError(f"{var}: {stream} takes no max age here ({why})")
+    # GATEWAY_IN must remember a webhook for its whole dedupe window (contract/replay.py).
+    low = GATEWAY_DEDUPE.total_seconds() / DAY if stream == Stream.GATEWAY_IN else 1 / 24
+    return _number(var, raw, float, low, 3650.0)
+
+
 def _check_secrets(config: Config) -> None:
     """Here, not per request: a mistyped secret would otherwise 500 every webhook."""
     if config.salvy_webhook_secret is not None:
@@ -187,6 +293,37 @@ def _check_secrets(config: Config) -> None:
         except ValueError:
             raise ConfigError("SALVY_WEBHOOK_SECRET must be `whsec_` and base64 (Salvy's "
                               "dashboard shows it)") from None
+
+
+def _registrar(env: Mapping[str, str]) -> RegistrarKind:
+    raw = env.get("JULIA_REGISTRAR", "vps").strip().lower()
+    for kind in REGISTRARS:
+        if raw == kind:
+            return kind
+    raise ConfigError(f"JULIA_REGISTRAR must be vps or cloud_api, got {raw[:20]!r}")
+
+
+def _value(config: Config, var: str) -> object:
+    field = _STR_VARS.get(var) or _PATH_VARS[var]
+    return getattr(config, field)
+
+
+def check_activator_config(config: Config) -> bool:
+    """Check that the activator has what its registrar needs (`REGISTRAR_VARS`); whether the
+    Cloud API is configured, so that its registrar is built too (a partial set is a mistake).
+
+    :raises ConfigError: naming the first variable missing.
+    """
+    for var in REGISTRAR_VARS[config.registrar]:
+        if not _value(config, var):
+            raise ConfigError(f"{var} is required to run the activator with "
+                              f"JULIA_REGISTRAR={config.registrar}")
+    cloud_set = [var for var in CLOUD_API_VARS if _value(config, var)]
+    if cloud_set and len(cloud_set) < len(CLOUD_API_VARS):
+        missing = next(var for var in CLOUD_API_VARS if var not in cloud_set)
+        raise ConfigError(f"{missing} is required with {cloud_set[0]} set: the Cloud API "
+                          "registrar needs all of " + ", ".join(CLOUD_API_VARS))
+    return bool(cloud_set)
 
 
 def _nats_identity(env: Mapping[str, str]) -> dict[str, object]:
@@ -202,6 +339,68 @@ def _nats_identity(env: Mapping[str, str]) -> dict[str, object]:
     if bool(env.get("NATS_TLS_CERT")) != bool(env.get("NATS_TLS_KEY")):
         raise ConfigError("NATS_TLS_CERT and NATS_TLS_KEY go together: set both or neither")
     return values
+
+
+def is_loopback(host: str) -> bool:
+    """`localhost` or a loopback address; a name is not (whatever it resolves to may be
+    public)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def remote_hosts(url: str) -> list[str]:
+    """The hosts of a NATS or PostgreSQL URL that are not this machine: loopback, localhost
+    and a unix socket (no host, or a `/` path as in `?host=/run/postgresql`) are local.
+    A comma-separated list of URLs, or of hosts (libpq's `host1:5432,host2`), counts each."""
+    remote = []
+    for one in url.split(","):
+        one = one if "://" in one else f"x://{one}"
+        parts = urlsplit(one)
+        host = unquote(parts.netloc.rpartition("@")[2])
+        host = host.rsplit(":", 1)[0] if host.count(":") == 1 or "]:" in host else host
+        socket_dirs = parse_qs(parts.query).get("host", [])
+        if socket_dirs and all(d.startswith("/") for d in socket_dirs):
+            continue
+        if host and not host.startswith("/") and not is_loopback(host):
+            remote.append(host)
+    return remote
+
+
+def require_local_servers(config: Config) -> None:
+    """The sandbox's made-up chips, doctors and webhooks go only to servers on this machine,
+    never into a production NATS or PostgreSQL, unless JULIA_SANDBOX_ALLOW_REMOTE=1.
+
+    :raises ConfigError: naming the variable that points elsewhere.
+    """
+    if config.sandbox_allow_remote:
+        return
+    for var, url in (("NATS_URL", config.nats_url), ("DATABASE_URL", config.database_url)):
+        if url and (hosts := remote_hosts(url)):
+            raise ConfigError(f"{var} points at {', '.join(hosts)}, not this machine: the "
+                              "sandbox only runs against local servers (loopback, localhost, "
+                              "a unix socket); set JULIA_SANDBOX_ALLOW_REMOTE=1 to run it there "
+                              "anyway")
+
+
+def _flag(env: Mapping[str, str], var: str) -> bool:
+    raw = env.get(var, "0").strip()
+    if raw not in ("0", "1"):
+        raise ConfigError(f"{var} must be 1 or 0, got {raw[:20]!r}")
+    return raw == "1"
+def _demo(env: Mapping[str, str], uses_sandbox: bool) -> bool:
+    """JULIA_DEMO: on by default on the sandbox; never with an outside service, whose chips
+    and doctors are real people's numbers."""
+    raw = env.get("JULIA_DEMO", "").strip().lower()
+    if raw not in ("", "on", "off"):
+        raise ConfigError(f"JULIA_DEMO must be on or off, got {raw[:20]!r}")
+    if raw == "on" and not uses_sandbox:
+        raise ConfigError("JULIA_DEMO=on needs the sandbox: with SALVY_API_URL, "
+                          "EVOLUTION_API_URL or CLOUD_API_URL set there is no demo")
+    return uses_sandbox and raw != "off"
 
 
 def load_config(env: Mapping[str, str] | None = None) -> Config:
@@ -220,9 +419,13 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
         if env.get(var):
             values[field] = Path(env[var])
     values.update(_nats_identity(env))
+    values["registrar"] = _registrar(env)
     if env.get("JULIA_REPLY_PREFIXES"):
         values["reply_prefixes"] = _reply_prefixes(env["JULIA_REPLY_PREFIXES"])
+    values["stream_limits"] = _stream_limits(env)
+    values["sandbox_allow_remote"] = _flag(env, "JULIA_SANDBOX_ALLOW_REMOTE")
     config = msgspec.convert(values, Config)
+    config = msgspec.structs.replace(config, demo=_demo(env, config.uses_sandbox))
     if not config.uses_sandbox and not env.get("JULIA_PHONE_KEY"):
         raise ConfigError("JULIA_PHONE_KEY is required with an outside service: the sandbox's "
                           "key is public, and the phones it hashes are personal data")

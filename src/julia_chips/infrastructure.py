@@ -52,11 +52,13 @@ def _tls(identity: NatsIdentity) -> ssl.SSLContext | None:
     return context
 
 
-async def connect_nats(url: str, identity: NatsIdentity | None = None) -> NATS:
-    """A connection for a long-running part: it reconnects for as long as it takes, since
-    every part resumes from JetStream once the server is back. A role's connection listens
-    on `_INBOX.<role>` only, the one inbox its permissions let it read."""
-    identity = identity or NatsIdentity()
+def nats_servers(url: str) -> list[str]:
+    """`NATS_URL` as the server list nats-py takes: `nats://a:4222,nats://b:4222` names a
+    cluster's seeds the way NATS tools and the other languages' clients read it."""
+    return [server.strip() for server in url.split(",") if server.strip()]
+
+
+def _options(identity: NatsIdentity) -> dict[str, Any]:
     options: dict[str, Any] = {}
     if identity.role is not None:
         options["inbox_prefix"] = ROLE_INBOX.format(role=identity.role)
@@ -67,8 +69,27 @@ async def connect_nats(url: str, identity: NatsIdentity | None = None) -> NATS:
     tls = _tls(identity)
     if tls is not None:
         options["tls"] = tls
-    return await nats.connect(url, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
-                              **options)
+    return options
+
+
+async def connect_nats(url: str, identity: NatsIdentity | None = None) -> NATS:
+    """A connection for a long-running part: it reconnects for as long as it takes, since
+    every part resumes from JetStream once the server is back. A role's connection listens
+    on `_INBOX.<role>` only, the one inbox its permissions let it read."""
+    return await nats.connect(nats_servers(url), max_reconnect_attempts=-1,
+                              reconnect_time_wait=0.5, **_options(identity or NatsIdentity()))
+
+
+async def connect_nats_once(url: str, identity: NatsIdentity | None = None, *,
+                            timeout: float = 2.0, error_cb: Any = None) -> NATS:
+    """A connection for a command that runs and ends (the CLI, a rebuild, an audit): one
+    attempt at each server, since nats-py's connect loops for ever on
+    max_reconnect_attempts=0; the same identity options as `connect_nats`."""
+    extra = {"error_cb": error_cb} if error_cb is not None else {}
+    return await nats.connect(nats_servers(url), connect_timeout=timeout,
+                              allow_reconnect=False, max_reconnect_attempts=1,
+                              reconnect_time_wait=0.2, **extra,
+                              **_options(identity or NatsIdentity()))
 
 
 class Endpoints(msgspec.Struct, frozen=True):

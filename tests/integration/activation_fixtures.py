@@ -8,7 +8,9 @@ import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
+import msgspec
 from nats.aio.client import Client as NATS
 
 from julia_chips.activation.activator import Activator, ActivatorSettings
@@ -24,7 +26,7 @@ from julia_chips.chip.event_log import JetStreamChipEventLog
 from julia_chips.clock import SystemClock
 from julia_chips.contract import chip as chip_ev
 from julia_chips.contract import chip_commands as cmd
-from julia_chips.contract.activation import AnyActivationEvent, Step
+from julia_chips.contract.activation import AnyActivationEvent, RegistrarKind, Step
 from julia_chips.ingest.webhooks import WebhookIngress, create_webhook_app
 from julia_chips.sandbox.world import Sandbox, serve, start_sandbox
 from tests.conftest import new_chip_id
@@ -34,7 +36,9 @@ from tests.integration.workers import running_worker
 WEBHOOK_SECRET = "activation-test-secret"
 FAST = ActivatorSettings(policy=SagaPolicy(
     max_attempts=3, call_timeout=10.0, backoff_base=0.05, backoff_max=0.2,
-    wait_timeouts={Step.CODE: 5.0, Step.CONNECTION: 5.0}))
+    # Waits a loaded CI box can meet (a wait that expires is a retried step, which the
+    # crash test counts as a repeat); tests of an expiry set their own (test_activation).
+    wait_timeouts={Step.CODE: 15.0, Step.CONNECTION: 15.0}))
 
 
 @dataclass
@@ -83,9 +87,11 @@ class World:
 
 @asynccontextmanager
 async def activation_world(nc: NATS, *, hosts: int = 2, capacity: int = 20,
-                           link_delay: float | None = 0.05) -> AsyncIterator[World]:
+                           link_delay: float | None = 0.05,
+                           host_scripts: Path | None = None) -> AsyncIterator[World]:
+    """:param host_scripts: the hosts run these scripts (default: they answer in Python)."""
     sandbox = await start_sandbox(hosts=hosts, host_capacity=capacity, link_delay=link_delay,
-                                  pace=0.01)
+                                  pace=0.01, host_scripts=host_scripts)
     ingress = WebhookIngress(nc.jetstream(), SystemClock(), evolution_secret=WEBHOOK_SECRET,
                              salvy_secret=sandbox.salvy_webhook_secret)
     runner, base = await serve(create_webhook_app(ingress))
@@ -104,10 +110,13 @@ async def activation_world(nc: NATS, *, hosts: int = 2, capacity: int = 20,
 
 @asynccontextmanager
 async def running_activator(world: World, settings: ActivatorSettings = FAST,
-                            registrar: str | None = None) -> AsyncIterator[Activator]:
+                            registrar: RegistrarKind | None = None
+                            ) -> AsyncIterator[Activator]:
+    """The activator on `world`; `registrar` (default: the settings') for its new chips."""
+    if registrar is not None:
+        settings = msgspec.structs.replace(settings, default_registrar=registrar)
     async with activation_ports(world.nc, world.endpoints, ssh_timeouts=(2.0, 5.0)) as ports:
-        choose = (lambda _p: registrar) if registrar else None  # type: ignore[return-value]
-        activator = Activator(ports, SystemClock(), settings, choose)  # type: ignore[arg-type]
+        activator = Activator(ports, SystemClock(), settings)
         task = asyncio.create_task(activator.run())
         try:
             yield activator

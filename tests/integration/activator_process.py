@@ -1,6 +1,7 @@
 """`python -m tests.integration.activator_process <endpoints.json> <nats_url> <marker dir>`:
 the activator as its own OS process, so a test can SIGKILL it in the middle of a step.
 
+`JULIA_REGISTRAR` (default vps) is the registrar of its new chips.
 `JULIA_TEST_STALL=<chip_id>:<Action>` makes that chip's action take effect and then hang
 (before its outcome is recorded), writing `<marker dir>/<chip_id>` so the test knows when
 to kill.
@@ -24,6 +25,7 @@ from julia_chips.activation.model import steps as act
 from julia_chips.activation.model.saga import Saga
 from julia_chips.activation.wiring import ActivatorEndpoints, activation_ports
 from julia_chips.clock import Clock, SystemClock
+from julia_chips.config import load_config
 from tests.integration.activation_fixtures import FAST
 
 
@@ -46,8 +48,10 @@ async def main(endpoints_file: str, nats_url: str, markers: str) -> None:
     target = tuple(stall.split(":", 1)) if stall else None
     activator_module.perform = stalling(target, Path(markers))  # type: ignore[assignment]
     nc = await nats.connect(nats_url)
+    registrar = load_config({"JULIA_REGISTRAR": os.environ.get("JULIA_REGISTRAR", "")}).registrar
+    settings = msgspec.structs.replace(FAST, default_registrar=registrar)
     async with activation_ports(nc, endpoints, ssh_timeouts=(2.0, 5.0)) as ports:
-        await Activator(ports, SystemClock(), FAST).run()
+        await Activator(ports, SystemClock(), settings).run()
 
 
 if __name__ == "__main__":

@@ -43,9 +43,15 @@ async def running_balancer(nc: NATS, clock: Clock | None = None,
         await task
 
 
-async def seed_chip(js: JetStreamContext, chip_id: str, status: Status, cap: int) -> None:
+async def seed_chip(js: JetStreamContext, chip_id: str, status: Status, cap: int,
+                    phone_number: str | None = None) -> None:
+    """The chip's history up to `status`; `phone_number` in its `Activated` when given."""
     log = JetStreamChipEventLog(js)
-    await log.append(chip_id, chip_history(chip_id, status, cap), await log.last_seq(chip_id))
+    await log.append(chip_id, chip_history(chip_id, status, cap, phone_number=phone_number),
+                     await log.last_seq(chip_id))
+
+
+_NO_DIRECT_GET = (Stream.DEAD_LETTER, Stream.GATEWAY_IN)
 
 
 async def read_stream(js: JetStreamContext, stream: Stream) -> list[bytes]:
@@ -56,7 +62,7 @@ async def read_stream(js: JetStreamContext, stream: Stream) -> list[bytes]:
     out = []
     for seq in range(1, last + 1):
         try:
-            m = await js.get_msg(stream, seq, direct=stream is not Stream.DEAD_LETTER)
+            m = await js.get_msg(stream, seq, direct=stream not in _NO_DIRECT_GET)
         except NotFoundError:
             continue
         assert m.data is not None

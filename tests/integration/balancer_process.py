@@ -10,6 +10,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import uvloop
@@ -18,7 +21,21 @@ from julia_chips.balancer.runner import run_balancer
 from julia_chips.clock import SystemClock
 from julia_chips.config import load_config
 from julia_chips.infrastructure import connect_nats
+from tests.conftest import LEASE_TTL
 from tests.fakes import FakeSender
+
+
+def start_balancer(nats_url: str, holder: str, tmp: Path,
+                   lease_ttl: float = LEASE_TTL) -> subprocess.Popen[bytes]:
+    """This module as its own OS process, so a test can SIGKILL or SIGSTOP it; its log and
+    its gateway journal go to `tmp`."""
+    env = {**os.environ, "NATS_URL": nats_url, "JULIA_LEASE_TTL": str(lease_ttl),
+           "JULIA_ACK_WAIT": "3", "MAX_CHIPS_ACTIVE": "10"}
+    with (tmp / f"{holder}.log").open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "tests.integration.balancer_process", "--holder", holder,
+             "--gateway-journal", str(tmp / f"{holder}.sent")],
+            env=env, stdout=out, stderr=subprocess.STDOUT)
 
 
 async def _main(journal: Path | None, holder: str) -> None:

@@ -18,6 +18,7 @@ from nats.js.client import JetStreamContext
 
 from julia_chips.clock import Clock, SystemClock
 from julia_chips.contract.subjects import Stream
+from julia_chips.gateways.cloud_api import signature as meta
 from julia_chips.gateways.evolution.instance_secret import instance_secret
 from julia_chips.gateways.salvy import svix
 from julia_chips.ingest.deriver import DeriverSettings, ObservationDeriver
@@ -26,6 +27,8 @@ from julia_chips.sandbox.world import serve
 
 EVOLUTION_SECRET = "evo-" + secrets.token_hex(8)
 SALVY_SECRET = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+CLOUD_API_SECRET = "meta-" + secrets.token_hex(8)
+CLOUD_API_VERIFY_TOKEN = "verify-" + secrets.token_hex(4)
 FAST_DERIVER = DeriverSettings(ack_wait=1.0, publish_timeout=1.0, tend=0.1)
 
 
@@ -70,6 +73,14 @@ class Ingress:
                                      headers=headers) as resp:
             return resp.status, await resp.json()
 
+    async def cloud_api(self, body: bytes, secret: str | None = CLOUD_API_SECRET
+                        ) -> tuple[int, dict[str, object]]:
+        """Posted as Meta does: `X-Hub-Signature-256` under `secret` (None: no header)."""
+        headers = {meta.SIGNATURE_HEADER: meta.sign(secret, body)} if secret is not None else {}
+        async with self.session.post(self.base_url + "/webhooks/cloud-api", data=body,
+                                     headers=headers) as resp:
+            return resp.status, await resp.json()
+
 
 @asynccontextmanager
 async def deriving(nc: NATS, settings: DeriverSettings = FAST_DERIVER
@@ -111,8 +122,10 @@ async def until_derived(js: JetStreamContext, durable: str = FAST_DERIVER.durabl
 @asynccontextmanager
 async def serving_ingress(js: JetStreamContext, clock: Clock) -> AsyncIterator[Ingress]:
     """The HTTP ingress alone on `clock`: raw bodies in GATEWAY_IN, nothing derived."""
-    app = create_webhook_app(WebhookIngress(js, clock, evolution_secret=EVOLUTION_SECRET,
-                                            salvy_secret=SALVY_SECRET, publish_timeout=1.0))
+    app = create_webhook_app(WebhookIngress(
+        js, clock, evolution_secret=EVOLUTION_SECRET, salvy_secret=SALVY_SECRET,
+        cloud_api_secret=CLOUD_API_SECRET, cloud_api_verify_token=CLOUD_API_VERIFY_TOKEN,
+        publish_timeout=1.0))
     runner, base = await serve(app)
     try:
         async with aiohttp.ClientSession() as session:

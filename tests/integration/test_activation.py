@@ -5,21 +5,23 @@ from __future__ import annotations
 from collections import Counter
 
 import msgspec
+import pytest
 from nats.aio.client import Client as NATS
 
-from julia_chips.activation.model.saga import instance_name
 from julia_chips.activation.saga_log import ActivationLog
 from julia_chips.contract import activation as ev
 from julia_chips.contract import chip as chip_ev
 from julia_chips.contract import chip_commands as cmd
-from julia_chips.contract.activation import Step
+from julia_chips.contract.activation import RegistrarKind, Step, instance_name
 from julia_chips.contract.chip import Status
+from julia_chips.contract.subjects import Stream
 from tests.integration.activation_fixtures import (
     FAST,
     World,
     activation_world,
     running_activator,
 )
+from tests.integration.balancer_harness import read_stream
 
 SLOW_SMS = msgspec.structs.replace(FAST, policy=msgspec.structs.replace(
     FAST.policy, attempts_by_step={Step.CODE: 2}, wait_timeouts={Step.CODE: 1.5,
@@ -30,8 +32,10 @@ STEP_EVENTS = (ev.ChipActivating, ev.NumberObtained, ev.HostAllocated, ev.Instan
                ev.ActivationCompleted)
 
 
-async def test_twenty_chips_activate_through_the_sandbox_and_end_warming(nc: NATS) -> None:
-    async with activation_world(nc) as world, running_activator(world):
+@pytest.mark.parametrize("registrar", ["vps", "cloud_api"])
+async def test_twenty_chips_activate_through_the_sandbox_and_end_warming(
+        nc: NATS, registrar: RegistrarKind) -> None:
+    async with activation_world(nc) as world, running_activator(world, registrar=registrar):
         chips = await world.provision(20)
         await world.until_settled(chips, timeout=60)
         again = await world.chips.send(chips[0], cmd.Provision(command_id="provision-again"))
@@ -39,16 +43,31 @@ async def test_twenty_chips_activate_through_the_sandbox_and_end_warming(nc: NAT
     sandbox = world.sandbox
     assert len(sandbox.salvy.accounts) == 20  # one number each
     assert set(sandbox.evolution.instances) == {instance_name(c) for c in chips}
-    assert all(i.state == "open" and i.integration == "WHATSAPP-BUSINESS"
+    integration = {"vps": "WHATSAPP-BAILEYS", "cloud_api": "WHATSAPP-BUSINESS"}[registrar]
+    assert all(i.state == "open" and i.integration == integration
                for i in sandbox.evolution.instances.values())
     assert sandbox.cloud_api is not None
-    assert [n.register_calls for n in sandbox.cloud_api.numbers.values()] == [1] * 20
+    registered_on_hosts = sorted(n for h in sandbox.hosts for n in h.registered)
+    if registrar == "vps":  # each number registered once, on one host, holding its slot
+        phones = sorted(a["phoneNumber"].lstrip("+") for a in sandbox.salvy.accounts.values())
+        assert registered_on_hosts == phones
+        assert sum(h.used_slots for h in sandbox.hosts) == 20
+        assert sandbox.cloud_api.numbers == {}
+    else:
+        assert [n.register_calls for n in sandbox.cloud_api.numbers.values()] == [1] * 20
+        assert registered_on_hosts == []
     for chip in chips:
         events = await world.chip_events(chip)
         assert isinstance(events[-1], chip_ev.Activated), events[-1]
         kinds = Counter(type(e) for e in await world.saga_events(chip))
         assert all(kinds[k] == 1 for k in STEP_EVENTS), kinds
+        [requested] = [e for e in await world.saga_events(chip)
+                       if isinstance(e, ev.ActivationRequested)]
+        assert requested.registrar == registrar
     assert await ActivationLog(nc.jetstream()).unfinished() == []
+    # The codes opened the numbers' accounts: the saga kept where the SMS was, not the code.
+    stored = b"".join(await read_stream(nc.jetstream(), Stream.ACTIVATIONS))
+    assert b'"code":"' not in stored and stored.count(b'"sms_seq":') == 20
 
 
 async def settled_chip(world: World) -> str:
@@ -66,7 +85,7 @@ async def failed(world: World, chip: str) -> chip_ev.ActivationFailed:
 
 
 async def test_sms_that_never_comes_times_out_and_fails_naming_the_step(nc: NATS) -> None:
-    async with activation_world(nc) as world, running_activator(world, SLOW_SMS):
+    async with activation_world(nc) as world, running_activator(world, SLOW_SMS, registrar="cloud_api"):
         assert world.sandbox.cloud_api is not None
         world.sandbox.cloud_api.silence = True
         chip = await settled_chip(world)
@@ -82,7 +101,7 @@ async def test_sms_that_never_comes_times_out_and_fails_naming_the_step(nc: NATS
 
 
 async def test_wrong_code_is_retried_with_a_new_code_then_fails(nc: NATS) -> None:
-    async with activation_world(nc) as world, running_activator(world):
+    async with activation_world(nc) as world, running_activator(world, registrar="cloud_api"):
         assert world.sandbox.cloud_api is not None
         world.sandbox.cloud_api.corrupt_codes = 1
         ok = await settled_chip(world)
@@ -98,7 +117,7 @@ async def test_wrong_code_is_retried_with_a_new_code_then_fails(nc: NATS) -> Non
 
 
 async def test_register_lock_133016_is_terminal_and_never_looped(nc: NATS) -> None:
-    async with activation_world(nc) as world, running_activator(world):
+    async with activation_world(nc) as world, running_activator(world, registrar="cloud_api"):
         assert world.sandbox.cloud_api is not None
         world.sandbox.cloud_api.register_limit = 0
         chip = await settled_chip(world)
@@ -136,3 +155,19 @@ async def test_host_lost_after_allocation_is_replaced(nc: NATS) -> None:
     hosts = [e.host for e in saga if isinstance(e, ev.HostAllocated)]
     assert isinstance((await world.chip_events(chip))[-1], chip_ev.Activated)
     assert lost and hosts[0] == first and hosts[-1] != first
+
+
+async def test_a_saga_keeps_its_registrar_and_says_so_when_it_is_not_configured(
+        nc: NATS) -> None:
+    """A saga recorded with `cloud_api` in a process built without the Cloud API waits for it
+    (bounded retries, the reason naming it), rather than switching registrars midway."""
+    async with activation_world(nc) as world:
+        world.endpoints = msgspec.structs.replace(world.endpoints, cloud_api=None)
+        async with running_activator(world, registrar="cloud_api"):
+            chip = await settled_chip(world)
+            failure = await failed(world, chip)
+    assert failure.step == "instance" and failure.retryable
+    assert "cloud_api registrar is not configured" in failure.reason
+    [requested] = [e for e in await world.saga_events(chip)
+                   if isinstance(e, ev.ActivationRequested)]
+    assert requested.registrar == "cloud_api"

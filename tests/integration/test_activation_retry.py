@@ -25,7 +25,7 @@ async def until_activated(world: World, chip: str, timeout: float = 30.0) -> chi
 
 async def test_an_abandoned_activation_is_retried_and_completes_with_the_same_number(
         nc: NATS) -> None:
-    async with activation_world(nc) as world, running_activator(world, SLOW_SMS):
+    async with activation_world(nc) as world, running_activator(world, SLOW_SMS, registrar="cloud_api"):
         assert world.sandbox.cloud_api is not None
         world.sandbox.cloud_api.silence = True  # no SMS code ever comes: abandoned
         [chip] = await world.provision(1)

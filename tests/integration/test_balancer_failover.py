@@ -34,20 +34,23 @@ from tests.integration.workers import running_worker
 from tests.unit.balancer_builders import NOW
 
 PHONE = "+5511987654321"
-OTHERS = [f"c{n}" for n in range(5)]
+# Chip ids are UUIDs (the partitions refuse anything else); these read as names.
+HOT, SPARE, A = (f"00000000-0000-4000-8000-{n:012x}" for n in (0x407, 0x5ba, 0xa))
+OTHERS = [f"00000000-0000-4000-8000-{0xc00 + n:012x}" for n in range(5)]
+READY = [f"00000000-0000-4000-8000-{0xe00 + n:012x}" for n in range(4)]
 
 
 async def load_hot_chip(nc: NATS, js: JetStreamContext,
                         doctors: list[tuple[str, str, bool]]) -> None:
     """`hot` alone in service gets every conversation; then the others join the pool."""
-    await seed_chip(js, "hot", Status.ACTIVE, 1000)
+    await seed_chip(js, HOT, Status.ACTIVE, 1000)
     client = RouteClient(nc)
     replies = await asyncio.gather(*(client.send(d, PHONE, f"oi {d}", kind, consented)
                                      for d, kind, consented in doctors))
-    assert {r.chip_id for r in replies} == {"hot"}, replies[:3]
+    assert {r.chip_id for r in replies} == {HOT}, replies[:3]
     for chip_id in OTHERS:
         await seed_chip(js, chip_id, Status.ACTIVE, 500)
-    await seed_chip(js, "spare", Status.READY, 500)
+    await seed_chip(js, SPARE, Status.READY, 500)
 
 
 async def status_of(js: JetStreamContext, chip_id: str) -> Status | None:
@@ -61,20 +64,20 @@ async def test_cooling_a_chip_with_200_conversations(nc: NATS, js: JetStreamCont
     doctors = [(f"d{n:03}", "reply", n % 2 == 0) for n in range(200)]
     async with running_worker(nc), running_balancer(nc) as runner:
         await load_hot_chip(nc, js, doctors)
-        reply = await ChipClient(nc).send("hot", cmd.Cool(command_id="cool", reason="rate limit"))
+        reply = await ChipClient(nc).send(HOT, cmd.Cool(command_id="cool", reason="rate limit"))
         assert reply.ok, reply
 
         async def promoted() -> bool:
-            return bool(runner.failovers) and await status_of(js, "spare") is Status.ACTIVE
+            return bool(runner.failovers) and await status_of(js, SPARE) is Status.ACTIVE
         await wait_until(promoted)
     moved = [e for e in await route_events(js) if isinstance(e, rt.ConversationReassigned)]
     assert {e.doctor_id for e in moved} == {d for d, _, _ in doctors}
     per_chip = Counter(e.chip_id for e in moved)
-    assert set(per_chip) <= set(OTHERS) | {"spare"}
+    assert set(per_chip) <= set(OTHERS) | {SPARE}
     # Stated bound: equal room, so no chip takes more than ceil(200 / 5) = 40.
     assert max(per_chip.values()) <= math.ceil(200 / len(OTHERS))
     [timing] = runner.failovers
-    assert (timing.chip_id, timing.reassigned) == ("hot", 200) and timing.seconds < 2.0
+    assert (timing.chip_id, timing.reassigned) == (HOT, 200) and timing.seconds < 2.0
 
 
 async def test_ban_moves_consented_and_quarantines_prospected(
@@ -84,7 +87,7 @@ async def test_ban_moves_consented_and_quarantines_prospected(
     clock = FixedClock(NOW)
     async with running_worker(nc), running_balancer(nc, clock=clock) as runner:
         await load_hot_chip(nc, js, consented + prospected)
-        reply = await ChipClient(nc).send("hot", cmd.ReportBan(command_id="ban", reason="banned",
+        reply = await ChipClient(nc).send(HOT, cmd.ReportBan(command_id="ban", reason="banned",
                                                                evidence="connection 403"))
         assert reply.ok, reply
 
@@ -96,7 +99,7 @@ async def test_ban_moves_consented_and_quarantines_prospected(
         assert not refused.ok and refused.reason == "quarantined"
         clock.set(NOW + timedelta(days=31))  # a Saturday, 14:00 in São Paulo
         later = await client.send("p007", PHONE, "nova vaga", "prospecting")
-        assert later.ok and later.chip_id != "hot"
+        assert later.ok and later.chip_id != HOT
     events = await route_events(js)
     moved = {e.doctor_id for e in events if isinstance(e, rt.ConversationReassigned)}
     held = {e.doctor_id for e in events if isinstance(e, rt.DoctorQuarantined)}
@@ -107,7 +110,7 @@ async def test_ban_moves_consented_and_quarantines_prospected(
 
 async def test_crash_between_attempt_and_gateway_answer_is_unknown_never_resent(
         nc: NATS, js: JetStreamContext) -> None:
-    await seed_chip(js, "a", Status.ACTIVE, 100)
+    await seed_chip(js, A, Status.ACTIVE, 100)
     first = FakeSender()
     first.hang_on.add("stuck")
     runner = BalancerRunner(nc, FixedClock(NOW), SETTINGS, first, "first")
@@ -135,14 +138,14 @@ async def test_crash_between_attempt_and_gateway_answer_is_unknown_never_resent(
 @pytest.mark.parametrize("status", ["ready"])
 async def test_pool_never_exceeds_max_active(nc: NATS, js: JetStreamContext, status: str) -> None:
     for n in range(4):
-        await seed_chip(js, f"r{n}", Status.READY, 50)
+        await seed_chip(js, READY[n], Status.READY, 50)
     settings = SETTINGS.__class__(**{**{f: getattr(SETTINGS, f) for f in
                                         SETTINGS.__struct_fields__}, "max_active": 2})
     async with running_worker(nc), running_balancer(nc, settings=settings):
         async def two_active() -> bool:
-            states = [await status_of(js, f"r{n}") for n in range(4)]
+            states = [await status_of(js, READY[n]) for n in range(4)]
             return states.count(Status.ACTIVE) == 2
         await wait_until(two_active)
         await asyncio.sleep(0.5)
-        states = [await status_of(js, f"r{n}") for n in range(4)]
+        states = [await status_of(js, READY[n]) for n in range(4)]
         assert states.count(Status.ACTIVE) == 2 and status in {s.value for s in states if s}

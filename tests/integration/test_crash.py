@@ -82,11 +82,11 @@ async def test_sigkill_mid_load_loses_no_acknowledged_command_and_doubles_nothin
 
         load = asyncio.gather(*(drive(c) for c in chips))
         await wait_until(lambda: sum(len(a) for a in acked.values()) >= CHIPS * PER_CHIP * 0.3)
-        kill(first)  # SIGKILL: no cleanup, leases left to expire
+        kill(first)  # SIGKILL: no cleanup, leases left behind
         second = start_worker_process(nats_url, tmp_path / "worker-b.log", "worker-b")
-        takeover = await wait_for_holder(js, "worker-b", timeout=LEASE_TTL + 20)
+        # Taken over once worker-a is proved gone (test_lease_takeover.py times it).
+        await wait_for_holder(js, "worker-b", timeout=LEASE_TTL + 20)
         await asyncio.wait_for(load, timeout=120)
-        assert takeover >= LEASE_TTL * 0.5, f"taken over after {takeover:.2f}s, before the TTL"
     finally:
         for proc in (first, second):
             if proc is not None and proc.poll() is None:

@@ -16,6 +16,7 @@ from nats.js.client import JetStreamContext
 
 from julia_chips.contract.subjects import DERIVER_LEASE, Stream
 from julia_chips.ingest.deriver import ObservationDeriver
+from julia_chips.jetstream.leases.sightings import LeaseTiming
 from tests.conftest import LEASE_TTL
 from tests.integration.ingress_fixtures import (
     FAST_DERIVER,
@@ -33,7 +34,7 @@ from tests.integration.workers import kill
 __all__ = ["ingress_only"]
 
 BODIES = 150
-POLL = LEASE_TTL / 4  # the standby's lease poll
+LOOK = LeaseTiming.for_ttl(LEASE_TTL).look_every  # how often a standby looks at its watch
 
 
 def start_deriver(nats_url: str, holder: str, tmp: Path) -> subprocess.Popen[bytes]:
@@ -90,7 +91,7 @@ async def test_sigkill_the_deriver_holding_the_lease_and_the_standby_takes_over(
         for proc in (first, second):
             if proc is not None and proc.poll() is None:
                 kill(proc)
-    assert takeover <= LEASE_TTL + POLL + 0.5, f"took over after {takeover:.2f}s"
+    assert takeover <= LEASE_TTL + LOOK + 0.5, f"took over after {takeover:.2f}s"
     ids = await observed_ids(js)
     assert list(ids) == in_order  # one deriver at a time, rewound: the order bodies came in
     assert [i for i, times in ids.items() if times != 1] == [], ids

@@ -29,11 +29,13 @@ from tests.integration.workers import running_worker
 from tests.unit.balancer_builders import NOW
 
 PHONE = "+5511987654321"
+# Chip ids are UUIDs (the partitions refuse anything else); these read as names.
+A, B = "00000000-0000-4000-8000-00000000000a", "00000000-0000-4000-8000-00000000000b"
 
 
 async def drive_doctors(nc: NATS, js: JetStreamContext) -> BalancerState:
     """The scenario of the module docstring; returns the balancer's state at the end."""
-    await seed_chip(js, "a", Status.ACTIVE, 4)
+    await seed_chip(js, A, Status.ACTIVE, 4)
     sender = FakeSender()
     sender.refuse_on.add("recusa")
     client = RouteClient(nc)
@@ -48,14 +50,14 @@ async def drive_doctors(nc: NATS, js: JetStreamContext) -> BalancerState:
         await client.opt_out("d5", "crm")  # its queued request must not go out
         await client.opt_out("d6", "crm")
         await client.opt_in("d6", "crm")
-        await seed_chip(js, "b", Status.ACTIVE, 3)  # capacity frees: d4 is served from b
+        await seed_chip(js, B, Status.ACTIVE, 3)  # capacity frees: d4 is served from b
 
         async def backlog_settled() -> bool:
             assert run.leader is not None
             return not run.leader.state.backlog
         await wait_until(backlog_settled)
         ban = cmd.ReportBan(command_id="ban-a", reason="banned", evidence="connection 403")
-        assert (await ChipClient(nc).send("a", ban)).ok
+        assert (await ChipClient(nc).send(A, ban)).ok
 
         async def failed_over() -> bool:
             return bool(run.failovers)
@@ -102,10 +104,10 @@ async def test_doctor_rows_follow_the_balancer_and_rebuild_equals_incremental(
 async def check_scenario(conn: asyncpg.Connection) -> None:
     d1, d2, d3, d6 = [await doctor_view(conn, d, NOW) for d in ("d1", "d2", "d3", "d6")]
     assert d1 is not None and d2 is not None and d3 is not None and d6 is not None
-    assert (d1.chip_id, d1.reassigned_from, d1.conversation) == ("b", "a", "consented")
+    assert (d1.chip_id, d1.reassigned_from, d1.conversation) == (B, A, "consented")
     assert d1.reassigned_at is not None and d1.assigned_at is not None
     assert d1.messages.queued == 1 and d1.messages.dispatched >= 2
-    assert (d2.opted_out, d2.opted_out_source, d2.chip_id) == (True, "keyword", "a")
+    assert (d2.opted_out, d2.opted_out_source, d2.chip_id) == (True, "keyword", A)
     assert (d2.messages.failed, d2.messages.dispatched) == (1, 0)
     assert d3.quarantined and d3.chip_id is None and d3.conversation == "prospecting"
     assert d3.quarantined_until is not None and d3.quarantined_until > NOW + timedelta(days=29)
@@ -114,7 +116,7 @@ async def check_scenario(conn: asyncpg.Connection) -> None:
     assert await doctor_view(conn, "nobody", NOW) is None
     settled = {r["doctor_id"]: (r["status"], r["chip_id"]) for r in await conn.fetch(
         "SELECT doctor_id, status, chip_id FROM route_backlog WHERE status <> 'queued'")}
-    assert settled == {"d4": ("served", "b"), "d5": ("cancelled", None)}
+    assert settled == {"d4": ("served", B), "d5": ("cancelled", None)}
     backlog = await backlog_summary(conn, NOW + timedelta(minutes=5))
     assert backlog.waiting == 1 and backlog.oldest_age_seconds == 300.0
     leaked = await conn.fetchval(

@@ -30,6 +30,7 @@ from julia_chips.health.brake_log import BrakeLog
 from julia_chips.health.model.brake import BrakeState
 from julia_chips.jetstream.acked_publish import AckedPublisher
 from julia_chips.jetstream.event_stream import EventStream, WriteConflict, no_headers
+from julia_chips.privacy.doctor_keys import DoctorKeys
 from tests.conftest import new_chip_id
 from tests.integration.test_event_log_contract import provisioned, started
 
@@ -79,8 +80,8 @@ async def brake_race(nc: NATS) -> tuple[str, Coroutine[Any, Any, object]]:
 
 async def route_race(nc: NATS) -> tuple[str, Coroutine[Any, Any, object]]:
     """A deposed leader, which read the doctor before the new leader wrote."""
-    deposed = RouteLog(nc.jetstream(), AckedPublisher(nc))
-    leader = RouteLog(nc.jetstream(), AckedPublisher(nc))
+    deposed = RouteLog(nc.jetstream(), AckedPublisher(nc), DoctorKeys(nc.jetstream()))
+    leader = RouteLog(nc.jetstream(), AckedPublisher(nc), DoctorKeys(nc.jetstream()))
     await leader.append(assigned("d1", "r1", "chip-a"))
     return route_events("d1"), deposed.append(assigned("d1", "r2", "chip-b"))
 
@@ -129,7 +130,7 @@ async def test_load_steps_past_foreign_messages(js: JetStreamContext) -> None:
 
 async def test_headers_come_from_the_codec_where_the_contract_has_them(
         nc: NATS, js: JetStreamContext) -> None:
-    route_seq = await RouteLog(js, AckedPublisher(nc)).append(assigned("d2", "r1", "chip-a"))
+    route_seq = await RouteLog(js, AckedPublisher(nc), DoctorKeys(js)).append(assigned("d2", "r1", "chip-a"))
     brake_log = BrakeLog(js)
     await brake_log.append(engaged(1))
     route = await js.get_msg(str(Stream.ROUTE_EVENTS), route_seq)

@@ -179,7 +179,9 @@ async def test_send_text_and_receipts(
     sent = await client.send_text("chip-0001", doctor.phone, "Olá, temos um plantão sábado.")
     assert sent.remote_phone == doctor.phone
     assert sent.status == "PENDING"
-    delivered, read, reply = [await observe(receiver) for _ in range(3)]
+    server, delivered, read, reply = [await observe(receiver) for _ in range(4)]
+    assert isinstance(server, MessageStatus) and server.status == "SERVER_ACK"
+    assert server.message_id == sent.message_id
     assert delivered == MessageStatus(
         instance="chip-0001", message_id=sent.message_id, remote_phone=doctor.phone,
         status="DELIVERY_ACK", observed_at=delivered.observed_at,  # type: ignore[union-attr]

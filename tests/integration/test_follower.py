@@ -92,3 +92,27 @@ async def test_a_live_follower_of_an_empty_stream_is_caught_up_at_once(
     await asyncio.wait_for(follower.start(), timeout=10)
     await follower.stop()
     assert (follower.last_seq, follower.seen) == (0, 0)
+
+
+async def test_a_follower_starts_after_a_sequence_and_at_the_end_with_nothing_to_replay(
+        js: JetStreamContext) -> None:
+    """A dashboard client resuming after its last id, or starting at the stream's end."""
+    seqs = await publish_brake(js, 3)
+    folded: asyncio.Queue[int] = asyncio.Queue()
+    resumed = Follower(js, Stream.FLEET_EVENTS, "fleet.evt.>", body(fleet_event),
+                       lambda seq, _e: folded.put_nowait(seq), reader="test",
+                       after_seq=seqs[0])
+    at_end = Follower(js, Stream.FLEET_EVENTS, "fleet.evt.>", body(fleet_event),
+                      lambda seq, _e: folded.put_nowait(-seq), reader="test",
+                      after_seq=seqs[-1])
+    await asyncio.wait_for(resumed.start(), timeout=10)
+    await asyncio.wait_for(at_end.start(), timeout=10)  # caught up at once: nothing after
+    try:
+        assert sorted(folded.get_nowait() for _ in seqs[1:]) == seqs[1:]
+        assert folded.empty() and at_end.seen == 0
+        [later] = await publish_brake(js, 1)
+        got = {await asyncio.wait_for(folded.get(), timeout=10) for _ in range(2)}
+        assert got == {later, -later}
+    finally:
+        await resumed.stop()
+        await at_end.stop()

@@ -13,6 +13,8 @@ from julia_chips.chip.client import ChipClient
 from julia_chips.chip.model.lifecycle import fold
 from julia_chips.clock import FixedClock
 from julia_chips.contract import chip as ev
+from julia_chips.contract import chip_commands as cmd
+from julia_chips.contract.activation import instance_name
 from julia_chips.contract.chip import Status
 from julia_chips.contract.fleet import AnyFleetEvent, FleetBrakeEngaged, FleetBrakeReleased
 from julia_chips.contract.observations import SendRefused
@@ -154,6 +156,35 @@ async def test_bad_signals_are_rejected_with_a_reason_and_change_nothing(
     assert [body for body, _ in letters] == [body for _, body, _ in bad]
     for (_, _, why), (_, reason) in zip(bad, letters, strict=True):
         assert why in reason, (why, reason)
+
+
+async def test_an_activating_chips_link_signals_are_not_dead_letters(
+        nc: NATS, js: JetStreamContext) -> None:
+    """Evolution reports the link opening before the activator's `Activated` names the
+    instance: the activator's business, not evidence, and not an operator's dead letter."""
+    clock = FixedClock(MORNING)
+    chip, client = new_chip_id(), ChipClient(nc)
+    gateway = AckedPublisher(nc)
+    async with running_worker(nc, clock), monitoring(nc, clock) as monitor:
+        for command in (cmd.Provision(command_id="p", phone_number="+5511987654321"),
+                        cmd.StartActivation(command_id="s")):
+            assert (await client.send(chip, command)).ok
+        await until(lambda: _state_seen(monitor, chip))
+        for state, code in (("connecting", None), ("open", 200)):
+            await publish_observation(gateway, connection(instance_name(chip), state, code,
+                                                          clock))
+        await publish_observation(gateway, connection("chip-" + new_chip_id(), "close", 403,
+                                                      clock))  # no chip of ours: rejected
+        await until(lambda: _rejected(monitor, 1))
+        await asyncio.sleep(0.3)
+        assert monitor.folded == 0 and monitor.commands_sent == 0
+    await client.close()
+    letters = await stored_dead_letters(js, "dlq.obs.>", quiet=0.5)
+    assert len(letters) == 1 and "unknown instance" in letters[0][1]
+
+
+async def _state_seen(monitor: object, chip: str) -> bool:
+    return chip in monitor._states  # type: ignore[attr-defined]
 
 
 def _traffic(instance: str, at: str, sent: int) -> bytes:

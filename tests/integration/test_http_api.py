@@ -249,6 +249,8 @@ async def test_openapi_lists_exactly_the_routes(fleet: Fleet) -> None:
         for method, operation in item.items():
             allowed = ({"200", "400", "401", "404", "503"} if method == "get"
                        else {"200", "400", "401", "403", "409", "503"})  # operator writes
+            if "text/html" in operation["responses"]["200"].get("content", {}):
+                allowed |= {"303"}  # a page signs a browser in with `?token=`
             for status in operation["responses"]:
                 assert status in allowed, (method, path)
     [doctor_id] = doc["paths"]["/doctors/{id}"]["get"]["parameters"]
@@ -341,26 +343,31 @@ def test_every_openapi_route_answers_as_declared(
     ids = st.one_of(st.sampled_from(fleet.chips), st.sampled_from(DOCTORS),
                     st.uuids().map(str), st.text(min_size=1, max_size=20))
 
-    reads = {path: item["get"] for path, item in doc["paths"].items() if "get" in item}
-    for path, operation in reads.items():  # the writes: tests/integration/test_http_operator.py
+    # The writes: test_http_operator.py; the live feed, which never ends: test_dashboard_feed.py
+    reads = {path: item["get"] for path, item in doc["paths"].items() if "get" in item
+             and "text/event-stream" not in item["get"]["responses"]["200"]["content"]}
+    for path, operation in reads.items():
         params = {p["name"]: p for p in operation["parameters"] if p["in"] == "query"}
         declared = {int(s) for s in operation["responses"]}
+        page = "text/html" in operation["responses"]["200"]["content"]
         queries = st.fixed_dictionaries({}, optional={
             name: _value(p["schema"], components) for name, p in params.items()})
 
         @settings(max_examples=25, deadline=None,
                   suppress_health_check=[HealthCheck.function_scoped_fixture])
         @given(chip=ids, query=queries, token=st.sampled_from([TOKEN, TOKEN, None, "bad"]),
-               path=st.just(path), declared=st.just(declared))
+               path=st.just(path), declared=st.just(declared), page=st.just(page))
         def check(chip: str, query: dict[str, str], token: str | None,
-                  path: str, declared: set[int]) -> None:
+                  path: str, declared: set[int], page: bool) -> None:
             url = base + path.replace("{id}", urllib.parse.quote(chip, safe=""))
             if query:
                 url += "?" + urllib.parse.urlencode(query)
             status, body, content_type = _get_sync(url, token)
             assert status != 500, (url, body)
             assert status in declared | {404 if "{id}" in path else 400}, (url, status, body)
-            if status >= 400:
+            if status == 401 and page:  # a person at a browser is told how to sign in
+                assert content_type == "text/html" and b"?token=" in body
+            elif status >= 400:
                 assert content_type == "application/json"
                 assert msgspec.json.decode(body)["error"]
 

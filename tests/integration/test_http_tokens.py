@@ -16,11 +16,18 @@ from aiohttp import web
 from nats.aio.client import Client as NATS
 
 from julia_chips.app import start_http
+from julia_chips.clock import SystemClock
 from julia_chips.config import Config, ConfigError
 from julia_chips.db.migrate import migrate_url
 from julia_chips.http.app import create_app
 from julia_chips.http.auth import Access, require_token_off_loopback
 from julia_chips.http.routes import READ_ROUTES, Route
+from julia_chips.ingest.webhooks import (
+    WEBHOOK_ACCESS,
+    WEBHOOK_INGRESS,
+    WebhookIngress,
+    webhook_routes,
+)
 
 READER, OPERATOR = "read-token-1", "operator-token-2"
 
@@ -71,6 +78,29 @@ async def test_with_no_operator_token_nobody_operates(nc: NATS, database_url: st
     async with api(nc, database_url, api_token=READER) as base:
         assert await status(base, "/operator/probe", READER, "POST") == 403
         assert await status(base, "/health/chips", READER) == 200
+
+
+async def test_webhooks_are_declared_open_and_nothing_else_is(nc: NATS, database_url: str
+                                                                ) -> None:
+    """A webhook carries its sender's signature, not our bearer token; a path under
+    /webhooks/ that no route declares is not opened by its prefix."""
+    await migrate_url(database_url)
+    config = Config(nats_url="nats://unused:1", database_url=database_url, api_token=READER)
+    app = create_app(config, nc=nc, routes=webhook_routes(), route_access=WEBHOOK_ACCESS)
+    app[WEBHOOK_INGRESS] = WebhookIngress(nc.jetstream(), SystemClock(), evolution_secret="m",
+                                          salvy_secret=None, cloud_api_secret="s",
+                                          cloud_api_verify_token="v")
+    runner, port = await start_http(app, 0)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        handshake = "/webhooks/cloud-api?hub.mode=subscribe&hub.verify_token=v&hub.challenge=7"
+        assert await status(base, handshake, None) == 200
+        assert await status(base, "/webhooks/cloud-api", None, "POST") == 401  # unsigned
+        assert await status(base, "/webhooks/salvy", None, "POST") == 401  # no Svix headers
+        assert await status(base, "/webhooks/elsewhere", None, "POST") == 401  # bearer
+        assert await status(base, "/webhooks/elsewhere", READER, "POST") == 404
+    finally:
+        await runner.cleanup()
 
 
 @pytest.mark.parametrize(("host", "token", "refused"), [

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack
 from pathlib import Path
 
 import nats.errors
@@ -27,6 +28,8 @@ from julia_chips.contract.subjects import (
 )
 from julia_chips.embedded.nats_server import EmbeddedNats
 from julia_chips.infrastructure import NatsIdentity, connect_nats
+from julia_chips.jetstream.leases.presence import holder_gone, present
+from julia_chips.jetstream.leases.sightings import LeaseTiming
 from julia_chips.jetstream.streams import ensure_streams
 from julia_chips.nats_auth.roles import ROLES
 from tests.conftest import LEASE_TTL, PARTITIONS, new_chip_id
@@ -177,3 +180,25 @@ async def test_a_role_hears_neither_another_roles_inbox_nor_raw_traffic(as_role:
     for sub in snooped:
         with pytest.raises(nats.errors.TimeoutError):
             await sub.next_msg(timeout=REFUSED)
+
+
+LEASE_ROLES = ("worker", "projections", "balancer", "activator", "health-monitor", "deriver",
+               "system")
+
+
+async def test_every_role_that_holds_leases_is_present_and_probes_another(
+        as_role: Connect) -> None:
+    """A holder's presence subscription and a standby's probe pass the permissions: refused,
+    a slow holder would look gone (no subscriber) and lose its lease early, or a standby
+    never prove a death. The reader holds no lease: its subscription is refused."""
+    timing = LeaseTiming.for_ttl(LEASE_TTL)
+    conns = {role: await as_role(role) for role in LEASE_ROLES}
+    async with AsyncExitStack() as stack:
+        for role, nc in conns.items():
+            await stack.enter_async_context(present(nc, f"holder-{role}"))
+        for n, (role, nc) in enumerate(conns.items()):
+            other = LEASE_ROLES[(n + 1) % len(LEASE_ROLES)]
+            assert not await holder_gone(nc, f"holder-{other}", timing), (role, other)
+            assert await holder_gone(nc, "holder-nobody", timing), role
+    async with present(await as_role("reader"), "holder-reader"):
+        assert await holder_gone(conns["worker"], "holder-reader", timing)

@@ -2,7 +2,8 @@
 acking their raw bodies, a restart, and still one observation per raw payload, in the order
 of the bodies; refused stores rewind to the ack floor; a backlog past the window waits its
 turn; a server crash in the middle loses and repeats nothing; a stored body the decoders
-refuse goes to the dead letters with the reason; an older durable keeps its place."""
+refuse goes to the dead letters with the reason; an older durable keeps its place; a
+body of several observations cut between them by a crash is derived again whole."""
 
 from __future__ import annotations
 
@@ -25,8 +26,8 @@ from nats.js.client import JetStreamContext
 from julia_chips.contract.observations import InboundMessage, SmsReceived
 from julia_chips.contract.subjects import JuliaHeader, Stream
 from julia_chips.embedded.nats_server import EmbeddedNats
-from julia_chips.ingest.deriver import ObservationDeriver
-from julia_chips.ingest.observation_log import decode_observation
+from julia_chips.ingest.deriver import ObservationDeriver, derive
+from julia_chips.ingest.observation_log import decode_observation, observation_message
 from julia_chips.jetstream.acked_publish import AckedPublisher, PubAck
 from tests.conftest import crash_and_restart
 from tests.integration.ingress_fixtures import (
@@ -258,3 +259,33 @@ async def test_it_derives_on_after_the_server_crashes_and_comes_back(
     ids = await observed_ids(js)
     assert list(ids) == [f"MSG{n:04d}" for n in range(60)]
     assert set(ids.values()) == {1}
+
+
+@pytest.mark.parametrize("stored_before_the_crash", [1, 3, 4])
+async def test_a_body_cut_between_its_observations_is_derived_again_whole(
+        ingress_only: Ingress, nc: NATS, js: JetStreamContext,
+        stored_before_the_crash: int) -> None:
+    """A Cloud API body gives several observations; a holder that crashed after storing some
+    of them left `Julia-Raw-Part` n/of on the newest, and the next one derives the rest."""
+    await ObservationDeriver(nc, FAST_DERIVER).prepare()
+    body = json.loads((FIXTURES / "cloud_api_statuses.json").read_bytes())
+    now = str(int(ingress_only.clock.now().timestamp()))
+    for status in body["entry"][0]["changes"][0]["value"]["statuses"]:
+        status["timestamp"] = now
+    status_code, answer = await ingress_only.cloud_api(json.dumps(body).encode())
+    assert status_code == 200
+    raw = await js.get_msg(Stream.GATEWAY_IN, int(str(answer["seq"])))
+    facts = derive(raw.subject, raw.data, ingress_only.clock.now())
+    assert len(facts) == 4
+    publisher = AckedPublisher(nc)  # what the crashed holder stored, as it stored it
+    await publisher.open()
+    raw_id = (raw.headers or {})["Nats-Msg-Id"]
+    for n in range(stored_before_the_crash):
+        await publisher.publish(*observation_message(
+            facts[n], msg_id=raw_id + (":obs" if n == 0 else f":obs:{n}"), raw_seq=raw.seq,
+            part=(n + 1, 4)))
+    async with deriving(nc):
+        await until_derived(js)
+    stored_facts = [decode_observation((await js.get_msg(Stream.GATEWAY_OBS, seq)).data)
+                    for seq in range(1, await stored(js, Stream.GATEWAY_OBS) + 1)]
+    assert stored_facts == list(facts)  # each once, in the body's order

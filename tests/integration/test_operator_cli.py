@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import nats
 import pytest
 
@@ -253,3 +254,87 @@ def test_an_unreachable_system_exits_non_zero_naming_the_url(tmp_path: Path) -> 
     dead = cli(tmp_path, "chip", "retire", "00000000-0000-4000-8000-000000000000",
                "--reason", "gone", env=env)
     assert dead.returncode == 2 and "NATS at nats://127.0.0.1:9 unreachable" in dead.stderr
+
+
+def _http_url(data_dir: Path) -> str:
+    found = re.search(r"HTTP read API and webhooks on (http://[\d.:]+)",
+                      (data_dir.parent / "run.log").read_text())
+    assert found, "run did not say where its HTTP API is"
+    return found.group(1)
+
+
+def _post(url: str, body: dict[str, Any]) -> tuple[int, Any]:
+    async def post() -> tuple[int, Any]:
+        async with aiohttp.ClientSession() as session, session.post(url, json=body) as resp:
+            return resp.status, await resp.json()
+
+    return asyncio.run(post())
+
+
+def test_the_http_operator_endpoints_mirror_the_cli_on_consent_and_dead_letters(
+        data_dir: Path) -> None:
+    base, doctor = _http_url(data_dir), f"dr-http-{time.monotonic_ns()}"
+    status, reply = _post(f"{base}/operator/doctors/{doctor}/optout", {"source": "e-mail"})
+    assert (status, reply["status"]) == (200, "opted_out"), reply
+    refused = cli(data_dir, "route", "send", doctor, "--phone", "+5511987654321",
+                  "--text", "Plantão amanhã?", "--kind", "prospecting")
+    assert refused.returncode == 1 and "opted out" in refused.stderr, refused
+    status, reply = _post(f"{base}/operator/doctors/{doctor}/optin", {"extra": 1})
+    assert status == 400 and reply["field"] == "extra", reply  # strict: nothing sent
+    status, reply = _post(f"{base}/operator/doctors/{doctor}/optin", {})
+    assert (status, reply["status"]) == (200, "opted_in"), reply
+    key = f"http-{time.monotonic_ns()}"
+    _store_dead_letter(data_dir, key, b'{"not":"an observation"}')
+    status, reply = _post(f"{base}/operator/dead-letters/replay", {"kind": "obs", "key": key})
+    assert status == 409 and "all" in reply["error"], reply  # neither a seq nor all
+    status, reply = _post(f"{base}/operator/dead-letters/replay",
+                          {"kind": "obs", "key": key, "all": True})
+    assert (status, reply["replayed"]) == (200, 1), reply
+    status, reply = _post(f"{base}/operator/dead-letters/purge", {"kind": "obs", "key": key})
+    assert status == 200, reply
+    status, reply = _post(f"{base}/operator/sends/settle", {"chip_id": "not-a-uuid"})
+    assert status == 400 and reply["field"], reply
+
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def test_the_python_client_example_runs_as_the_readme_shows(data_dir: Path) -> None:
+    done = subprocess.run([sys.executable, str(EXAMPLES / "python_client.py")],
+                          capture_output=True, text=True, timeout=60,
+                          env=_environment(data_dir))
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"provision [0-9a-f-]{36}: ok=True state=provisioning", done.stdout)
+    assert "event: Provisioned" in done.stdout and "status=opted_out" in done.stdout
+
+
+def test_the_node_client_example_runs_with_the_npm_registrys_nats_client(
+        data_dir: Path, tmp_path: Path) -> None:
+    """Installed from the npm registry into a folder of its own, as its README line says."""
+    for name in ("package.json", "client.mjs"):
+        (tmp_path / name).write_bytes((EXAMPLES / "node" / name).read_bytes())
+    installed = subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--silent"],
+                               cwd=tmp_path, capture_output=True, text=True, timeout=180)
+    assert installed.returncode == 0, installed.stderr
+    nats_url = json.loads((data_dir / "endpoints.json").read_text())["nats_url"]
+    done = subprocess.run(["node", "client.mjs"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60, env=os.environ | {"NATS_URL": nats_url})
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"provision [0-9a-f-]{36}: ok=true state=provisioning", done.stdout)
+    assert "event: Provisioned" in done.stdout
+
+
+def test_a_doctor_is_erased_by_phone_the_phone_masked_and_a_bad_phone_refused(
+        data_dir: Path) -> None:
+    doctor = f"dr-erase-{time.monotonic_ns()}"
+    cli(data_dir, "route", "optout", doctor, "--source", "phone call")
+    report = cli_json(data_dir, "doctor", "erase", "--doctor-id", doctor)
+    assert report["ok"] is True and report["doctor_ids"] == [doctor], report
+    assert report["balancer_forgot"] == 1 and set(report["deleted"]) >= {"GATEWAY_IN"}
+    table = cli(data_dir, "doctor", "erase", "--phone", "+5511912345678")
+    assert table.returncode == 0 and "+55 11 *******78" in table.stdout, table
+    assert "5511912345678" not in table.stdout
+    bad = cli(data_dir, "doctor", "erase", "--phone", "11 91234-5678")
+    assert bad.returncode == 1 and "$.phone" in bad.stderr, bad
+    both = cli(data_dir, "doctor", "erase", "--phone", "+5511912345678", "--doctor-id", "x")
+    assert both.returncode == 2 and "not allowed with" in both.stderr

@@ -210,3 +210,17 @@ async def test_a_brake_release_asking_for_its_answer_in_a_chip_log_gets_none(
         await asyncio.wait_for(monitor, 10)
     assert b'"ok":true' in answered.data and b'"ok":true' in again.data
     assert await log.last_seq(chip) == 0
+
+
+@pytest.mark.parametrize("via", ["body", "header"])
+async def test_a_valid_command_is_answered_on_its_inbox_named_in_the_body_or_the_header(
+        nc: NATS, js: JetStreamContext, via: str) -> None:
+    """The header alone is enough, as a `nats pub` or a client in another language sends it."""
+    chip, inbox = new_chip_id(), f"_INBOX.{via}-only"
+    answers = await nc.subscribe(inbox)
+    async with running_worker(nc):
+        body, headers = addressed(cmd.Provision(command_id="p"), inbox, via)
+        await js.publish(chip_command(chip), body, headers=headers)
+        answer = await answers.next_msg(timeout=10)
+    reply = msgspec.json.decode(answer.data)
+    assert reply["ok"] is True and reply["state"] == "provisioning"

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from nats.aio.client import Client as NATS
 
-from julia_chips.activation.model.saga import instance_name
 from julia_chips.activation.saga_log import ActivationLog
 from julia_chips.contract import activation as ev
 from julia_chips.contract import chip as chip_ev
 from julia_chips.contract import chip_commands as cmd
+from julia_chips.contract.activation import instance_name
 from tests.integration.activation_fixtures import activation_world, running_activator
 
 RELEASES = ["cancel_number", "delete_instance", "free_slot"]

@@ -56,6 +56,9 @@ async def test_a_run_with_a_user_per_role_activates_a_chip_an_operator_provision
                                           new_chip_id())
         assert status == "warming", _read(log)[-3000:]
         assert "ermissions violation" not in _read(log)
+        # by default through the VPS registrar, with the scripts a real host gets
+        assert "new chips registered by vps" in _read(log)
+        assert "the sandbox's hosts run the shipped host scripts" in _read(log)
     finally:
         proc.send_signal(signal.SIGINT)
         assert await asyncio.to_thread(proc.wait, 30) == 0, _read(log)[-3000:]

@@ -17,14 +17,17 @@ from pathlib import Path
 
 import aiohttp
 import nats
+import pytest
 from nats.aio.client import Client as NATS
 
+from julia_chips.activation.saga_log import ActivationLog
 from julia_chips.chip.client import ChipClient
 from julia_chips.contract import chip_commands as cmd
+from julia_chips.contract.activation import ActivationRequested
 from julia_chips.sandbox.env_file import sandbox_env, write_env_file
 from julia_chips.sandbox.world import start_sandbox
 from tests.conftest import new_chip_id
-from tests.integration.test_run_command import _read, _wait_for_line
+from tests.integration.test_run_command import _read, _start, _wait_for_line
 
 GIVEN_KEY = "evolution-key-from-the-environment"
 
@@ -101,7 +104,8 @@ async def test_a_run_in_another_process_activates_a_chip_through_the_sandbox(
         assert found["EVOLUTION_API_KEY"] == GIVEN_KEY  # taken from the environment
         log_text = _read(sandbox_log)
         for secret in ("EVOLUTION_API_KEY", "SALVY_API_TOKEN", "SALVY_WEBHOOK_SECRET",
-                       "CLOUD_API_TOKEN", "JULIA_WEBHOOK_SECRET"):
+                       "CLOUD_API_TOKEN", "CLOUD_API_APP_SECRET", "CLOUD_API_VERIFY_TOKEN",
+                       "JULIA_WEBHOOK_SECRET"):
             assert found[secret] and found[secret] not in log_text, secret
 
         doctors_url = f"{found['EVOLUTION_API_URL']}/sandbox/doctors"
@@ -117,6 +121,7 @@ async def test_a_run_in_another_process_activates_a_chip_through_the_sandbox(
                                                    "JULIA_HTTP_PORT": str(port)}, run_log)
         nats_url = (await _wait_for_line(run_log, r"running \(NATS (nats://[\d.:]+)\)")).group(1)
         assert "serving the sandbox" not in _read(run_log)  # it uses the other process's
+        assert "the sandbox's hosts run the shipped host scripts" in _read(sandbox_log)
         nc = await nats.connect(nats_url)
         try:
             status = await provisioned_until_warming(nc, f"http://127.0.0.1:{port}",
@@ -144,3 +149,45 @@ async def test_the_phone_key_survives_a_sandbox_restart(tmp_path: Path) -> None:
     assert keys[0] == keys[1] and len(keys[0]) == 32
     given = sandbox_env(sandbox, tmp_path, "http://127.0.0.1:1", {"JULIA_PHONE_KEY": "k" * 32})
     assert given["JULIA_PHONE_KEY"] == "k" * 32
+
+
+async def test_the_sandbox_of_run_honours_julia_registrar(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sandbox serves both registrars; `JULIA_REGISTRAR=cloud_api` makes `run` register
+    new chips through its Cloud API, as it would in production."""
+    monkeypatch.setenv("JULIA_REGISTRAR", "cloud_api")
+    log = tmp_path / "run.log"
+    proc = _start(tmp_path, log)
+    chip = new_chip_id()
+    try:
+        url = (await _wait_for_line(log, r"running \(NATS (nats://[\d.:]+)\)")).group(1)
+        http = (await _wait_for_line(log, r"webhooks on (http://[\d.:]+)")).group(1)
+        nc = await nats.connect(url)
+        try:
+            status = await provisioned_until_warming(nc, http, chip)
+            events, _ = await ActivationLog(nc.jetstream()).load(chip)
+        finally:
+            await nc.close()
+        assert status == "warming", _read(log)[-3000:]
+        assert "new chips registered by cloud_api" in _read(log)
+        [requested] = [e for e in events if isinstance(e, ActivationRequested)]
+        assert requested.registrar == "cloud_api"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert await asyncio.to_thread(proc.wait, 30) == 0, _read(log)
+
+
+@pytest.mark.parametrize("command", ["sandbox", "run"])
+@pytest.mark.parametrize(("var", "url"), [("NATS_URL", "nats://nats.prod.example:4222"),
+                                          ("DATABASE_URL", "postgresql://julia@10.0.0.7/julia")])
+def test_the_sandbox_refuses_servers_that_are_not_on_this_machine(
+        tmp_path: Path, command: str, var: str, url: str) -> None:
+    """Its made-up chips and doctors never go into a production NATS or PostgreSQL."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("NATS_", "DATABASE_", "JULIA_", "SALVY_", "EVOLUTION_", "CLOUD_"))}
+    env |= {"JULIA_DATA_DIR": str(tmp_path), var: url}
+    refused = subprocess.run([sys.executable, "-m", "julia_chips", command], env=env,
+                             capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2, refused.stderr
+    assert var in refused.stderr and "JULIA_SANDBOX_ALLOW_REMOTE=1" in refused.stderr
+    assert not (tmp_path / "sandbox.env").exists()

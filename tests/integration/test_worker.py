@@ -9,10 +9,10 @@ import pytest
 from nats.aio.client import Client as NATS
 from nats.js.client import JetStreamContext
 
-from julia_chips.chip.client import ChipClient
+from julia_chips.chip.client import ChipClient, ChipIdInvalid
 from julia_chips.chip.event_log import JetStreamChipEventLog
 from julia_chips.contract import chip_commands as cmd
-from julia_chips.contract.subjects import Stream
+from julia_chips.contract.subjects import JuliaHeader, Stream
 from julia_chips.embedded.nats_server import EmbeddedNats
 from tests.conftest import crash_and_restart, new_chip_id
 from tests.integration.dead_letter_reader import stored_dead_letters
@@ -85,6 +85,28 @@ async def test_bad_input_is_refused_with_reason_dead_lettered_and_chip_keeps_wor
     assert [data for data, _ in letters] == [body for body, _ in BAD_BODIES]
     assert all(reason.startswith("invalid command") for _, reason in letters)
     assert len(await JetStreamChipEventLog(js).load(chip)) == 2
+
+
+@pytest.mark.parametrize("chip", ["hot", "chip-0001", "A1B2C3D4-0000-4000-8000-000000000001",
+                                  "a1b2c3d40000400080000000000000001"])
+async def test_a_command_for_a_chip_id_that_is_not_a_uuid_is_refused_naming_chip_id(
+        nc: NATS, js: JetStreamContext, chip: str) -> None:
+    """Refused by name and dead-lettered by the partition, so it never becomes a history the
+    read models cannot hold; the client refuses it before anything is stored."""
+    client = ChipClient(nc)
+    with pytest.raises(ChipIdInvalid, match="chip_id must be a UUID"):
+        await client.send(chip, cmd.Provision(command_id="p"))
+    assert (await js.stream_info(Stream.CHIP_CMDS)).state.messages == 0
+    body = msgspec.json.encode(cmd.Provision(command_id="p"))
+    async with running_worker(nc):
+        inbox = await nc.subscribe("_INBOX.not-a-uuid")
+        await js.publish(f"chip.cmd.{chip}", body, headers={JuliaHeader.REPLY_TO: "_INBOX.not-a-uuid"})
+        reply = msgspec.json.decode((await inbox.next_msg(timeout=10)).data, type=cmd.CommandReply)
+    assert reply.ok is False and "chip_id" in (reply.error or "") and "not a UUID" in (reply.error or "")
+    letters = await stored_dead_letters(js, "dlq.chip.>")
+    assert [(data, reason.startswith("invalid command: chip_id")) for data, reason in letters] == [
+        (body, True)]
+    assert (await js.stream_info(Stream.CHIP_EVENTS)).state.messages == 0
 
 
 async def test_a_chips_commands_apply_in_order_while_chips_run_concurrently(

@@ -22,8 +22,8 @@ NOW = datetime(2026, 11, 25, 17, 0, tzinfo=UTC)
 _ids = itertools.count()
 
 
-def chip_history(chip_id: str, status: Status, cap: int, at: datetime = NOW
-                 ) -> list[ev.AnyChipEvent]:
+def chip_history(chip_id: str, status: Status, cap: int, at: datetime = NOW,
+                 phone_number: str | None = None) -> list[ev.AnyChipEvent]:
     common: dict[str, Any] = {"chip_id": chip_id, "command_id": "setup", "occurred_at": at}
     n = itertools.count()
 
@@ -31,7 +31,8 @@ def chip_history(chip_id: str, status: Status, cap: int, at: datetime = NOW
         return cls(event_id=f"{chip_id}:setup:{next(n)}", **common, **fields)
 
     events = [e(ev.Provisioned), e(ev.ActivationStarted),
-              e(ev.Activated, instance=f"inst-{chip_id}", host="h", daily_cap=cap)]
+              e(ev.Activated, instance=f"inst-{chip_id}", host="h", daily_cap=cap,
+                phone_number=phone_number)]
     if status in (Status.READY, Status.ACTIVE):
         events.append(e(ev.Ready, good_days=7))
     if status is Status.ACTIVE:

@@ -25,7 +25,7 @@ def apply(saga: Saga, *outcomes: act.Outcome, now: datetime = NOW) -> Saga:
 HAPPY = (act.Requested(ddd=11), act.ChipMarked(),
          act.NumberBought(phone_number="+5511900000001", salvy_account_id="pa_1"),
          act.HostChosen(host="vps-1"), act.InstanceReady(instance="chip-c1"),
-         act.CodeSent(sms_after_seq=7), act.CodeArrived(code="123456", sms_id="sms_1"),
+         act.CodeSent(sms_after_seq=7), act.CodeArrived(sms_id="sms_1", sms_seq=8),
          act.Registered(obs_after_seq=9), act.Opened(), act.ChipCompleted())
 
 
@@ -174,3 +174,17 @@ def test_retiring_a_running_saga_stops_its_activation() -> None:
     assert running.phase == "retiring"
     assert isinstance(next_action(running, POLICY, NOW), act.CancelNumber)
     assert decide(running, act.RetireSeen(banned=False), NOW, POLICY) == []
+
+
+def test_the_saga_keeps_where_the_code_is_not_the_code_and_old_sagas_still_register() -> None:
+    saga = apply(Saga(chip_id=CHIP), *HAPPY[:7])
+    [received] = decide(apply(Saga(chip_id=CHIP), *HAPPY[:6]), HAPPY[6], NOW, POLICY)
+    assert b'"code":"' not in ENCODER.encode(received)
+    register = next_action(saga, POLICY, NOW)
+    assert isinstance(register, act.Register)
+    assert (register.code, register.sms_seq, register.salvy_account_id) == (None, 8, "pa_1")
+    stored_before = ev.CodeReceived(event_id="e", chip_id=CHIP, occurred_at=NOW,
+                                    sms_id="sms_1", code="123456")
+    old = evolve(apply(Saga(chip_id=CHIP), *HAPPY[:6]), stored_before)
+    assert current_step(old) is Step.REGISTER
+    assert next_action(old, POLICY, NOW).code == "123456"  # type: ignore[union-attr]

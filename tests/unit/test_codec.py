@@ -13,7 +13,12 @@ from julia_chips.contract.chip import Cooled, TrafficObserved
 from julia_chips.contract.codec import decode_event, encode_event, event_headers
 from julia_chips.contract.messages import SendFailed
 from julia_chips.contract.route import DoctorOptedOut
-from julia_chips.contract.schemas import SCHEMA_FILES, render_schemas
+from julia_chips.contract.schemas import (
+    EVENTS_DOC,
+    SCHEMA_FILES,
+    render_events_doc,
+    render_schemas,
+)
 from julia_chips.contract.upcasting import upcast
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "docs" / "schemas"
@@ -88,3 +93,12 @@ def test_schemas_in_docs_match_the_code(name: str) -> None:
     on_disk = json.loads((SCHEMA_DIR / name).read_text())
     assert on_disk == json.loads(render_schemas()[name]), (
         "docs/schemas drifted from the code: run `python -m julia_chips.contract.schemas`")
+
+
+def test_the_events_catalog_in_docs_matches_the_schemas() -> None:
+    on_disk = (SCHEMA_DIR.parent / EVENTS_DOC).read_text()
+    assert on_disk == render_events_doc(), (
+        "docs/events.md drifted from the code: run `python -m julia_chips.contract.schemas`")
+    for title in ("Chip events", "Route events", "Message ledger", "Fleet events",
+                  "Activation steps"):
+        assert f"## {title}" in on_disk

@@ -26,21 +26,23 @@ def fixture(name: str) -> bytes:
                                   "evolution_messages_update_read.json"])
 def test_an_evolution_body_yields_what_the_edge_decoded(name: str) -> None:
     body = fixture(name)
-    assert derive("gw.in.evolution.chip-0001", body, RECEIVED) == decode_evolution(
-        body, received_at=RECEIVED)
+    assert derive("gw.in.evolution.chip-0001", body, RECEIVED) == (decode_evolution(
+        body, received_at=RECEIVED),)
 
 
 def test_a_salvy_sms_yields_the_sms() -> None:
-    seen = derive("gw.in.salvy.pa_01JDQ6ZK2M", fixture("salvy_sms_received_v3.json"), RECEIVED)
+    (seen,) = derive("gw.in.salvy.pa_01JDQ6ZK2M", fixture("salvy_sms_received_v3.json"),
+                     RECEIVED)
     assert isinstance(seen, SmsReceived) and seen.code == "482913"
 
 
 @pytest.mark.parametrize(("subject", "name"), [
     ("gw.in.evolution.chip-0001", "evolution_qrcode_updated.json"),
     ("gw.in.salvy.none", "salvy_other_event.json"),
+    ("gw.in.cloud_api.none", "cloud_api_account_update.json"),
 ])
 def test_an_ignored_event_yields_nothing(subject: str, name: str) -> None:
-    assert derive(subject, fixture(name), RECEIVED) is None
+    assert derive(subject, fixture(name), RECEIVED) == ()
 
 
 @pytest.mark.parametrize(("subject", "body", "reason"), [
@@ -49,6 +51,7 @@ def test_an_ignored_event_yields_nothing(subject: str, name: str) -> None:
                                b'"data": {"state": 3}}', "$.data"),
     ("gw.in.evolution.a", b'{"event": "connection.update", "instance": "a.b", '
                           b'"data": {"instance": "a.b", "state": "open"}}', "subject token"),
+    ("gw.in.cloud_api.1", b'{"object": "whatsapp_business_account"}', "entry"),
     ("gw.in.telegram.x", b"{}", "no decoder"),
     ("gw.in", b"{}", "no decoder"),
 ])

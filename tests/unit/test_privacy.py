@@ -23,6 +23,7 @@ def test_every_phone_in_a_body_is_masked_and_short_numbers_are_left_alone() -> N
     ("nats://t0ken@10.0.0.5:4222", "nats://***@10.0.0.5:4222"),
     ("postgresql://u:p@db/julia?sslmode=require", "postgresql://***@db/julia?sslmode=require"),
     ("nats://127.0.0.1:4222", "nats://127.0.0.1:4222"),
+    ("nats://a:s3cret@n1:4222,nats://a:s3cret@n2:4222", "nats://***@n1:4222,nats://***@n2:4222"),
 ])
 def test_a_url_loses_its_credentials_and_keeps_the_rest(url: str, shown: str) -> None:
     assert without_credentials(url) == shown

@@ -45,14 +45,15 @@ RegistrarChoice = Callable[[chip_ev.Provisioned], RegistrarKind]
 class ActivatorSettings(msgspec.Struct, frozen=True, kw_only=True):
     policy: act.SagaPolicy = act.SagaPolicy()
     max_concurrent: int = 50  # sagas stepping at once; the rest queue
-    default_registrar: RegistrarKind = "cloud_api"
+    default_registrar: RegistrarKind = "vps"  # for new chips; `run` takes JULIA_REGISTRAR's
 
 
 DEFAULT_SETTINGS = ActivatorSettings()
 
 
 class Activator:
-    """:param choose_registrar: per-chip registrar (default: `settings.default_registrar`)."""
+    """:param choose_registrar: per-chip registrar for a new saga (default:
+        `settings.default_registrar`); a saga in flight keeps the registrar it recorded."""
 
     def __init__(self, ports: ActivationPorts, clock: Clock,
                  settings: ActivatorSettings = DEFAULT_SETTINGS,

@@ -80,6 +80,18 @@ async def perform(ports: ActivationPorts, clock: Clock, saga: Saga, action: act.
         return act.StepFailed(step=step, reason=redact(f"{type(exc).__name__}: {exc}"))
 
 
+def _registrar(ports: ActivationPorts, kind: RegistrarKind) -> Registrar:
+    """The registrar a saga recorded. One this process was not configured for (a saga started
+    with `cloud_api` before the Cloud API variables were removed) fails the step, retryably,
+    saying so: the saga waits for the configuration instead of switching registrars midway."""
+    try:
+        return ports.registrars[kind]
+    except KeyError:
+        raise RegistrationFailed(f"the {kind} registrar is not configured in this process "
+                                 f"(JULIA_REGISTRAR and its variables: docs/configuration.md)"
+                                 ) from None
+
+
 async def _sleep_until(clock: Clock, until: datetime) -> None:
     """Clock time, so an accelerated clock shortens back-offs too."""
     while (left := (until - clock.now()).total_seconds()) > 0:  # noqa: ASYNC110 (clock time)
@@ -106,20 +118,26 @@ async def _dispatch(ports: ActivationPorts, clock: Clock, saga: Saga,
         case act.RequestCode():
             after = await waits.sms_cursor(ports.js, action.salvy_account_id)
             host = ports.hosts.get(action.host)
-            await ports.registrars[action.registrar].request_code(host, action.phone_number)
+            await _registrar(ports, action.registrar).request_code(host, action.phone_number)
             return act.CodeSent(sms_after_seq=after)
         case act.AwaitCode():
-            sms = await waits.wait_for_code(ports.js, clock, action.salvy_account_id,
-                                            action.after_seq, action.deadline)
-            if sms is None or sms.code is None:
+            found = await waits.wait_for_code(ports.js, clock, action.salvy_account_id,
+                                              action.after_seq, action.deadline)
+            if found is None:
                 return act.StepFailed(step=Step.CODE, reason="no SMS code before the deadline",
                                       drop_code=True)
-            return act.CodeArrived(code=sms.code, sms_id=sms.sms_id)
+            sms, seq = found
+            return act.CodeArrived(sms_id=sms.sms_id, sms_seq=seq)
         case act.Register():
+            code = action.code or await waits.code_at(ports.js, action.salvy_account_id,
+                                                      action.sms_seq)
+            if code is None:
+                return act.StepFailed(step=Step.REGISTER, drop_code=True,
+                                      reason="the SMS with the code is no longer stored")
             after = await waits.connection_cursor(ports.js, action.instance)
             host = ports.hosts.get(action.host)
-            await ports.registrars[action.registrar].register(
-                host, action.instance, action.phone_number, action.code)
+            await _registrar(ports, action.registrar).register(
+                host, action.instance, action.phone_number, code)
             return act.Registered(obs_after_seq=after)
         case act.AwaitConnection():
             return await _await_connection(ports, clock, action)
@@ -151,7 +169,7 @@ async def _create_instance(ports: ActivationPorts, action: act.CreateInstance) -
     if health.free_slots <= 0:
         return act.StepFailed(step=Step.INSTANCE, reason=f"host {host.name} lost: "
                               f"{health.error or 'no free slot'}", drop_host=True)
-    binding = await ports.registrars[action.registrar].binding(action.phone_number)
+    binding = await _registrar(ports, action.registrar).binding(action.phone_number)
     spec = InstanceSpec(name=action.name, webhook=ports.webhook,
                         integration=binding.integration, number=binding.number,
                         token=binding.token)

@@ -43,17 +43,34 @@ async def connection_cursor(js: JetStreamContext, instance: str) -> int:
 
 
 async def wait_for_code(js: JetStreamContext, clock: Clock, account_id: str, after_seq: int,
-                        deadline: datetime) -> SmsReceived | None:
-    """The first SMS carrying a WhatsApp code after `after_seq`; None at the deadline.
-    SMS without a code (spam, other services) are skipped: Salvy forwards everything."""
+                        deadline: datetime) -> tuple[SmsReceived, int] | None:
+    """The first SMS carrying a WhatsApp code after `after_seq`, and its sequence; None at
+    the deadline. SMS without a code (spam, other services) are skipped: Salvy forwards
+    everything."""
     subject, cursor = sms_observation(account_id), after_seq + 1
     while clock.now() < deadline:
         found, cursor = await _next(js, subject, cursor)
         if isinstance(found, SmsReceived) and found.code:
-            return found
+            return found, cursor - 1
         if found is None:
             await asyncio.sleep(POLL)
     return None
+
+
+async def code_at(js: JetStreamContext, account_id: str, seq: int) -> str | None:
+    """The code of the SMS to `account_id` stored at `seq`; None when it is gone (older
+    than GATEWAY_OBS's max age, or deleted) or is no such SMS."""
+    try:
+        msg = await js.get_msg(Stream.GATEWAY_OBS, seq=seq, direct=True)
+    except NotFoundError:
+        return None
+    if msg.subject != sms_observation(account_id):
+        return None
+    try:
+        found = decode_observation(msg.data or b"")
+    except ObservationUnreadable:
+        return None
+    return found.code if isinstance(found, SmsReceived) else None
 
 
 async def wait_for_open(js: JetStreamContext, clock: Clock, instance: str, after_seq: int,

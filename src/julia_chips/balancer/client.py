@@ -13,12 +13,19 @@ import msgspec
 from nats.aio.client import Client as NATS
 
 from julia_chips.contract.codec import ENCODER
-from julia_chips.contract.route import OptIn, OptOut, RouteCommand, RouteReply, SendRequest
+from julia_chips.contract.route import (
+    ForgetDoctor,
+    OptIn,
+    OptOut,
+    RouteCommand,
+    RouteReply,
+    SendRequest,
+)
 from julia_chips.contract.subjects import JuliaHeader, route_command
 from julia_chips.jetstream.reply_inbox import ReplyInbox
 
 _REPLY = msgspec.json.Decoder(RouteReply)
-_VERB = {SendRequest: "send", OptOut: "optout", OptIn: "optin"}
+_VERB = {SendRequest: "send", OptOut: "optout", OptIn: "optin", ForgetDoctor: "forget"}
 
 
 class RouteClient:
@@ -43,6 +50,12 @@ class RouteClient:
     async def opt_in(self, doctor_id: str, source: str, timeout: float = 10.0) -> RouteReply:
         return await self.request(OptIn(command_id=uuid.uuid4().hex, doctor_id=doctor_id,
                                         source=source), timeout)
+
+    async def forget(self, doctor_id: str, command_id: str, timeout: float = 10.0
+                     ) -> RouteReply:
+        """The doctor is being erased: the balancer drops their backlog (`ForgetDoctor`)."""
+        return await self.request(ForgetDoctor(command_id=command_id, doctor_id=doctor_id),
+                                  timeout)
 
     async def request(self, command: RouteCommand, timeout: float = 10.0) -> RouteReply:
         """:raises TimeoutError: no answer in time (the request stays stored and is handled)."""

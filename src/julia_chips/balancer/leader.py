@@ -48,11 +48,12 @@ from julia_chips.contract.fleet import AnyFleetEvent
 from julia_chips.contract.route import ReplyStatus
 from julia_chips.contract.subjects import Stream
 from julia_chips.jetstream.acked_publish import AckedPublisher
-from julia_chips.jetstream.follower import Follower, body, replay
+from julia_chips.jetstream.follower import Follower, body, replay, with_headers
 from julia_chips.jetstream.mailbox import Mailboxes
 from julia_chips.jetstream.reply_subjects import DEFAULT_REPLY_PREFIXES
 from julia_chips.jetstream.stored_chip_event import chip_event_of
 from julia_chips.phones import normalise_phone
+from julia_chips.privacy.doctor_keys import DoctorKeys
 
 log = logging.getLogger(__name__)
 Job = Callable[[], Awaitable[None]]
@@ -62,7 +63,7 @@ READER = "balancer"  # in the logs and counts of messages skipped while rebuildi
 
 class BalancerSettings(msgspec.Struct, frozen=True, kw_only=True):
     max_active: int = 10  # MAX_CHIPS_ACTIVE
-    lease_ttl: float = 10.0  # seconds; the standby takes over this long after a leader dies
+    lease_ttl: float = 10.0  # seconds; a standby takes over a leader not proved dead after it
     ack_wait: float = 30.0  # seconds before an unanswered request is redelivered
     max_deliver: int = 5
     backlog_every: float = 1.0  # seconds between backlog passes (new day, freed capacity)
@@ -87,7 +88,8 @@ class Leader:
         self.clock, self.settings, self.sender = clock, settings, sender
         self.state = BalancerState(settings.phone_secret)
         self.publisher = AckedPublisher(nc)  # route and ledger appends: the hot path
-        self.routes = RouteLog(self.js, self.publisher)
+        self.keys = DoctorKeys(self.js)  # opens and seals what the backlog holds
+        self.routes = RouteLog(self.js, self.publisher, self.keys)
         self.failovers = failovers
         self.mailboxes: Mailboxes[Job] = Mailboxes(self._run_job)
         self.deposed = asyncio.Event()
@@ -102,9 +104,10 @@ class Leader:
     async def rebuild(self) -> None:
         """Fold the streams into state, settle crashed attempts, redo unfinished failovers."""
         started = time.monotonic()
+        await self.keys.load_all()
         await replay(self.js, Stream.ROUTE_EVENTS, "route.evt.>",
-                     body(rt.decode_route_event), self._apply_route, reader=READER)
-        since = self.clock.now() - self.settings.ledger_horizon
+                     with_headers(rt.decode_route_event), self._apply_route, reader=READER)
+        since = self.clock.stream_time(self.clock.now() - self.settings.ledger_horizon)
         await replay(self.js, Stream.MSG_EVENTS, "msg.evt.>",
                      body(msg.decode_message_event), self._apply_ledger,
                      reader=READER, since=since)
@@ -131,6 +134,8 @@ class Leader:
                  len(self.state.backlog))
 
     def _apply_route(self, seq: int, event: rt.AnyRouteEvent) -> None:
+        if isinstance(event, rt.RequestQueued):  # erased when the doctor's key is gone
+            event = event.opened_with(self.keys.get(event.doctor_id))
         evolve(self.state, event)
         self.routes.note(event.doctor_id, seq)
 
@@ -199,8 +204,8 @@ class Leader:
         async def serve() -> None:
             attempt = next((e for e in events if isinstance(e, msg.SendAttempted)), None)
             await self._appender([e for e in events if not isinstance(e, rt.RequestServed)])()
-            if attempt is not None:
-                await self.send(attempt, entry.doctor_phone, entry.text)
+            if attempt is not None and entry.doctor_phone is not None and entry.text is not None:
+                await self.send(attempt, entry.doctor_phone, entry.text)  # never erased here
             await self._appender([e for e in events if isinstance(e, rt.RequestServed)])()
         return serve
 

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import time
 
 from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
@@ -19,7 +20,7 @@ from nats.js.errors import NotFoundError
 from prometheus_client import Counter
 
 from julia_chips.balancer.leader import Job, Leader
-from julia_chips.balancer.metrics import REQUESTS
+from julia_chips.balancer.metrics import REQUEST_SECONDS, REQUESTS
 from julia_chips.balancer.model.decide import Event, RouteRefused, decide
 from julia_chips.balancer.model.state import evolve
 from julia_chips.contract import messages as msg
@@ -39,7 +40,8 @@ MAX_IN_FLIGHT = 4096
 CONSUMER = "balancer"
 _OK = frozenset({ReplyStatus.DISPATCHED, ReplyStatus.QUEUED})  # any other status: not sent
 _STATUS_OF: dict[type[rt.RouteCommand], ReplyStatus] = {
-    rt.OptOut: ReplyStatus.OPTED_OUT, rt.OptIn: ReplyStatus.OPTED_IN}
+    rt.OptOut: ReplyStatus.OPTED_OUT, rt.OptIn: ReplyStatus.OPTED_IN,
+    rt.ForgetDoctor: ReplyStatus.ERASED}
 
 
 class RequestConsumer:
@@ -190,6 +192,7 @@ class RequestConsumer:
                 await self._leader.nc.publish(reply_to, ENCODER.encode(reply))
             await m.ack()
             _answered(reply.status or reply.reason or "refused").inc()
+            REQUEST_SECONDS.observe(max(0.0, time.time() - m.metadata.timestamp.timestamp()))
         finally:
             self._in_flight.release()
 

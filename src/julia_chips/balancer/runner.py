@@ -1,10 +1,10 @@
 """Runs the balancer: one leader at a time by KV lease, the others hot standbys.
 
-A standby polls the lease every `ttl / 4`; when the leader dies its key expires after
-`lease_ttl` and the standby takes over, rebuilds from the streams and consumes the requests
-the dead leader left unacked. The lease is held as every singleton part's is
-(`part_lease.run_while_holding`: renewed every `ttl / 3`); the leader steps down the moment a
-renewal fails or a fenced write tells it someone else leads.
+A standby watches the lease; when the leader dies the standby takes over (within 2 s when
+the leader's connection is proved gone, after `lease_ttl` when not: `jetstream/leases/`),
+rebuilds from the streams and consumes the requests the dead leader left unacked. The lease
+is held as every singleton part's is (`part_lease.run_while_holding`); the leader steps down
+the moment a renewal fails or a fenced write tells it someone else leads.
 """
 
 from __future__ import annotations

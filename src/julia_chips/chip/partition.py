@@ -28,6 +28,7 @@ from julia_chips.contract.subjects import (
     JuliaHeader,
     Stream,
     chip_id_of_command_subject,
+    is_uuid,
     partition_commands,
 )
 from julia_chips.jetstream.consumer_reset import reset_to_ack_floor
@@ -124,6 +125,10 @@ class PartitionConsumer:
             await self._reject(chip_id, msg, f"gave up after {self._settings.max_deliver} "
                                               "deliveries", answer)
             return
+        if not is_uuid(chip_id):  # not a chip: no history, no actor, no read-model row
+            await self._reject(chip_id, msg, f"invalid command: chip_id {chip_id[:80]!r} is "
+                               "not a UUID - at `chip_id` (the subject's last token)", answer)
+            return
         try:
             command = decode_command(msg.data)
         except (msgspec.ValidationError, msgspec.DecodeError) as err:
@@ -135,8 +140,8 @@ class PartitionConsumer:
             return
         actor = await self._actor(chip_id)
         reply = await actor.handle(command, self._clock.now())
-        if command.reply_to:
-            await self._nc.publish(command.reply_to, encode_reply(reply))
+        if target := command.reply_to or header:  # the header alone will do (nats tools)
+            await self._nc.publish(target, encode_reply(reply))
         await msg.ack()
         (COMMANDS_OK if reply.ok else COMMANDS_REFUSED).inc()
 

@@ -1,39 +1,27 @@
-"""Requests to the operations desk (`ops.cmd.*`, `operations/desk.py`) and the brake: core
-NATS request/reply, so an answer comes from a live `run` or not at all, and asking again
-is always safe."""
+"""The CLI's requests to the operations desk (`operations/client.py`), and how a reply is
+printed."""
 
 from __future__ import annotations
 
 from typing import TypeVar
 
 import msgspec
-from nats.errors import NoRespondersError
 
 from julia_chips.cli.output import OK, Output
 from julia_chips.cli.system import System, SystemUnreachable
-from julia_chips.contract.codec import ENCODER
 from julia_chips.contract.operations import OpsReply
+from julia_chips.operations.client import DeskUnreachable, ask_desk
 
 R = TypeVar("R", bound=msgspec.Struct)
 
 
 async def ask(system: System, subject: str, request: msgspec.Struct | dict[str, object],
               reply_type: type[R], timeout: float) -> R:
-    """The answer to `request` on `subject`, decoded as `reply_type`. A dict request leaves
-    out the options not given (None), so the desk applies its own defaults to them.
-
-    :param timeout: seconds to wait for the answer.
-    :raises SystemUnreachable: nothing listens on `subject`, or no answer in time.
-    """
+    """`ask_desk` on the system's connection. :raises SystemUnreachable: as it says."""
     try:
-        if isinstance(request, dict):
-            request = {k: v for k, v in request.items() if v is not None}
-        msg = await system.nc.request(subject, ENCODER.encode(request), timeout=timeout)
-    except NoRespondersError as err:
-        raise SystemUnreachable(f"nothing answers {subject}: is `julia-chips run` up?") from err
-    except TimeoutError as err:
-        raise SystemUnreachable(f"no answer on {subject} within {timeout}s") from err
-    return msgspec.json.decode(msg.data, type=reply_type)
+        return await ask_desk(system.nc, subject, request, reply_type, timeout)
+    except DeskUnreachable as err:
+        raise SystemUnreachable(str(err)) from err
 
 
 def settled(out: Output, reply: OpsReply) -> int | None:

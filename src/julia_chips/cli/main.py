@@ -12,11 +12,11 @@ import sys
 
 import uvloop
 
-from julia_chips.cli import brake, chips, dlq, events, routes, sends
+from julia_chips.cli import brake, chips, dlq, doctors, events, routes, sends
 from julia_chips.cli.output import Output, common_options
 from julia_chips.cli.system import SystemUnreachable, reach_system
-from julia_chips.clock import SystemClock
-from julia_chips.config import Config, ConfigError, load_config
+from julia_chips.config import Config, ConfigError, load_config, require_local_servers
+from julia_chips.demo.timeline import clock_of
 
 log = logging.getLogger(__name__)
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -25,7 +25,7 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 SEPARABLE_PARTS = ("workers", "projections", "deriver")
 SERVICES = ("run", "worker", "deriver", "sandbox")  # commands that run until stopped
 # The operator's command groups, each `add_commands(sub, common)`, leaves setting `act`.
-OPERATOR_GROUPS = (chips, routes, events, dlq, sends, brake)
+OPERATOR_GROUPS = (chips, routes, events, dlq, sends, doctors, brake)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -67,7 +67,8 @@ async def _operate(config: Config, args: argparse.Namespace) -> int:
     """One operator command against the running system (`cli/system.py`)."""
     out = Output(args.json)
     try:
-        async with reach_system(config, SystemClock()) as system:
+        # the demo's "now" while a demo `run` uses this data folder: its brake, its week
+        async with reach_system(config, clock_of(config.data_dir, config.demo)) as system:
             code: int = await args.act(system, out, args)
             return code
     except SystemUnreachable as err:
@@ -77,14 +78,17 @@ async def _operate(config: Config, args: argparse.Namespace) -> int:
 async def _operator_command(config: Config, args: argparse.Namespace) -> int:
     from julia_chips import app
     from julia_chips.cli import projections as commands
+    from julia_chips.infrastructure import nats_identity
 
     async with app.endpoints_for(config) as endpoints:
         if args.command == "db":
             return await commands.db_migrate(endpoints)
         if args.command == "audit":
-            return await commands.audit(endpoints, args.chip_id)
+            return await commands.audit(endpoints, args.chip_id,
+                                        identity=nats_identity(config))
         if args.projections == "rebuild":
-            return await commands.projections_rebuild(endpoints, args.name)
+            return await commands.projections_rebuild(endpoints, args.name,
+                                                      nats_identity(config))
         return await commands.projections_run(endpoints, args.batch, config)
 
 
@@ -95,6 +99,7 @@ async def _sandbox(args: argparse.Namespace, config: Config) -> int:
     from julia_chips.sandbox.serve import serve_sandbox
     from julia_chips.sandbox.world import Sandbox, SandboxKeys
 
+    require_local_servers(config)
     public_url = args.public_url.rstrip("/")
 
     async def announce(sandbox: Sandbox) -> None:
@@ -107,7 +112,9 @@ async def _sandbox(args: argparse.Namespace, config: Config) -> int:
 
     with contextlib.suppress(asyncio.CancelledError):
         await serve_sandbox(salvy_webhook_url=args.salvy_webhook_url
-                            or f"{public_url}/webhooks/salvy", hosts=args.hosts,
+                            or f"{public_url}/webhooks/salvy",
+                            cloud_api_webhook_url=f"{public_url}/webhooks/cloud-api",
+                            hosts=args.hosts,
                             doctors=args.doctors, keys=SandboxKeys.from_env(os.environ),
                             ready=announce)
     return 0

@@ -8,13 +8,18 @@ import signal
 import uuid
 
 import asyncpg
-import nats
 from rich.console import Console
 
 from julia_chips.chip.event_log import JetStreamChipEventLog
 from julia_chips.config import Config
 from julia_chips.db.migrate import migrate_url
-from julia_chips.infrastructure import Endpoints, connect_nats, nats_identity
+from julia_chips.infrastructure import (
+    Endpoints,
+    NatsIdentity,
+    connect_nats,
+    connect_nats_once,
+    nats_identity,
+)
 from julia_chips.jetstream.streams import ensure_streams
 from julia_chips.projections.audit import print_audit, read_row
 from julia_chips.projections.catalog import PROJECTIONS
@@ -30,12 +35,13 @@ async def db_migrate(endpoints: Endpoints) -> int:
     return 0
 
 
-async def projections_rebuild(endpoints: Endpoints, name: str | None) -> int:
+async def projections_rebuild(endpoints: Endpoints, name: str | None,
+                              identity: NatsIdentity | None = None) -> int:
     if name is not None and name not in PROJECTIONS:
         print(f"unknown projection {name!r}; known: {', '.join(PROJECTIONS)}")
         return 2
     await migrate_url(endpoints.database_url)
-    nc = await nats.connect(endpoints.nats_url)
+    nc = await connect_nats_once(endpoints.nats_url, identity)
     try:
         report = await rebuild(nc, endpoints.database_url, name)
     finally:
@@ -55,13 +61,14 @@ async def projections_run(endpoints: Endpoints, batch: int, config: Config) -> i
     await migrate_url(endpoints.database_url)
     nc = await connect_nats(endpoints.nats_url, nats_identity(config))
     await ensure_streams(nc.jetstream(), config.replicas, config.lease_ttl,
-                         config.ledger_max_age_days)
+                         config.ledger_max_age_days, config.stream_limits)
     await run_projections(nc, endpoints.database_url, stop, config.lease_ttl, batch)
     await nc.drain()
     return 0
 
 
-async def audit(endpoints: Endpoints, chip_id: str, console: Console | None = None) -> int:
+async def audit(endpoints: Endpoints, chip_id: str, console: Console | None = None,
+                identity: NatsIdentity | None = None) -> int:
     """0 when the read model agrees with the events, 1 when not, 2 for an unknown chip."""
     console = console or Console()
     try:
@@ -69,7 +76,7 @@ async def audit(endpoints: Endpoints, chip_id: str, console: Console | None = No
     except ValueError:
         console.print(f"[red]{chip_id!r} is not a chip id (a UUID)[/red]")
         return 2
-    nc = await nats.connect(endpoints.nats_url)
+    nc = await connect_nats_once(endpoints.nats_url, identity)
     conn = await asyncpg.connect(endpoints.database_url)
     try:
         history = await JetStreamChipEventLog(nc.jetstream()).load(chip_id)

@@ -11,11 +11,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import asyncpg
-import nats
 from nats.aio.client import Client as NATS
 
 from julia_chips.clock import Clock
 from julia_chips.config import Config
+from julia_chips.infrastructure import connect_nats_once, nats_identity
 from julia_chips.privacy import without_credentials
 
 CONNECT_TIMEOUT = 3.0  # seconds: an operator waiting on a dead URL wants to hear so soon
@@ -75,9 +75,8 @@ async def reach_system(config: Config, clock: Clock) -> AsyncIterator[System]:
     nats_url, database_url = await _urls(config)
     try:
         # One attempt each way: nats-py's connect loops for ever on max_reconnect_attempts=0.
-        nc = await nats.connect(nats_url, connect_timeout=CONNECT_TIMEOUT, allow_reconnect=False,
-                                max_reconnect_attempts=1, reconnect_time_wait=0.2,
-                                error_cb=_quiet)
+        nc = await connect_nats_once(nats_url, nats_identity(config), timeout=CONNECT_TIMEOUT,
+                                     error_cb=_quiet)
     except Exception as err:  # nats-py raises several kinds, NoServersError among them
         raise SystemUnreachable(f"NATS at {without_credentials(nats_url)} unreachable: "
                                 f"{type(err).__name__}") from err

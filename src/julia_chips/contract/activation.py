@@ -14,6 +14,20 @@ from typing import Literal
 import msgspec
 
 RegistrarKind = Literal["cloud_api", "vps"]
+_INSTANCE_PREFIX = "chip-"
+
+
+def instance_name(chip_id: str) -> str:
+    """A chip's gateway instance: derived, so a retried create collides with our own earlier
+    attempt instead of making a second instance, and a reader of gateway signals can tell
+    the instance of a chip still activating (whose `Activated` has not named it yet)."""
+    return f"{_INSTANCE_PREFIX}{chip_id}"
+
+
+def chip_of_instance(instance: str) -> str | None:
+    """The chip id `instance_name` made `instance` from; None for another name."""
+    return instance.removeprefix(_INSTANCE_PREFIX) if instance.startswith(_INSTANCE_PREFIX) \
+        else None
 
 
 class Step(StrEnum):
@@ -68,8 +82,13 @@ class CodeRequested(ActivationEvent, frozen=True, kw_only=True, tag="CodeRequest
 
 
 class CodeReceived(ActivationEvent, frozen=True, kw_only=True, tag="CodeReceived"):
-    code: str
+    """The SMS with the code came. The code itself is not kept (it opens the number's
+    WhatsApp account): register reads it again from the SMS at `sms_seq` in GATEWAY_OBS,
+    which keeps it a week. `code` is only in events stored before that."""
+
     sms_id: str
+    sms_seq: int = 0  # the SMS's GATEWAY_OBS sequence (0 in older events, which hold `code`)
+    code: str | None = None
 
 
 class NumberRegistered(ActivationEvent, frozen=True, kw_only=True, tag="NumberRegistered"):

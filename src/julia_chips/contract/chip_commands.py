@@ -12,9 +12,14 @@ import msgspec
 
 from julia_chips.contract.timestamps import AwareDatetime
 
-CommandId = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"^[^\s]+$")]
+# No whitespace, and no control character: spelt out, since Python's `\s` and the JSON
+# Schema (ECMA) `\s` of /openapi.json differ on \x1c-\x1f, \x85 and \ufeff (fuzzing found it).
+_NO_BLANK = r"\s\x00-\x20\x7f-\x9f\ufeff"
+CommandId = Annotated[str, msgspec.Meta(min_length=1, max_length=200,
+                                        pattern=rf"^[^{_NO_BLANK}]+$")]
 Reason = Annotated[str, msgspec.Meta(min_length=1, max_length=1000)]
-Subject = Annotated[str, msgspec.Meta(min_length=1, max_length=255, pattern=r"^[^\s*>]+$")]
+Subject = Annotated[str, msgspec.Meta(min_length=1, max_length=255,
+                                      pattern=rf"^[^{_NO_BLANK}*>]+$")]
 Phone = Annotated[str, msgspec.Meta(pattern=r"^\+?[1-9]\d{9,14}$")]
 AreaCode = Annotated[int, msgspec.Meta(ge=11, le=99)]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]

@@ -39,13 +39,23 @@ def encode_event(event: ChipEvent) -> bytes:
 
 
 def decode_event(data: bytes, headers: Mapping[str, str] | None = None) -> AnyChipEvent:
-    """Decode a stored event, upcasting it first when it was written by an older version."""
+    """Decode a stored event, upcasting it first when it was written by an older version.
+
+    :raises msgspec.ValidationError: or DecodeError, naming the bad field or header.
+    :raises LookupError: an old version no upcaster lifts.
+    """
     headers = headers or {}
-    version = int(headers.get(JuliaHeader.EVENT_VERSION, "0") or 0)
+    raw_version = headers.get(JuliaHeader.EVENT_VERSION, "0") or "0"
+    if not (raw_version.isascii() and raw_version.isdigit()):  # `²` is a digit to isdigit
+        raise msgspec.ValidationError(
+            f"header {JuliaHeader.EVENT_VERSION} {raw_version[:20]!r} is not a version")
+    version = int(raw_version)
     stored_type = headers.get(JuliaHeader.EVENT_TYPE, "")
     current = _CURRENT_VERSION.get(stored_type, 0)
     if version and version < current:
         obj = msgspec.json.decode(data)
+        if not isinstance(obj, dict):  # the upcasters lift objects
+            raise msgspec.ValidationError(f"Expected `object`, got `{type(obj).__name__}`")
         lifted = upcast(obj, stored_type, version, current)
         return cast(AnyChipEvent, msgspec.convert(lifted, AnyChipEvent))
     return cast(AnyChipEvent, _EVENT_DECODER.decode(data))

@@ -42,7 +42,9 @@ class InboundMessage(msgspec.Struct, frozen=True, kw_only=True):
     """A doctor wrote to a chip: consented traffic, and the signal that opens a conversation.
 
     `from_phone` is E.164 (`+5511…`); `text` is empty for media without a caption, which
-    still counts as a reply.
+    still counts as a reply. `chip_phone` is set when the gateway names the chip by its
+    number rather than by an instance we created (the Cloud API: `instance` is then Meta's
+    `phone_number_id`); the chip is found by it.
     """
 
     instance: str
@@ -50,16 +52,21 @@ class InboundMessage(msgspec.Struct, frozen=True, kw_only=True):
     from_phone: str
     text: str
     sent_at: AwareDatetime
+    chip_phone: str | None = None  # E.164; personal data: never logged unmasked
 
 
 class MessageStatus(msgspec.Struct, frozen=True, kw_only=True):
-    """A receipt for a message a chip sent: feeds delivery and read rates in the health score."""
+    """A receipt for a message a chip sent: feeds delivery and read rates in the health score.
+
+    `chip_phone` as on `InboundMessage`: the chip's number, when the gateway names it so.
+    """
 
     instance: str
     message_id: str
     remote_phone: str
     status: DeliveryStatus
     observed_at: AwareDatetime
+    chip_phone: str | None = None  # E.164; personal data: never logged unmasked
 
 
 class SmsReceived(msgspec.Struct, frozen=True, kw_only=True):

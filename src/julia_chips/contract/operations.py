@@ -13,8 +13,9 @@ from typing import Annotated
 
 import msgspec
 
-from julia_chips.contract.chip_commands import CommandId, Reason
+from julia_chips.contract.chip_commands import CommandId, Phone, Reason
 from julia_chips.contract.messages import Verdict
+from julia_chips.contract.route import DoctorId
 
 Seq = Annotated[int, msgspec.Meta(ge=1)]
 Limit = Annotated[int, msgspec.Meta(ge=1, le=500)]
@@ -79,6 +80,18 @@ class SettleUnknownSend(OpsRequest, frozen=True, kw_only=True):
     note: Reason | None = None
 
 
+class EraseDoctor(OpsRequest, frozen=True, kw_only=True):
+    """Erase a doctor's personal data: by `doctor_id`, or by `phone` (every doctor a send to
+    it was assigned to, and the phone's own stranger id). Exactly one of the two."""
+
+    doctor_id: DoctorId | None = None
+    phone: Phone | None = None
+
+    def __post_init__(self) -> None:
+        if (self.doctor_id is None) == (self.phone is None):
+            raise ValueError("name the doctor: exactly one of doctor_id or phone")
+
+
 class OpsReply(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """Every answer has `ok`; a refusal has `error`, naming the field when it was bad input."""
 
@@ -137,3 +150,12 @@ class UnknownSendsListed(OpsReply, frozen=True, kw_only=True):
 class UnknownSendSettledReply(OpsReply, frozen=True, kw_only=True):
     event_id: str | None = None
     duplicate: bool = False  # settled the same way before: nothing new stored
+
+
+class DoctorErasedReport(OpsReply, frozen=True, kw_only=True):
+    """What an erasure found and removed; all zeros when there was nothing (left) to erase."""
+
+    doctor_ids: list[str] = []  # the doctors erased
+    keys_deleted: int = 0  # doctor keys purged from `doctor_keys`: what they sealed is gone
+    balancer_forgot: int = 0  # doctors whose backlog the balancer dropped (DoctorErased)
+    deleted: dict[str, int] = {}  # stream -> messages deleted that held the phone or a text

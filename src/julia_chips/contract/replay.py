@@ -25,6 +25,12 @@ class ReplayWindow:
     def span(self) -> timedelta:
         return self.behind + self.ahead
 
+    def scaled(self, speed: float) -> ReplayWindow:
+        """The window on a clock `speed` times faster than the wall: the senders' retries
+        and skews take real seconds, which are `speed` times as long on that clock (and
+        GATEWAY_IN's duplicate window, in real time, still covers the span)."""
+        return ReplayWindow(behind=self.behind * speed, ahead=self.ahead * speed)
+
     def admits(self, stamp: datetime, now: datetime) -> bool:
         return now - self.behind <= stamp <= now + self.ahead
 
@@ -35,4 +41,9 @@ class ReplayWindow:
 EVOLUTION = ReplayWindow(behind=timedelta(minutes=30), ahead=timedelta(minutes=1))
 # Svix's own tolerance, both ways (each retry is signed anew, so no retry comes late).
 SVIX = ReplayWindow(behind=timedelta(minutes=5), ahead=timedelta(minutes=5))
-GATEWAY_DEDUPE = max(EVOLUTION.span, SVIX.span)
+# Meta retries a webhook it could not deliver for days (up to 7), with the same signed body;
+# each message and status is stamped by `timestamp`, Meta's time of the event. A day behind
+# covers our outages of up to a day (a doctor's "PARAR" must not be lost to one) and keeps
+# GATEWAY_IN's duplicate window, which must span it, well inside the stream's 7-day age.
+CLOUD_API = ReplayWindow(behind=timedelta(hours=24), ahead=timedelta(minutes=5))
+GATEWAY_DEDUPE = max(EVOLUTION.span, SVIX.span, CLOUD_API.span)

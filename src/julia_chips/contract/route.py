@@ -7,6 +7,7 @@ events are read leniently (old readers skip new fields). Tags are the wire names
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, ClassVar, Literal, cast
@@ -14,6 +15,9 @@ from typing import Annotated, ClassVar, Literal, cast
 import msgspec
 
 from julia_chips.contract.chip_commands import CommandId, Phone, Subject
+from julia_chips.contract.subjects import JuliaHeader
+from julia_chips.contract.upcasting import upcast
+from julia_chips.privacy.sealing import Sealed, open_sealed, seal
 
 # A doctor id is a subject token (`route.evt.<doctor_id>`): no dots, spaces or wildcards.
 DoctorId = Annotated[str, msgspec.Meta(min_length=1, max_length=64,
@@ -78,9 +82,17 @@ class InboundMessage(RouteCommand, frozen=True, kw_only=True, tag="InboundMessag
             raise ValueError("doctor_id or doctor_phone is required")
 
 
-AnyRouteCommand = SendRequest | OptOut | OptIn | InboundMessage
+class ForgetDoctor(RouteCommand, frozen=True, kw_only=True, tag="ForgetDoctor"):
+    """The doctor is being erased (`ops.cmd.doctor.erase`): the balancer cancels what waits
+    for them in the backlog (it holds their phone and texts) and records `DoctorErased`."""
+
+    doctor_id: DoctorId
+
+
+AnyRouteCommand = SendRequest | OptOut | OptIn | InboundMessage | ForgetDoctor
 VERBS: dict[str, type[RouteCommand]] = {
-    "send": SendRequest, "optout": OptOut, "optin": OptIn, "inbound": InboundMessage}
+    "send": SendRequest, "optout": OptOut, "optin": OptIn, "inbound": InboundMessage,
+    "forget": ForgetDoctor}
 _DECODERS = {verb: msgspec.json.Decoder(kind) for verb, kind in VERBS.items()}
 
 
@@ -150,15 +162,62 @@ class DoctorQuarantined(RouteEvent, frozen=True, kw_only=True, tag="DoctorQuaran
     reason: str
 
 
-class RequestQueued(RouteEvent, frozen=True, kw_only=True, tag="RequestQueued"):
-    """A send no chip can take now: the durable backlog entry, served in order later."""
+class QueuedContent(msgspec.Struct, frozen=True, kw_only=True):
+    """What a queued send holds of the doctor: sealed together in `RequestQueued.sealed`."""
 
-    request_id: str  # the SendRequest's command_id
     doctor_phone: str
     text: str
+
+
+_CONTENT = msgspec.json.Decoder(QueuedContent)
+
+
+class RequestQueued(RouteEvent, frozen=True, kw_only=True, tag="RequestQueued"):
+    """A send no chip can take now: the durable backlog entry, served in order later.
+
+    v2 stores the phone and the text sealed under the doctor's key (`sealed`), never in the
+    clear: ROUTE_EVENTS is kept for ever, and deleting the key erases them. In memory the
+    balancer holds them opened (`opened_with`); both None once the key is gone (erased).
+    v1 history kept them in the clear.
+    """
+
+    version: ClassVar[int] = 2
+    request_id: str  # the SendRequest's command_id
+    doctor_phone: str | None = None
+    text: str | None = None
     kind: str
     consented: bool
     reason: str
+    phone_key: str | None = None  # `phones.phone_key` of the phone: opt-outs match it sealed
+    sealed: Sealed | None = None  # QueuedContent under the doctor's key (privacy/sealing.py)
+
+    def sealed_with(self, key: bytes) -> RequestQueued:
+        """The wire form: the phone and text sealed under `key`, the clear fields left out."""
+        if self.doctor_phone is None or self.text is None:
+            return self
+        content = msgspec.json.encode(QueuedContent(doctor_phone=self.doctor_phone,
+                                                    text=self.text))
+        return msgspec.structs.replace(self, doctor_phone=None, text=None,
+                                       sealed=seal(content, self.doctor_id, key))
+
+    def opened_with(self, key: bytes | None) -> RequestQueued:
+        """The phone and text opened with the doctor's key; both None when it is gone."""
+        if self.sealed is None:
+            return self  # v1 history, in the clear (or already opened)
+        plain = open_sealed(self.sealed, key)
+        content = _CONTENT.decode(plain) if plain is not None else None
+        return msgspec.structs.replace(
+            self, sealed=None, doctor_phone=content.doctor_phone if content else None,
+            text=content.text if content else None)
+
+    @property
+    def erased(self) -> bool:
+        return self.sealed is None and (self.doctor_phone is None or self.text is None)
+
+
+class DoctorErased(RouteEvent, frozen=True, kw_only=True, tag="DoctorErased"):
+    """The doctor's personal data was erased (their key deleted, copies scanned away); it
+    holds none itself. Readers clear what they kept of the doctor, but not the opt-out."""
 
 
 class RequestServed(RouteEvent, frozen=True, kw_only=True, tag="RequestServed"):
@@ -176,14 +235,26 @@ class RequestCancelled(RouteEvent, frozen=True, kw_only=True, tag="RequestCancel
 AnyRouteEvent = (
     ConversationAssigned | ConversationReassigned | DoctorOptedOut | DoctorOptedIn
     | DoctorReplied | DoctorQuarantined | RequestQueued | RequestServed | RequestCancelled
+    | DoctorErased
 )
 ROUTE_EVENT_TYPES: tuple[type[RouteEvent], ...] = (
     ConversationAssigned, ConversationReassigned, DoctorOptedOut, DoctorOptedIn, DoctorReplied,
-    DoctorQuarantined, RequestQueued, RequestServed, RequestCancelled)
+    DoctorQuarantined, RequestQueued, RequestServed, RequestCancelled, DoctorErased)
 _EVENT_DECODER = msgspec.json.Decoder(AnyRouteEvent)
+_CURRENT_VERSION = {cls.__struct_config__.tag: cls.version for cls in ROUTE_EVENT_TYPES}
 
 
-def decode_route_event(data: bytes) -> AnyRouteEvent:
+def decode_route_event(data: bytes, headers: Mapping[str, str] | None = None) -> AnyRouteEvent:
+    """Decode a stored route event, upcast first when an older version wrote it
+    (`Julia-Event-Type`, `Julia-Event-Version`). A sealed `RequestQueued` stays sealed:
+    opening it needs the doctor's key (`RequestQueued.opened_with`)."""
+    headers = headers or {}
+    version = int(headers.get(JuliaHeader.EVENT_VERSION, "0") or 0)
+    stored_type = headers.get(JuliaHeader.EVENT_TYPE, "")
+    current = _CURRENT_VERSION.get(stored_type, 0)
+    if version and version < current:
+        lifted = upcast(msgspec.json.decode(data), stored_type, version, current)
+        return cast(AnyRouteEvent, msgspec.convert(lifted, AnyRouteEvent))
     return cast(AnyRouteEvent, _EVENT_DECODER.decode(data))
 
 
@@ -197,6 +268,7 @@ class ReplyStatus(StrEnum):
     OPTED_OUT = "opted_out"
     OPTED_IN = "opted_in"
     NOTED = "noted"  # an inbound message that changed nothing or only consent
+    ERASED = "erased"  # a ForgetDoctor: the backlog holds nothing of the doctor any more
 
 
 class RefusalReason(StrEnum):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import uuid
 from enum import StrEnum
 
 
@@ -22,6 +23,7 @@ class Stream(StrEnum):
 class Bucket(StrEnum):
     SHARD_LEASES = "shard_leases"
     CHIP_SNAPSHOTS = "chip_snapshots"
+    DOCTOR_KEYS = "doctor_keys"  # each doctor's key: deleting it erases what it sealed
 
 
 class JuliaHeader(StrEnum):
@@ -32,6 +34,7 @@ class JuliaHeader(StrEnum):
     REPLY_TO = "Julia-Reply-To"  # also in a header, so even a body that is not JSON gets an answer
     RECEIVED_AT = "Julia-Received-At"  # ISO 8601, UTC: our clock when a webhook was taken in
     RAW_SEQ = "Julia-Raw-Seq"  # on an observation: the GATEWAY_IN sequence it was derived from
+    RAW_PART = "Julia-Raw-Part"  # `<n>/<of>`: its place among its body's observations, if many
 
 
 def chip_command(chip_id: str) -> str:
@@ -66,6 +69,7 @@ class OpsSubject(StrEnum):
     DEAD_LETTERS_PURGE = "ops.cmd.dlq.purge"
     UNKNOWN_SENDS_LIST = "ops.cmd.sends.unknown"
     UNKNOWN_SEND_SETTLE = "ops.cmd.sends.settle"
+    DOCTOR_ERASE = "ops.cmd.doctor.erase"
 
 
 OPS_COMMANDS = "ops.cmd.>"
@@ -112,6 +116,16 @@ def dead_letter(kind: str, key: str) -> str:
     return f"dlq.{kind}.{key}"
 
 
+def is_uuid(value: str) -> bool:
+    """Chip ids are UUIDs in the one form `str(uuid.UUID(...))` prints (lowercase, hyphens):
+    another spelling of the same UUID would be another subject, so another chip's history
+    beside the first; anything else cannot be a `julia_chips` row either."""
+    try:
+        return str(uuid.UUID(value)) == value
+    except ValueError:
+        return False
+
+
 def chip_id_of_command_subject(subject: str) -> str:
     """`chip.cmd.<partition>.<chip_id>` -> chip_id."""
     return subject.rsplit(".", 1)[-1]
@@ -141,3 +155,14 @@ DERIVER_LEASE = "observation-deriver"
 HEALTH_MONITOR_LEASE = "health-monitor"
 ACTIVATOR_LEASE = "activator"
 PROJECTIONS_LEASE = "projections"
+
+PRESENCE = "_JULIA.presence.>"  # core NATS, no stream: every lease holder's presence
+_NOT_IN_A_TOKEN = re.compile(r"[^A-Za-z0-9_:-]")
+
+
+def presence(holder: str) -> str:
+    """`_JULIA.presence.<holder>`: a lease holder subscribes here while it lives, so a standby
+    that gets "no responders" knows its connection is gone (`jetstream/leases/presence.py`).
+    A character that cannot be in a token becomes `_`: two names that meet that way only look
+    alive for each other, which makes a standby wait for the TTL, never take over early."""
+    return f"_JULIA.presence.{_NOT_IN_A_TOKEN.sub('_', holder)[:128]}"

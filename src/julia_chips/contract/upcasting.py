@@ -65,3 +65,12 @@ def _naive_as_utc(value: object) -> object:
     except ValueError:
         return value
     return value if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC).isoformat()
+
+
+@upcaster("RequestQueued", 1)
+def _queued_v1_to_v2(obj: JsonObject) -> JsonObject:
+    """v1 kept `doctor_phone` and `text` in the clear; v2 seals them (`sealed`) and adds
+    `phone_key`, all optional: a v1 object reads as a v2 with nothing sealed, whose phone
+    key is taken from its phone on use. Only deleting the message erases such an entry
+    (the erasure deletes it: docs/privacy.md)."""
+    return obj

@@ -33,14 +33,17 @@ class EmbeddedNats:
     """A JetStream server on a free loopback port, data kept in `data_dir` between runs."""
 
     def __init__(self, data_dir: Path, partitions: int, conf: Path = REPO_NATS_CONF,
-                 auth: bool = False) -> None:
+                 auth: bool = False, port: int = 0, extra_conf: str = "") -> None:
         """:param auth: a user per role (nats_auth/roles.py), passwords generated into
-            `data_dir` (JULIA_NATS_AUTH=on); otherwise anyone may do anything."""
+            `data_dir` (JULIA_NATS_AUTH=on); otherwise anyone may do anything.
+        :param extra_conf: appended to the rendered configuration (a cluster node's
+            `server_name` and `cluster` block: nats_cluster.py)."""
         self.data_dir = data_dir
         self.partitions = partitions
         self.conf = conf
         self.auth = auth
-        self.port = 0
+        self.port = port
+        self.extra_conf = extra_conf
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -63,7 +66,7 @@ class EmbeddedNats:
             # nats-server parses a variable's value as config: quoted, it stays a string
             env = {password_variable(role): f'"{password}"'
                    for role, password in role_passwords(self.data_dir).items()}
-        rendered.write_text(text)
+        rendered.write_text(text + ("\n" + self.extra_conf if self.extra_conf else ""))
         self.port = self.port or free_port()
         log = self.data_dir / "nats-server.log"
         self._proc = spawn(

@@ -1,11 +1,14 @@
 """Registrars: how a chip's number gets its WhatsApp account and its gateway link.
 
-Two, selectable per chip:
+Two, chosen for new chips by `JULIA_REGISTRAR` (per chip through the activator's hook);
+a saga keeps the one it started with:
 
-- `CloudApiRegistrar` (default; Salvy's numbers are meant for the Cloud API): the Graph
-  phone-number flow, then a `WHATSAPP-BUSINESS` gateway instance bound to the number's id.
-- `VpsRegistrar`: the operator's command on the VPS host (request code, register with it),
-  linked to a `WHATSAPP-BAILEYS` instance by pairing code.
+- `VpsRegistrar` (default, the seed's flow): the operator's commands on the VPS host
+  (`deploy/vps/`: request code, register with it), linked to a `WHATSAPP-BAILEYS`
+  instance by pairing code.
+- `CloudApiRegistrar`: the Graph phone-number flow, then a `WHATSAPP-BUSINESS` gateway
+  instance bound to the number's id. The instance still lives on a host's gateway, so the
+  host is chosen and freed as for the other.
 
 Both raise one error type, `RegistrationFailed`, that says whether a retry can help and
 whether the code (or the host) must be given up, so the saga never loops on a hard limit.
@@ -19,7 +22,7 @@ from typing import Protocol, TypeVar
 
 import msgspec
 
-from julia_chips.gateways.cloud_api import CODE_MISMATCH, CloudApiClient, CloudApiError
+from julia_chips.gateways.cloud_api.client import CODE_MISMATCH, CloudApiClient, CloudApiError
 from julia_chips.gateways.evolution.client import EvolutionClient
 from julia_chips.gateways.evolution.errors import GatewayError
 from julia_chips.gateways.evolution.wire import Integration

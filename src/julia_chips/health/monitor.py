@@ -2,9 +2,10 @@
 relink (a logout) or record a ban, and engages the fleet brake on a burst of bans.
 
 Inputs: typed signals on `gw.obs.>` (durable consumer `health-monitor`, see
-ingest/observation_log.py) and CHIP_EVENTS (instance -> chip from `Activated`, status and cooling
-from the rest, bans for the brake). Outputs: chip commands (stored on CHIP_CMDS; the ids are
-deterministic, so a repeat is deduped by the chip) and brake events on `fleet.evt.brake`.
+ingest/observation_log.py) and CHIP_EVENTS (instance or number -> chip from `Activated`, in
+ingest/gateway_chips.py; status and cooling from the rest, bans for the brake). Outputs:
+chip commands (stored on CHIP_CMDS; the ids are deterministic, so a repeat is deduped by the
+chip) and brake events on `fleet.evt.brake`.
 
 Signals are acked only after the traffic counters they produced were handed to the chips,
 so a crash loses none (a crash between the two may count a batch twice: the ids of a
@@ -30,6 +31,7 @@ from julia_chips.chip_failures import chip_failed
 from julia_chips.clock import Clock
 from julia_chips.config import Config
 from julia_chips.contract import chip as ev
+from julia_chips.contract.activation import chip_of_instance
 from julia_chips.contract.chip_commands import AnyChipCommand
 from julia_chips.contract.codec import ENCODER
 from julia_chips.contract.fleet import AnyFleetEvent
@@ -53,6 +55,7 @@ from julia_chips.health.model.monitoring import (
 )
 from julia_chips.health.model.monitoring import observe as observe_signal
 from julia_chips.health.model.signals import signal_time
+from julia_chips.ingest.gateway_chips import GatewayChips
 from julia_chips.ingest.observation_log import ObservationUnreadable, decode_observation
 from julia_chips.jetstream.consumer_reset import reset_to_ack_floor
 from julia_chips.jetstream.dead_letters import send_to_dead_letters
@@ -64,6 +67,7 @@ from julia_chips.jetstream.stored_chip_event import follow_chip_events
 log = logging.getLogger(__name__)
 PART = "health_monitor"  # its label in julia_chip_failures_total
 SIGNALS = Counter("julia_health_signals_total", "Gateway signals folded or rejected", ["result"])
+_NOT_YET_ACTIVATED = frozenset({ev.Status.PROVISIONING, ev.Status.ACTIVATING})
 HEALTH_COMMANDS = Counter("julia_health_commands_total", "Commands the monitor issued", ["type"])
 
 
@@ -113,7 +117,7 @@ class HealthMonitor:
         self._settings = settings
         self._states: dict[str, ChipState] = {}
         self.chips: dict[str, ChipHealth] = {}  # chips that were activated, by chip id
-        self._instances: dict[str, str] = {}
+        self._gateway_chips = GatewayChips()
         self.brake = brake.BrakeState()
         self._brake_log = BrakeLog(self._js)
         self.feed = follow_chip_events(self._js, self._on_chip_event)
@@ -135,8 +139,8 @@ class HealthMonitor:
         chip_id = event.chip_id
         state = evolve(self._states.get(chip_id) or ChipState(chip_id=chip_id), event)
         self._states[chip_id] = state
+        self._gateway_chips.fold(event)
         if isinstance(event, ev.Activated):
-            self._instances[event.instance] = chip_id
             self.chips[chip_id] = ChipHealth(chip=state)
         elif chip_id in self.chips:
             self.chips[chip_id] = follow(self.chips[chip_id], event, state)
@@ -194,10 +198,13 @@ class HealthMonitor:
     async def _fold(self, msg: Msg, now: object) -> None:
         try:
             signal = _health_signal(msg.data)
-            chip_id = self._instances.get(signal.instance)
+            chip_id = self._gateway_chips.chip_of(signal)
+            if chip_id is None and self._activating(signal.instance):
+                SIGNALS.labels(result="before_activation").inc()  # the link opening: the
+                return  # activator's to watch, not evidence about a chip in service
             if chip_id is None:
                 raise SignalRejected(f"unknown instance {signal.instance[:60]!r}: no Activated "
-                                     "event names it")
+                                     "event names it or its number")
             if abs(signal_time(signal) - now) > self._settings.max_skew:  # type: ignore[operator]
                 raise SignalRejected(f"timestamp {signal_time(signal).isoformat()} is more "
                                      f"than {self._settings.max_skew} from now")
@@ -213,6 +220,13 @@ class HealthMonitor:
             return
         self._touched.add(chip_id)
         self.folded += 1
+
+    def _activating(self, instance: str) -> bool:
+        """`instance` is the instance of a chip not yet activated (provisioning or
+        activating): its connection events come before its `Activated` names it."""
+        chip_id = chip_of_instance(instance)
+        state = self._states.get(chip_id) if chip_id is not None else None
+        return state is not None and state.status in _NOT_YET_ACTIVATED
 
     async def _reject(self, msg: Msg, reason: str) -> None:
         """Bad input loses nothing: the bytes go to `dlq.obs.<instance>` with the reason."""

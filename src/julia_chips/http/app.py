@@ -16,11 +16,12 @@ from nats.aio.client import Client as NATS
 
 from julia_chips.clock import Clock, SystemClock
 from julia_chips.config import Config
-from julia_chips.http.auth import token_guard
+from julia_chips.http.auth import Access, token_guard
+from julia_chips.http.dashboard.feed import attach_live_feeds
 from julia_chips.http.errors import json_errors
 from julia_chips.http.keys import CLOCK, CONFIG, NATS_CONN, POOL
 from julia_chips.http.openapi import openapi_document, openapi_handler
-from julia_chips.http.routes import ROUTES, Route, declared_access, route_table
+from julia_chips.http.routes import ROUTES, Route, declared_access, page_paths, route_table
 from julia_chips.infrastructure import connect_nats, nats_identity
 
 POOL_SIZE = 10
@@ -31,18 +32,23 @@ _CleanupCtx = Callable[[web.Application], AsyncIterator[None]]
 def create_app(
     config: Config, clock: Clock | None = None, *, nc: NATS | None = None,
     pool: asyncpg.Pool | None = None, routes: Iterable[web.AbstractRouteDef] = (),
+    route_access: Mapping[str, Access] = {},
     subapps: Mapping[str, web.Application] = {},
     read_routes: tuple[Route, ...] = ROUTES,
 ) -> web.Application:
     """The HTTP application.
 
-    :param routes: extra route definitions (e.g. `POST /webhooks/evolution`); paths under
-        `/webhooks/` are not behind the bearer token, they verify their own signatures.
+    :param routes: extra route definitions (e.g. `POST /webhooks/evolution`).
+    :param route_access: the access each extra route's path declares (the webhooks are
+        open: they verify their own signatures); an undeclared one needs the read token.
     :param subapps: prefix -> application, mounted with `add_subapp`.
     """
-    app = web.Application(middlewares=[json_errors, token_guard(declared_access(read_routes))])
+    guard = token_guard({**declared_access(read_routes), **route_access},
+                        page_paths(read_routes))
+    app = web.Application(middlewares=[json_errors, guard])
     app[CONFIG] = config
     app[CLOCK] = clock or SystemClock()
+    attach_live_feeds(app)  # the dashboard's server-sent events, ended on shutdown
     app.cleanup_ctx.append(_nats_connection(nc))
     app.cleanup_ctx.append(_postgres_pool(pool))
     app.add_routes(route_table(read_routes))

@@ -27,8 +27,12 @@ SCAN_LIMIT = 5000
 
 
 async def list_events(request: web.Request) -> web.Response:
-    chip = chip_id(request)
-    q = query(request, EventsQuery)
+    return json(await events_page(request, chip_id(request), query(request, EventsQuery)))
+
+
+async def events_page(request: web.Request, chip: str, q: EventsQuery) -> EventsPage:
+    """One page of the chip's history, which the dashboard's chip page shows too.
+    :raises ApiProblem: 404 for a chip with no event."""
     js = request.app[NATS_CONN].jetstream()
     last = await JetStreamChipEventLog(js).last_seq(chip)
     if last == 0:
@@ -52,4 +56,4 @@ async def list_events(request: web.Request) -> web.Response:
             body: dict[str, Any] = without_link_codes(msgspec.to_builtins(event))
             items.append(StoredEventView(seq=msg.seq, type=event_type(event),
                                          occurred_at=event.occurred_at, event=body))
-    return json(EventsPage(chip_id=chip, items=items, next_seq=seq if seq <= last else None))
+    return EventsPage(chip_id=chip, items=items, next_seq=seq if seq <= last else None)

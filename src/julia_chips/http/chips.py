@@ -42,13 +42,13 @@ async def _chip_row(request: web.Request, chip: str) -> ChipRow:
     return row
 
 
-async def get_chip(request: web.Request) -> web.Response:
-    chip = chip_id(request)
-    query(request, NoQuery)
+async def chip_view(request: web.Request, chip: str) -> ChipView:
+    """`/chips/{id}`'s body, which the dashboard's chip page shows too.
+    :raises ApiProblem: 404."""
     row = await _chip_row(request, chip)
     doctors = await chip_doctors(request.app[POOL], chip)
-    return json(ChipView(**msgspec.structs.asdict(row), doctors=doctors,
-                         review_reason=review_reason(row), relink=_relink(row)))
+    return ChipView(**msgspec.structs.asdict(row), doctors=doctors,
+                    review_reason=review_reason(row), relink=_relink(row))
 
 
 def _relink(row: ChipRow) -> RelinkView | None:
@@ -56,6 +56,12 @@ def _relink(row: ChipRow) -> RelinkView | None:
         return None
     return RelinkView(attempt=row.relink_attempt, pairing_code=row.relink_pairing_code,
                       qr=row.relink_qr, since=row.relink_since, reason=row.relink_reason)
+
+
+async def get_chip(request: web.Request) -> web.Response:
+    chip = chip_id(request)
+    query(request, NoQuery)
+    return json(await chip_view(request, chip))
 
 
 async def warmer_metrics(request: web.Request) -> web.Response:

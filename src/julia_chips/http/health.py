@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+import asyncpg
 from aiohttp import web
 
 from julia_chips.http.errors import UNAVAILABLE
@@ -48,9 +49,11 @@ async def health(request: web.Request) -> web.Response:
                        parts=parts), status=200 if ok else 503)
 
 
-async def projection_lags(app: web.Application) -> dict[str, ProjectionLag]:
-    """Per projection: committed sequence and events still to apply."""
-    done = await checkpoints.read_all(app[POOL])
+async def projection_lags(app: web.Application, conn: asyncpg.Connection | None = None
+                          ) -> dict[str, ProjectionLag]:
+    """Per projection: committed sequence and events still to apply. `conn`: read the
+    checkpoints in its transaction (the dashboard's snapshot) rather than from the pool."""
+    done = await checkpoints.read_all(conn or app[POOL])
     js = app[NATS_CONN].jetstream()
     lags = {}
     last_by_stream: dict[str, int] = {}

@@ -13,11 +13,20 @@ from julia_chips.http.operator import Refused
 from julia_chips.http.routes import Route
 
 _REF = "#/components/schemas/{name}"
-_STATUS_TEXT = {200: "OK", 400: "Bad request: names the `field`", 401: "Bearer token required",
+_STATUS_TEXT = {200: "OK", 303: "Signed in: the same page without `token`, the session "
+                "cookie set", 400: "Bad request: names the `field`", 401: "Bearer token required",
                 403: "The operator token (JULIA_OPERATOR_TOKEN) required",
                 404: "No such chip or doctor",
                 409: "Refused: the rule, the chip's state and the moves allowed",
                 503: "A backing service is unavailable"}
+
+
+# A server-sent event as OpenAPI tools read one (each event checked on its own): its
+# `event` name, `id` (`<CHIP_EVENTS seq>:<FLEET_EVENTS seq>`) and JSON `data`.
+_SSE_EVENT = {"type": "object", "properties": {
+    "event": {"type": "string"}, "id": {"type": "string"}, "data": {"type": "string"},
+    "retry": {"type": "integer"}}}
+_TEXT_SCHEMAS: dict[str, dict[str, Any]] = {"text/event-stream": _SSE_EVENT}
 
 
 def _parameters(route: Route, components: dict[str, Any]) -> list[dict[str, Any]]:
@@ -34,8 +43,14 @@ def _parameters(route: Route, components: dict[str, Any]) -> list[dict[str, Any]
 def _responses(route: Route) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for status in route.statuses:
+        if status == 303:
+            out[str(status)] = {"description": _STATUS_TEXT[status]}
+            continue
         if status == 200 and route.response is None:
-            content = {"text/plain": {"schema": {"type": "string"}}}
+            content = {route.media_type: {"schema": _TEXT_SCHEMAS.get(route.media_type,
+                                                                      {"type": "string"})}}
+        elif status == 401 and route.media_type == "text/html":  # a page tells a person
+            content = {"text/html": {"schema": {"type": "string"}}}
         elif status == 200 or (status == 503 and route.access is Access.OPEN):
             ref = _REF.format(name=route.response.__name__)  # type: ignore[union-attr]
             content = {"application/json": {"schema": {"$ref": ref}}}
@@ -58,7 +73,10 @@ def openapi_document(routes: tuple[Route, ...], title: str = "Julia Chips API"
             "parameters": _parameters(route, components), "responses": _responses(route)}
         if route.body is not None:
             ref = _REF.format(name=route.body.__name__)
-            operation["requestBody"] = {"required": False, "content": {
+            # An empty body is `{}` (operator.body), so one is needed only for a type
+            # with required fields (found by fuzzing: `ban` with none was a 400).
+            needed = bool(components[route.body.__name__].get("required"))
+            operation["requestBody"] = {"required": needed, "content": {
                 "application/json": {"schema": {"$ref": ref}}}}
         if route.access is not Access.OPEN:
             operation["security"] = [{"bearer": []}]

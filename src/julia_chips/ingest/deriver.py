@@ -1,17 +1,18 @@
 """The observation deriver: raw webhooks in GATEWAY_IN become typed observations in GATEWAY_OBS.
 
-The webhook edge validates a body and stores it raw before its 200, one publish on the
-request path. This durable consumer (`observation-deriver`) reads GATEWAY_IN in stream order,
-decodes each body with the decoders the edge validated it with, and stores the fact in
-GATEWAY_OBS. Acks are cumulative (AckPolicy.ALL): one ack covers every body up to the newest
-whose observation, and every one's before it, JetStream has acked, so a crash loses none.
-Each pass starts by resetting the durable to its ack floor (and a failed store ends the pass):
-the bodies after it come again in stream order, so observations keep their bodies' order even
-across a crash, and are not stored twice: the observation's `Nats-Msg-Id` is the raw
-message's plus `:obs` (within GATEWAY_OBS's duplicate window, 2 minutes), and a new tenure
-first skips the bodies up to the one named by the newest observation's `Julia-Raw-Seq`
-(however long the deriver was down). Bodies are taken a batch at a time: after the first, the
-next ones gather for `linger` (10 ms) and come in one answer, so a steady trickle costs a
+The webhook edge validates a body and stores it raw before its 200, one publish on the request
+path. This durable consumer (`observation-deriver`) reads GATEWAY_IN in stream order, decodes
+each body with the decoders the edge validated it with, and stores the fact in GATEWAY_OBS.
+Acks are cumulative (AckPolicy.ALL): one ack covers every body up to the newest whose
+observation, and every one's before it, JetStream has acked, so a crash loses none. Each pass
+starts by resetting the durable to its ack floor (and a failed store ends the pass): the bodies
+after it come again in stream order, so observations keep their bodies' order even across a
+crash, and are not stored twice: the observation's `Nats-Msg-Id` is the raw message's plus
+`:obs` (within GATEWAY_OBS's duplicate window, 2 minutes), and a new tenure first skips the
+bodies up to the one named by the newest observation's `Julia-Raw-Seq` (however long the
+deriver was down; a Cloud API body may hold several observations, and one cut between them, as
+`Julia-Raw-Part` tells, is derived again). Bodies are taken a batch at a time: after the first,
+the next ones gather for `linger` (10 ms) and come in one answer, so a steady trickle costs a
 write and a wakeup per batch, on our side and the server's, not per body.
 
 The durable starts at the messages stored after it was first created: bodies stored before it
@@ -41,6 +42,7 @@ from prometheus_client import Counter
 
 from julia_chips.contract.observations import Observation
 from julia_chips.contract.subjects import DERIVER_LEASE, JuliaHeader, Stream, SubjectTokenInvalid
+from julia_chips.gateways.cloud_api.webhook import decode_cloud_api
 from julia_chips.gateways.evolution.webhook import decode_evolution
 from julia_chips.gateways.salvy.webhook import decode_salvy
 from julia_chips.ingest.observation_log import observation_message, observation_subject
@@ -78,8 +80,9 @@ class RawUnreadable(ValueError):
     version put it there. The message says why."""
 
 
-def derive(subject: str, data: bytes, received_at: datetime) -> Observation | None:
-    """The observation one raw webhook carries; None for events we ignore on purpose.
+def derive(subject: str, data: bytes, received_at: datetime) -> tuple[Observation, ...]:
+    """The observations one raw webhook carries, in body order; none for what we ignore on
+    purpose. An Evolution or Salvy body carries at most one, a Cloud API body any number.
 
     :param subject: `gw.in.<source>.<key>`, naming the decoder.
     :param received_at: our clock when the edge took the body in (UTC).
@@ -88,17 +91,20 @@ def derive(subject: str, data: bytes, received_at: datetime) -> Observation | No
     source = subject.split(".")[2] if subject.count(".") >= 3 else ""
     try:
         if source == "evolution":
-            found: Observation | Ignored = decode_evolution(data, received_at=received_at)
+            found: tuple[Observation | Ignored, ...] = (
+                decode_evolution(data, received_at=received_at),)
         elif source == "salvy":
-            found = decode_salvy(data)
+            found = (decode_salvy(data),)
+        elif source == "cloud_api":
+            found = decode_cloud_api(data).facts
         else:
             raise RawUnreadable(f"no decoder for source {source[:40]!r}")
-        if isinstance(found, Ignored):
-            return None
-        observation_subject(found)  # a name that is not one token cannot be stored
+        facts = tuple(f for f in found if not isinstance(f, Ignored))
+        for fact in facts:
+            observation_subject(fact)  # a name that is not one token cannot be stored
     except (WebhookRejected, SubjectTokenInvalid) as exc:
         raise RawUnreadable(str(exc)) from exc
-    return found
+    return facts
 
 
 def receipt_time(msg: Msg) -> datetime:
@@ -115,7 +121,8 @@ def receipt_time(msg: Msg) -> datetime:
 @dataclass(slots=True)
 class _Delivery:
     msg: Msg
-    settled: bool = False  # its observation is stored, or it has none to store
+    settled: bool = False  # its observations are stored, or it has none to store
+    storing: int = 0  # its observations sent whose acks are still to come
 
 
 class ObservationDeriver:
@@ -204,8 +211,12 @@ class ObservationDeriver:
         last = (await self._js.stream_info(Stream.GATEWAY_OBS)).state.last_seq
         if not last:
             return 0
-        newest = await self._js.get_msg(Stream.GATEWAY_OBS, last, direct=True)
-        return int((newest.headers or {}).get(JuliaHeader.RAW_SEQ, 0))
+        headers = (await self._js.get_msg(Stream.GATEWAY_OBS, last, direct=True)).headers or {}
+        raw_seq = int(headers.get(JuliaHeader.RAW_SEQ, 0))
+        part, _, parts = headers.get(JuliaHeader.RAW_PART, "").partition("/")
+        if part.isdigit() and parts.isdigit() and int(part) < int(parts):
+            return raw_seq - 1  # cut between a body's parts: derive it again (ids dedupe)
+        return raw_seq
 
     async def _prepared(self) -> bool:
         """`prepare`, retried while NATS is away; False when stopped first."""
@@ -242,35 +253,45 @@ class ObservationDeriver:
             self._settle(delivery)  # derived and stored before the crash: ack, do not repeat
             return
         try:
-            observation = derive(msg.subject, msg.data, receipt_time(msg))
+            observations = derive(msg.subject, msg.data, receipt_time(msg))
         except RawUnreadable as exc:
             rejecting = asyncio.create_task(self._reject(delivery, str(exc)))
             self._rejecting.add(rejecting)
             rejecting.add_done_callback(self._rejecting.discard)
             return
-        if observation is None:
+        if not observations:
             self.ignored += 1
             _IGNORED.inc()
             self._settle(delivery)
             return
         raw_id = (msg.headers or {}).get(Header.MSG_ID) or f"gw.in:{raw_seq}"
-        try:
-            # Sent in the order of their bodies, each ack awaited by a callback, not a task.
-            stored = self._publisher.submit_nowait(
-                *observation_message(observation, msg_id=raw_id + ":obs", raw_seq=raw_seq),
-                timeout=self._settings.publish_timeout)
-        except Exception as exc:
-            self._not_stored(msg, exc)
-            return
-        self._stores.add(stored)
-        stored.add_done_callback(functools.partial(self._stored, delivery))
+        count = len(observations)
+        for n, observation in enumerate(observations):
+            # The first keeps the id of a body's only observation; a crash between a body's
+            # parts is told by `Julia-Raw-Part` (`_last_stored_raw_seq`).
+            msg_id = raw_id + (":obs" if n == 0 else f":obs:{n}")
+            try:
+                # Sent in the order of their bodies, each ack awaited by a callback, not a task.
+                stored = self._publisher.submit_nowait(
+                    *observation_message(observation, msg_id=msg_id, raw_seq=raw_seq,
+                                         part=(n + 1, count) if count > 1 else None),
+                    timeout=self._settings.publish_timeout)
+            except Exception as exc:
+                self._not_stored(msg, exc)
+                return
+            delivery.storing += 1
+            self._stores.add(stored)
+            stored.add_done_callback(functools.partial(self._stored, delivery))
 
     def _stored(self, delivery: _Delivery, stored: asyncio.Future[PubAck]) -> None:
         self._stores.discard(stored)
+        delivery.storing -= 1
         failure = stored.exception() if not stored.cancelled() else CancelledError()
         if failure is not None:
             self._not_stored(delivery.msg, failure)
             return
+        if delivery.storing:
+            return  # the body's other observations are still on their way
         self.derived += 1
         _DERIVED.inc()
         self._settle(delivery)

@@ -2,14 +2,18 @@
 
 It follows GATEWAY_OBS (`gw.obs.>`, durable `doctor-feedback`). An inbound message becomes
 `route.cmd.inbound` with the phone, the chip and the gateway's message id, so the balancer
-records the reply or opts the phone out; a receipt becomes `Delivered`, `Read` or
-`NotDelivered` in the message ledger, on the attempt whose `SendDispatched` has its message
-id. Both are idempotent, so any number of processes may share the durable and no lease is
-needed: the command's `Nats-Msg-Id` derives from the instance and the gateway's message id
-(a redelivery or a replayed webhook is one command, and a late repeat changes nothing in
-the balancer), a receipt's event id from its attempt. A receipt may overtake its
-`SendDispatched` (the gateway answers the send and reports the delivery at once): it is
-looked at again `retry_delay` later, up to `max_deliver` times, then dropped and counted.
+records the reply or opts the phone out, and `Replied` in the message ledger on the last
+send to that phone on that chip (the phone a send went to is learnt from its receipts,
+replayed from GATEWAY_OBS at start); a receipt becomes `Delivered`, `Read` or
+`NotDelivered`, on the attempt whose `SendDispatched` has its message id. Evolution and
+Cloud API observations are filed alike: the chip is found by instance or by number
+(`gateway_chips.py`). Both are idempotent, so any number of processes may share the durable
+and no lease is needed: the command's `Nats-Msg-Id` derives from the instance and the
+gateway's message id (a redelivery or a replayed webhook is one command, and a late repeat
+changes nothing in the balancer), a receipt's event id from its attempt. A receipt may
+overtake its `SendDispatched` (the gateway answers the send and reports the delivery at
+once): it is looked at again `retry_delay` later, up to `max_deliver` times, then dropped
+and counted.
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ from julia_chips.ingest.observation_log import (
 )
 from julia_chips.ingest.sent_messages import SentMessages
 from julia_chips.jetstream.acked_publish import AckedPublisher
-from julia_chips.jetstream.follower import Follower, body
+from julia_chips.jetstream.follower import AlreadySkipped, Follower, body, replay
 from julia_chips.jetstream.pull_feed import PullFeed, deliveries
 from julia_chips.jetstream.stored_chip_event import follow_chip_events
 from julia_chips.phones import normalise_phone
@@ -71,6 +75,17 @@ class FeedbackSettings(msgspec.Struct, frozen=True, kw_only=True):
 DEFAULT_FEEDBACK = FeedbackSettings()
 
 
+def _receipt_of(m: Msg) -> MessageStatus:
+    """A stored receipt, for the replay that learns which phone each send went to; the other
+    kinds are passed over without decoding."""
+    if (m.headers or {}).get(OBSERVATION_HEADER) != Kind.STATUS.value:
+        raise AlreadySkipped
+    found = decode_observation(m.data)
+    if not isinstance(found, MessageStatus):
+        raise AlreadySkipped
+    return found
+
+
 def inbound_command(observation: InboundMessage, chip_id: str | None) -> rt.InboundMessage:
     """The balancer's request for one inbound message; its id is the same for every
     delivery of the same message, so JetStream stores it once."""
@@ -91,7 +106,7 @@ class DoctorFeedback:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Rebuild what it must know from the streams, then file until `stop`."""
-        since = self._clock.now() - self._settings.horizon
+        since = self._clock.stream_time(self._clock.now() - self._settings.horizon)
         followers: list[Follower[AnyChipEvent] | Follower[msg.AnyMessageEvent]] = [
             follow_chip_events(self._js, self._sent.fold_chip, reader=PART),
             Follower(self._js, Stream.MSG_EVENTS, "msg.evt.>", body(msg.decode_message_event),
@@ -99,6 +114,9 @@ class DoctorFeedback:
                      since=since)]
         for follower in followers:
             await follower.start()
+        await replay(self._js, Stream.GATEWAY_OBS, GATEWAY_SIGNALS, _receipt_of,
+                     lambda _seq, receipt: self._sent.fold_receipt(receipt), reader=PART,
+                     since=since)
         try:
             await self._publisher.open()
             await self._ensure_consumer()
@@ -159,12 +177,17 @@ class DoctorFeedback:
         return "skipped"
 
     async def _inbound(self, observation: InboundMessage) -> str:
-        command = inbound_command(observation, self._sent.chip_of(observation.instance))
+        chip_id = self._sent.chip_of(observation)
+        command = inbound_command(observation, chip_id)
         await self._publisher.publish(route_command("inbound"), ENCODER.encode(command),
                                       {Header.MSG_ID: command.command_id})
+        for event in self._sent.reply_events(observation, chip_id):
+            await append_message_event(self._publisher, event)
+            self._sent.fold_ledger(event)
         return "inbound"
 
     async def _receipt(self, receipt: MessageStatus, delivered: int) -> str:
+        self._sent.fold_receipt(receipt)
         events = self._sent.receipt_events(receipt)
         if events is None:
             return "waiting" if delivered < self._settings.max_deliver else "unmatched"

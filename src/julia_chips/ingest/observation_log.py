@@ -135,7 +135,8 @@ def dedupe_id(observation: Observation) -> str | None:
 
 
 def observation_message(observation: Observation, *, msg_id: str | None = None,
-                        raw_seq: int | None = None) -> tuple[str, bytes, dict[str, str]]:
+                        raw_seq: int | None = None, part: tuple[int, int] | None = None
+                        ) -> tuple[str, bytes, dict[str, str]]:
     """Subject, body and headers of one observation.
 
     :param msg_id: `Nats-Msg-Id`; by default derived from the fact (`dedupe_id`), so a report
@@ -143,6 +144,8 @@ def observation_message(observation: Observation, *, msg_id: str | None = None,
         body's, so a redelivered body stores one observation.
     :param raw_seq: the GATEWAY_IN sequence of the body it came from, as `Julia-Raw-Seq` (the
         deriver's own position, read back after a crash).
+    :param part: (n, of) when the body gave several observations, as `Julia-Raw-Part`: a
+        crash after part n < of left the body half derived.
     :raises SubjectTokenInvalid: an instance or account name that cannot be one token.
     """
     headers = {OBSERVATION_HEADER: observation_kind(observation)}
@@ -150,6 +153,8 @@ def observation_message(observation: Observation, *, msg_id: str | None = None,
         headers[Header.MSG_ID] = msg_id
     if raw_seq is not None:
         headers[JuliaHeader.RAW_SEQ] = str(raw_seq)
+    if part is not None:
+        headers[JuliaHeader.RAW_PART] = f"{part[0]}/{part[1]}"
     return observation_subject(observation), encode_observation(observation), headers
 
 

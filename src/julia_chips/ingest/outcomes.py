@@ -25,7 +25,7 @@ class Ignored(msgspec.Struct, frozen=True, kw_only=True):
     wrong, and an error would only make it retry.
     """
 
-    source: Literal["evolution", "salvy"]
+    source: Literal["evolution", "salvy", "cloud_api"]
     event: str
     reason: str
 

@@ -1,21 +1,26 @@
-"""Webhook ingress: `POST /webhooks/evolution` and `POST /webhooks/salvy`.
+"""Webhook ingress: `POST /webhooks/evolution`, `POST /webhooks/salvy` and
+`POST /webhooks/cloud-api` (with `GET /webhooks/cloud-api`, Meta's subscription handshake).
 
-Order matters and is the contract (DESIGN.md, "HTTP"): authenticate, check freshness, decode,
-store the raw body in GATEWAY_IN, and only then answer 200. Salvy's Svix headers are checked
-before its body is read; an Evolution body names its instance, whose own secret
+Order matters and is the contract (DESIGN.md, "HTTP"): authenticate, check freshness,
+decode, store the raw body in GATEWAY_IN, and only then answer 200. Salvy's Svix headers are
+checked before its body is read; an Evolution body names its instance, whose own secret
 (`instance_secret.py`) the header must carry, so its `instance` and `date_time` are read
-first. A body older than its replay window (`contract/replay.py`) is refused: within it,
-GATEWAY_IN's duplicate window drops a replay. A body we cannot decode gets a 400 naming the
-field and nothing is stored, so a bad sender learns at once; NATS being unreachable gets a
-503, so the sender retries and nothing is lost. Retries are harmless: the raw message carries
-a `Nats-Msg-Id` derived from the delivery. The typed observation in GATEWAY_OBS is derived
-after the 200 by ingest/deriver.py, from the stored body with the same decoders:
-one publish per request, and what is decoded here only decides 400 or not.
+first; a Cloud API body is signed whole (`X-Hub-Signature-256`), so the signature is checked
+on the raw bytes before any of it is decoded, and each message's and status's `timestamp`
+must lie in the replay window. A body older than its replay window (`contract/replay.py`) is
+refused: within it, GATEWAY_IN's duplicate window drops a replay. A body we cannot decode
+gets a 400 naming the field and nothing is stored, so a bad sender learns at once; NATS
+being unreachable gets a 503, so the sender retries and nothing is lost. Retries are
+harmless: the raw message carries a `Nats-Msg-Id` derived from the delivery. The typed
+observation in GATEWAY_OBS is derived after the 200 by ingest/deriver.py, from the stored
+body with the same decoders: one publish per request, and what is decoded here only decides
+400 or not.
 
 Mount on any aiohttp application::
 
-    app[WEBHOOK_INGRESS] = WebhookIngress(js, clock, evolution_secret=..., salvy_secret=...)
-    app.add_routes(webhook_routes())
+    app[WEBHOOK_INGRESS] = WebhookIngress(js, clock, evolution_secret=..., salvy_secret=...,
+                                          cloud_api_secret=..., cloud_api_verify_token=...)
+    app.add_routes(webhook_routes())  # each open to strangers: WEBHOOK_ACCESS says so
 """
 
 from __future__ import annotations
@@ -32,35 +37,47 @@ from nats.js.client import JetStreamContext
 
 from julia_chips.clock import Clock
 from julia_chips.contract.observations import SmsReceived
-from julia_chips.contract.replay import EVOLUTION
+from julia_chips.contract.replay import CLOUD_API, EVOLUTION, SVIX
 from julia_chips.contract.subjects import JuliaHeader, SubjectTokenInvalid, gateway_raw
 from julia_chips.contract.timestamps import AwareDatetime
+from julia_chips.gateways.cloud_api import signature as meta
+from julia_chips.gateways.cloud_api.webhook import decode_cloud_api
 from julia_chips.gateways.evolution.instance_secret import SECRET_HEADER, secret_matches
 from julia_chips.gateways.evolution.webhook import decode_evolution
 from julia_chips.gateways.http_exchange import UNREADABLE
 from julia_chips.gateways.salvy import svix
 from julia_chips.gateways.salvy.webhook import decode_salvy
+from julia_chips.http.auth import Access
 from julia_chips.ingest.outcomes import Ignored, WebhookRejected
 from julia_chips.jetstream.acked_publish import AckedPublisher
 
 log = logging.getLogger(__name__)
 
 MAX_BODY = 256 * 1024  # bytes; Evolution's biggest useful body (a long text) is far below
-NO_ACCOUNT = "none"  # GATEWAY_IN key for Salvy events that name no phone account
+NO_ACCOUNT = "none"  # GATEWAY_IN key for Salvy and Cloud API events that name no account
+EVOLUTION_PATH, SALVY_PATH, CLOUD_API_PATH = (
+    "/webhooks/evolution", "/webhooks/salvy", "/webhooks/cloud-api")
+# Open to anyone without a bearer token: each route checks its sender's signature itself.
+WEBHOOK_ACCESS = {path: Access.OPEN for path in (EVOLUTION_PATH, SALVY_PATH, CLOUD_API_PATH)}
 
 
 class WebhookIngress:
-    """What the routes need: JetStream, the clock, and the two secrets.
+    """What the routes need: JetStream, the clock, and the secrets.
 
     :param evolution_secret: the master the instances' secrets are derived from.
     :param salvy_secret: Svix's `whsec_...`; ValueError now when it is not base64.
+    :param cloud_api_secret: the Meta app secret the Cloud API signs bodies with.
+    :param cloud_api_verify_token: what Meta's subscription handshake must present.
     :param publish_timeout: seconds to wait for JetStream's ack before answering 503.
     :param max_body: bytes; a bigger body is refused with 413 before it is read.
+    :param clock_speed: how much faster than the wall `clock` runs (the demo's): the replay
+        windows stretch with it (`ReplayWindow.scaled`).
     """
 
     def __init__(self, js: JetStreamContext, clock: Clock, *, evolution_secret: str | None,
-                 salvy_secret: str | None, publish_timeout: float = 2.0,
-                 max_body: int = MAX_BODY) -> None:
+                 salvy_secret: str | None, cloud_api_secret: str | None = None,
+                 cloud_api_verify_token: str | None = None, publish_timeout: float = 2.0,
+                 max_body: int = MAX_BODY, clock_speed: float = 1.0) -> None:
         if salvy_secret is not None:
             svix.check_secret(salvy_secret)
         self.js = js
@@ -70,8 +87,13 @@ class WebhookIngress:
         self.clock = clock
         self.evolution_secret = evolution_secret
         self.salvy_secret = salvy_secret
+        self.cloud_api_secret = cloud_api_secret
+        self.cloud_api_verify_token = cloud_api_verify_token
         self.publish_timeout = publish_timeout
         self.max_body = max_body
+        self.evolution_window = EVOLUTION.scaled(clock_speed)
+        self.salvy_window = SVIX.scaled(clock_speed)
+        self.cloud_api_window = CLOUD_API.scaled(clock_speed)
 
 
 WEBHOOK_INGRESS = web.AppKey("webhook_ingress", WebhookIngress)
@@ -97,9 +119,11 @@ class _SalvyEnvelope(msgspec.Struct, kw_only=True):
 
 
 def webhook_routes() -> list[web.RouteDef]:
-    """The two routes; the application must hold a WebhookIngress under WEBHOOK_INGRESS."""
-    return [web.post("/webhooks/evolution", evolution_webhook),
-            web.post("/webhooks/salvy", salvy_webhook)]
+    """The routes; the application must hold a WebhookIngress under WEBHOOK_INGRESS."""
+    return [web.post(EVOLUTION_PATH, evolution_webhook),
+            web.post(SALVY_PATH, salvy_webhook),
+            web.post(CLOUD_API_PATH, cloud_api_webhook),
+            web.get(CLOUD_API_PATH, cloud_api_subscription, allow_head=False)]
 
 
 def create_webhook_app(ingress: WebhookIngress) -> web.Application:
@@ -124,7 +148,7 @@ async def evolution_webhook(request: web.Request) -> web.Response:
     if not secret_matches(ingress.evolution_secret, claim.instance,
                           request.headers.get(SECRET_HEADER)):
         return _answer(401, f"bad or missing {SECRET_HEADER} for this instance")
-    if not EVOLUTION.admits(claim.date_time, received_at):
+    if not ingress.evolution_window.admits(claim.date_time, received_at):
         return _answer(400, f"evolution webhook: date_time {claim.date_time.isoformat()} is "
                        "outside the replay window (Evolution must run with TZ=UTC) - at "
                        "`$.date_time`")
@@ -144,7 +168,8 @@ async def salvy_webhook(request: web.Request) -> web.Response:
         return _answer(401, "salvy webhook secret not configured")
     received_at = ingress.clock.now()
     try:
-        signed = svix.check_headers(request.headers, now=received_at)
+        signed = svix.check_headers(request.headers, now=received_at,
+                                    window=ingress.salvy_window)
     except svix.SignatureInvalid as exc:  # before the body is read: strangers are cheap
         return _answer(401, str(exc))
     body = await _read_limited(request, ingress.max_body)
@@ -162,6 +187,43 @@ async def salvy_webhook(request: web.Request) -> web.Response:
         return _answer(400, str(exc))
     msg_id = "svix:" + signed.msg_id  # Svix retries keep the id: dedupe
     return await _store_then_answer(ingress, raw_subject, body, msg_id, received_at)
+
+
+async def cloud_api_webhook(request: web.Request) -> web.Response:
+    ingress = request.app[WEBHOOK_INGRESS]
+    if ingress.cloud_api_secret is None:
+        return _answer(401, "cloud api app secret not configured")
+    body = await _read_limited(request, ingress.max_body)
+    if body is None:
+        return _answer(413, f"body larger than {ingress.max_body} bytes")
+    received_at = ingress.clock.now()
+    try:
+        # Signed whole: nothing of the body is read before the signature matches.
+        meta.check_signature(ingress.cloud_api_secret,
+                             request.headers.get(meta.SIGNATURE_HEADER), body)
+    except meta.SignatureInvalid as exc:
+        return _answer(401, str(exc))
+    try:
+        found = decode_cloud_api(body)
+        raw_subject = gateway_raw("cloud_api", found.number_id or NO_ACCOUNT)
+    except (WebhookRejected, SubjectTokenInvalid) as exc:
+        return _answer(400, str(exc))
+    for path, stamp in found.stamps:
+        if not ingress.cloud_api_window.admits(stamp, received_at):
+            return _answer(400, f"cloud api webhook: timestamp {stamp.isoformat()} is outside "
+                           f"the replay window - at `{path}`")
+    msg_id = "meta:" + hashlib.blake2b(body, digest_size=16).hexdigest()  # Meta retries as is
+    return await _store_then_answer(ingress, raw_subject, body, msg_id, received_at)
+
+
+async def cloud_api_subscription(request: web.Request) -> web.Response:
+    """Meta's handshake when the webhook URL is set: echo `hub.challenge` to our token."""
+    ingress = request.app[WEBHOOK_INGRESS]
+    challenge = meta.challenge_answer(request.query, ingress.cloud_api_verify_token)
+    if challenge is None:
+        return _answer(403, "hub.mode must be subscribe and hub.verify_token ours - at "
+                       "`hub.verify_token`")
+    return web.Response(text=challenge, content_type="text/plain")
 
 
 def _salvy_account(body: bytes, observation: SmsReceived | Ignored) -> str:

@@ -50,20 +50,27 @@ def body(decode: Callable[[bytes], T]) -> Decode[T]:
     return lambda msg: decode(msg.data)
 
 
+def with_headers(decode: Callable[[bytes, dict[str, str] | None], T]) -> Decode[T]:
+    """A decoder of the body and its headers, for versioned events (the upcasters)."""
+    return lambda msg: decode(msg.data, msg.headers)
+
+
 class Follower(Generic[T]):
     """Hands `subjects`' events on `stream` to `apply`, oldest first.
 
     :param reader: who reads, in the log and the undecodable-message count.
     :param since: start with the messages stored from this time on (the ledger's horizon).
+    :param after_seq: start after this stream sequence instead (a dashboard client resuming
+        where it was, or starting at the stream's end for only what comes next).
     :param live: go on following after the replay (until `stop`); otherwise stop there.
     """
 
     def __init__(self, js: JetStreamContext, stream: Stream, subjects: str, decode: Decode[T],
                  apply: Apply[T], *, reader: str, since: datetime | None = None,
-                 live: bool = True) -> None:
+                 after_seq: int | None = None, live: bool = True) -> None:
         self._js, self._stream, self._subjects = js, stream, subjects
         self._decode, self._apply = decode, apply
-        self._reader, self._since, self._live = reader, since, live
+        self._reader, self._since, self._after, self._live = reader, since, after_seq, live
         self._sub: Subscription | None = None
         self.last_seq = 0  # stream sequence of the last message handed over
         self.seen = 0  # messages handed over, folded or skipped
@@ -71,12 +78,10 @@ class Follower(Generic[T]):
 
     async def start(self) -> None:
         """Subscribe, and return once the messages stored before now have been handed over."""
-        since = self._since
-        config = ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_TIME,
-                                opt_start_time=since) if since else None
+        config = self._start_config()
         self._sub = await self._js.subscribe(
             self._subjects, stream=str(self._stream), cb=self._on_msg, ordered_consumer=True,
-            config=config, deliver_policy=None if since else DeliverPolicy.ALL,
+            config=config, deliver_policy=None if config else DeliverPolicy.ALL,
             pending_msgs_limit=-1, pending_bytes_limit=-1)
         info = await self._sub.consumer_info()
         if info.num_pending == 0 and not (info.delivered and info.delivered.consumer_seq):
@@ -84,6 +89,15 @@ class Follower(Generic[T]):
         await self.caught_up.wait()
         if not self._live:
             await self.stop()
+
+    def _start_config(self) -> ConsumerConfig | None:
+        if self._after is not None:
+            return ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+                                  opt_start_seq=self._after + 1)
+        if self._since is not None:
+            return ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_TIME,
+                                  opt_start_time=self._since)
+        return None
 
     async def stop(self) -> None:
         if self._sub is not None:

@@ -20,6 +20,7 @@ from julia_chips.contract.subjects import (
     FLEET_BRAKE_RELEASE,
     GATEWAY_SIGNALS,
     OPS_COMMANDS,
+    PRESENCE,
     Bucket,
     Stream,
 )
@@ -77,7 +78,10 @@ def inbox(role: str) -> Permissions:
 
 
 ANSWERS = _pub("_INBOX.>")  # replies to requesters, each under its own role's inbox
-LEASES = kv(Bucket.SHARD_LEASES)
+# A lease holder subscribes to its presence subject; a standby probes another's (publish).
+# Any holder may subscribe to any name: one that posed as another would only make it look
+# alive, so its standbys wait for the TTL (jetstream/leases/presence.py).
+LEASES = kv(Bucket.SHARD_LEASES) | _pub(PRESENCE) | _sub(PRESENCE)
 
 EDGE = _pub("gw.in.>") | inbox("edge")
 WORKER = (JS_INFO | reads(Stream.CHIP_CMDS) | reads(Stream.CHIP_EVENTS) | _pub("chip.evt.>")
@@ -87,7 +91,8 @@ PROJECTIONS = (JS_INFO | LEASES | reads(Stream.CHIP_EVENTS) | reads(Stream.ROUTE
                | reads(Stream.ACTIVATIONS) | reads(Stream.DEAD_LETTER) | inbox("projections"))
 BALANCER = (JS_INFO | LEASES | reads(Stream.ROUTE_CMDS) | reads(Stream.ROUTE_EVENTS)
             | reads(Stream.MSG_EVENTS) | reads(Stream.CHIP_EVENTS) | reads(Stream.FLEET_EVENTS)
-            | _pub("route.evt.>", "msg.evt.>", "dlq.>") | ANSWERS | inbox("balancer"))
+            | kv(Bucket.DOCTOR_KEYS) | _pub("route.evt.>", "msg.evt.>", "dlq.>") | ANSWERS
+            | inbox("balancer"))
 ACTIVATOR = (JS_INFO | LEASES | reads(Stream.CHIP_EVENTS) | reads(Stream.ACTIVATIONS)
              | reads(Stream.GATEWAY_OBS) | _pub("activation.evt.>", "chip.cmd.>")
              | inbox("activator"))
@@ -107,6 +112,9 @@ RUN_ONLY = (reads(Stream.GATEWAY_OBS) | reads(Stream.DEAD_LETTER) | _sub(OPS_COM
             | _pub("chip.cmd.>", "route.cmd.>", "gw.obs.>", "msg.evt.>",
                    f"$JS.API.STREAM.PURGE.{Stream.DEAD_LETTER}",
                    f"$JS.API.STREAM.MSG.DELETE.{Stream.DEAD_LETTER}",
+                   # the erasure deletes what holds an erased doctor's phone or texts
+                   *(f"$JS.API.STREAM.MSG.DELETE.{s}" for s in (
+                       Stream.ROUTE_EVENTS, Stream.GATEWAY_IN, Stream.GATEWAY_OBS)),
                    "$JS.API.STREAM.CREATE.*", "$JS.API.STREAM.UPDATE.*"))
 SYSTEM = (EDGE | WORKER | PROJECTIONS | BALANCER | ACTIVATOR | HEALTH_MONITOR | DERIVER
           | RUN_ONLY | inbox("system"))

@@ -1,8 +1,9 @@
 """The operations desk: answers operator requests on `ops.cmd.>` (core NATS request/reply).
 
 Every `run` process has one, in the queue group `operations`, so one of them answers each
-request and none needs a lease: the work is the functions in `dead_letters.py` and
-`unknown_sends.py`, which are safe to run from anywhere (JetStream orders the writes).
+request and none needs a lease: the work is the functions in `dead_letters.py`,
+`unknown_sends.py` and `erasure.py`, which are safe to run from anywhere (JetStream orders
+the writes).
 A request whose reply subject breaks the reply-subject rule is not carried out at all:
 these change stored state, and an operator who cannot be told what happened must ask again.
 """
@@ -25,7 +26,7 @@ from julia_chips.contract.codec import ENCODER
 from julia_chips.contract.subjects import OPS_COMMANDS, OpsSubject
 from julia_chips.jetstream.acked_publish import AckedPublisher
 from julia_chips.jetstream.reply_subjects import DEFAULT_REPLY_PREFIXES, reply_refusal
-from julia_chips.operations import dead_letters, unknown_sends
+from julia_chips.operations import dead_letters, erasure, unknown_sends
 from julia_chips.operations.dead_letters import OperationRefused
 
 log = logging.getLogger(__name__)
@@ -53,14 +54,19 @@ ROUTES: dict[str, tuple[type[ops.OpsRequest], Handler]] = {
     OpsSubject.UNKNOWN_SEND_SETTLE: (
         ops.SettleUnknownSend,
         lambda d, r: unknown_sends.settle_unknown_send(d.js, d.publisher, d.clock, r)),
+    OpsSubject.DOCTOR_ERASE: (
+        ops.EraseDoctor, lambda d, r: erasure.erase_doctor(d.nc, d.phone_secret, r)),
 }
 _DECODERS = {subject: msgspec.json.Decoder(kind) for subject, (kind, _) in ROUTES.items()}
 
 
 class OperationsDesk:
     def __init__(self, nc: NATS, clock: Clock,
-                 reply_prefixes: tuple[str, ...] = DEFAULT_REPLY_PREFIXES) -> None:
-        self.nc = nc
+                 reply_prefixes: tuple[str, ...] = DEFAULT_REPLY_PREFIXES,
+                 phone_secret: bytes = b"") -> None:
+        """:param phone_secret: JULIA_PHONE_KEY, the key of the phones' hash (erasure)."""
+        self.nc: NATS = nc
+        self.phone_secret: bytes = phone_secret
         self.js: JetStreamContext = nc.jetstream()
         self.clock: Clock = clock
         self.publisher: AckedPublisher = AckedPublisher(nc)

@@ -15,6 +15,7 @@ from nats.js.client import JetStreamContext
 
 from julia_chips.contract.chip import Status
 from julia_chips.contract.subjects import Stream
+from julia_chips.contract.subjects import is_uuid as is_chip_id
 from julia_chips.jetstream.stored_chip_event import read_chip_event
 from julia_chips.projections.base import Envelope, Fold
 from julia_chips.projections.bought_numbers import BoughtNumber, bought_numbers, with_bought_number
@@ -26,7 +27,6 @@ from julia_chips.projections.rows.chip import (
     as_record,
     from_record,
 )
-from julia_chips.projections.rows.chip import is_uuid as is_chip_id
 
 log = logging.getLogger(__name__)
 

@@ -17,6 +17,7 @@ import msgspec
 from julia_chips.contract.messages import decode_message_event
 from julia_chips.contract.route import decode_route_event
 from julia_chips.contract.subjects import Stream
+from julia_chips.jetstream.follower import body, with_headers
 from julia_chips.projections.keyed import KeyedProjection, RowTable
 from julia_chips.projections.rows.doctor import (
     AttemptRow,
@@ -41,11 +42,11 @@ def _doctor_key(event: Any) -> str:
 def doctor_projections() -> tuple[KeyedProjection, ...]:
     return (
         KeyedProjection("doctors", Stream.ROUTE_EVENTS, "route.evt.>", DOCTORS,
-                        decode_route_event, _doctor_key, doctor_step),
+                        with_headers(decode_route_event), _doctor_key, doctor_step),
         KeyedProjection("route_backlog", Stream.ROUTE_EVENTS, "route.evt.>", BACKLOG,
-                        decode_route_event, backlog_key, backlog_step),
+                        with_headers(decode_route_event), backlog_key, backlog_step),
         KeyedProjection("message_attempts", Stream.MSG_EVENTS, "msg.evt.>", ATTEMPTS,
-                        decode_message_event, attempt_key, attempt_step),
+                        body(decode_message_event), attempt_key, attempt_step),
     )
 
 

@@ -23,7 +23,7 @@ from julia_chips.projections.base import Envelope, Fold
 
 Step = Callable[[Any, int, Any], Any]  # (stored row or None, seq, event) -> row or None
 KeyOf = Callable[[Any], "str | None"]  # the row an event lands in; None: not ours
-Decode = Callable[[bytes], Any]
+Decode = Callable[[Msg], Any]  # `jetstream/follower.py` `body` or `with_headers`
 _PG = {datetime: "timestamptz", bool: "bool", int: "int8", float: "float8", str: "text"}
 
 
@@ -104,7 +104,7 @@ class KeyedProjection:
         self._table, self._decode, self._key_of, self._step = table, decode, key_of, step
 
     def decode(self, msg: Msg) -> Any:
-        return self._decode(msg.data)
+        return self._decode(msg)
 
     async def begin(self, conn: asyncpg.Connection, batch: Sequence[Envelope]) -> Fold:
         keys = {k for e in batch if e.event is not None

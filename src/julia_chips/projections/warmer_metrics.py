@@ -15,10 +15,9 @@ from nats.aio.msg import Msg
 from nats.js.client import JetStreamContext
 
 from julia_chips.contract.chip import WarmDayCompleted
-from julia_chips.contract.subjects import Stream
+from julia_chips.contract.subjects import Stream, is_uuid
 from julia_chips.jetstream.stored_chip_event import read_chip_event
 from julia_chips.projections.base import Envelope, Fold
-from julia_chips.projections.rows.chip import is_uuid
 from julia_chips.projections.rows.warmer import COLUMNS, warmer_record
 
 log = logging.getLogger(__name__)

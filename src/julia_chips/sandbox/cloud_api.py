@@ -1,9 +1,16 @@
-"""A sandbox WhatsApp Cloud API: the Graph phone-number endpoints the registrar uses.
+"""A sandbox WhatsApp Cloud API: the Graph phone-number endpoints the registrar uses, and
+the webhooks Meta posts for a registered number.
 
 request_code texts the code through the Salvy sandbox, so it arrives as a signed
 `sms.received` webhook, as in production. It enforces Meta's register budget (10 per number
 per 72 h → 133016). Faults: `corrupt_codes` (the SMS carries a code that will not verify),
 `silence` (no SMS is sent).
+
+A message sent through a registered number (the sandbox Evolution's WHATSAPP-BUSINESS
+instances hand theirs over: `react`) gets Meta's `statuses` webhooks (`sent`, then the
+doctor's `delivered` and `read`) and the doctor's reply as a `messages` webhook, signed with
+`app_secret` (`X-Hub-Signature-256`) and posted to `webhook_url`. Brazilian mobiles are
+written as WhatsApp ids without their ninth digit, as Meta writes many of them.
 """
 
 from __future__ import annotations
@@ -11,10 +18,17 @@ from __future__ import annotations
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
+import msgspec
 from aiohttp import web
 
+from julia_chips.clock import Clock, SystemClock
+from julia_chips.gateways.cloud_api.signature import SIGNATURE_HEADER, sign
+from julia_chips.gateways.evolution.jid import digits_only
+from julia_chips.sandbox.doctors import Reaction
 from julia_chips.sandbox.salvy_api import SalvyWorld
+from julia_chips.sandbox.webhook_poster import WebhookPoster
 
 GRAPH_VERSION = "v21.0"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -41,6 +55,63 @@ class CloudApiWorld:
     corrupt_codes: int = 0
     silence: bool = False
     register_limit: int = 10
+    app_secret: str = ""  # Meta's app secret: signs the webhooks
+    webhook_url: str | None = None  # our /webhooks/cloud-api (set in Meta's app dashboard)
+    poster: WebhookPoster | None = None
+    clock: Clock = field(default_factory=SystemClock)  # dates the webhooks' `timestamp`s
+
+    def registered(self, number_id: str | None) -> SandboxNumber | None:
+        """The number behind a Graph id, once registered: only those send and get webhooks."""
+        number = self.numbers.get(number_id or "")
+        return number if number is not None and number.registered else None
+
+    def react(self, number: SandboxNumber, phone: str, message_id: str,
+              reactions: list[Reaction]) -> None:
+        """Post what Meta reports of one message sent to `phone`: `sent` at once, then each
+        of the doctor's reactions after its delay."""
+        self._post(number, {"statuses": [self._status(message_id, phone, "sent")]})
+        for reaction in reactions:
+            if reaction.kind == "reply":
+                value = {"contacts": [{"profile": {"name": ""}, "wa_id": _wa_id(phone)}],
+                         "messages": [self._message(phone, reaction.text or "")]}
+            else:
+                value = {"statuses": [self._status(message_id, phone, reaction.kind)]}
+            self._post(number, value, delay=reaction.after)
+
+    def _status(self, message_id: str, phone: str, status: str) -> dict[str, Any]:
+        return {"id": message_id, "status": status, "timestamp": self._now(),
+                "recipient_id": _wa_id(phone),
+                "conversation": {"id": secrets.token_hex(16), "origin": {"type": "service"}},
+                "pricing": {"billable": False, "pricing_model": "PMP", "category": "service"}}
+
+    def _message(self, phone: str, text: str) -> dict[str, Any]:
+        return {"from": _wa_id(phone), "id": f"wamid.{secrets.token_hex(16).upper()}",
+                "timestamp": self._now(), "type": "text", "text": {"body": text}}
+
+    def _now(self) -> str:
+        return str(int(self.clock.now().timestamp()))
+
+    def _post(self, number: SandboxNumber, value: dict[str, Any], delay: float = 0.0) -> None:
+        if self.webhook_url is None or self.poster is None:
+            return
+        metadata = {"display_phone_number": digits_only(number.phone),
+                    "phone_number_id": number.id}
+        body = _ENCODER.encode({"object": "whatsapp_business_account", "entry": [{
+            "id": self.waba_id, "changes": [{"field": "messages", "value": {
+                "messaging_product": "whatsapp", "metadata": metadata, **value}}]}]})
+        self.poster.post(self.webhook_url, body, {SIGNATURE_HEADER: sign(self.app_secret, body)},
+                         delay=delay)
+
+
+def _wa_id(phone: str) -> str:
+    """The WhatsApp id Meta writes for `phone`: a Brazilian mobile without its ninth digit."""
+    digits = digits_only(phone)
+    if len(digits) == 13 and digits.startswith("55") and digits[4] == "9":
+        return digits[:4] + digits[5:]
+    return digits
+
+
+_ENCODER = msgspec.json.Encoder()
 
 
 WORLD = web.AppKey("cloud_api_world", CloudApiWorld)

@@ -16,17 +16,31 @@ from julia_chips.gateways.evolution.jid import digits_only, jid_from_phone
 from julia_chips.sandbox.evolution_world import EvolutionWorld, SandboxInstance
 
 WORLD = web.AppKey("evolution_world", EvolutionWorld)
+HOST = web.AppKey("evolution_host", str)  # a host's own listener: its instances
+GATEWAY_UP: web.AppKey[Callable[[], bool]] = web.AppKey("evolution_gateway_up")
 _INTEGRATIONS = frozenset({"WHATSAPP-BAILEYS", "WHATSAPP-BUSINESS", "EVOLUTION"})
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 InstanceHandler = Callable[[web.Request, SandboxInstance], Awaitable[web.Response]]
 
 
-def create_evolution_app(world: EvolutionWorld) -> web.Application:
-    """The aiohttp application; serve it on 127.0.0.1 only."""
+def create_evolution_app(world: EvolutionWorld, *, host: str | None = None,
+                         gateway_up: Callable[[], bool] | None = None) -> web.Application:
+    """The aiohttp application; serve it on 127.0.0.1 only.
+
+    :param host: this listener is that VPS host's own gateway: the instances created through
+        it are the host's, and `fetchInstances` lists only those (the host scripts count its
+        slots so). Every listener reaches every instance otherwise: one world behind them.
+    :param gateway_up: while it says False, the listener answers 503 (the host's gateway down).
+    """
     app = web.Application(middlewares=[_outage])
     app[WORLD] = world
+    if host is not None:
+        app[HOST] = host
+    if gateway_up is not None:
+        app[GATEWAY_UP] = gateway_up
     app.add_routes([
         web.post("/instance/create", _create),
+        web.get("/instance/fetchInstances", _fetch_instances),
         web.get("/instance/connect/{name}", _connect),
         web.get("/instance/connectionState/{name}", _state),
         web.post("/instance/restart/{name}", _restart),
@@ -49,10 +63,17 @@ def error(status: int, message: Any) -> web.Response:
 @web.middleware
 async def _outage(request: web.Request, handler: Handler) -> web.StreamResponse:
     world = request.app[WORLD]
+    up = request.app.get(GATEWAY_UP)
     if world.outage_requests > 0:
         world.outage_requests -= 1
-        return web.json_response({"status": 503, "error": "Service Unavailable"}, status=503)
+        return _unavailable()
+    if up is not None and not up():
+        return _unavailable()
     return await handler(request)
+
+
+def _unavailable() -> web.Response:
+    return web.json_response({"status": 503, "error": "Service Unavailable"}, status=503)
 
 
 def _guard(request: web.Request) -> SandboxInstance | web.Response:
@@ -128,9 +149,28 @@ async def _create(request: web.Request) -> web.Response:
         webhook_headers=dict(hook.get("headers") or {}),
         events=frozenset(hook.get("events") or ()),
         number=body.get("number"),
+        host=request.app.get(HOST),
     )
     world.instances[name] = instance
     return web.json_response(_created(instance, hook), status=201)
+
+
+async def _fetch_instances(request: web.Request) -> web.Response:
+    """v2's list (the fields of its DB rows that matter here), global key only; a host's
+    listener lists that host's instances, the shared one all."""
+    world = request.app[WORLD]
+    if request.headers.get("apikey") != world.api_key:
+        return error(401, "Unauthorized")
+    host, name = request.app.get(HOST), request.query.get("instanceName")
+    rows = [i for i in world.instances.values()
+            if (host is None or i.host == host) and name in (None, i.name)]
+    if name is not None and not rows:
+        return error(404, [f'Instance "{name}" not found'])
+    return web.json_response([{
+        "id": i.instance_id, "name": i.name, "connectionStatus": i.state,
+        "ownerJid": f"{i.number}@s.whatsapp.net" if i.state == "open" and i.number else None,
+        "integration": i.integration, "number": i.number,
+    } for i in rows])  # fmt: skip
 
 
 def _created(instance: SandboxInstance, hook: dict[str, Any]) -> dict[str, Any]:

@@ -12,13 +12,16 @@ import asyncio
 import itertools
 import secrets
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import msgspec
 
 from julia_chips.clock import Clock
 from julia_chips.gateways.evolution.jid import jid_from_phone
+from julia_chips.sandbox.cloud_api import CloudApiWorld
 from julia_chips.sandbox.doctors import DoctorPopulation
 from julia_chips.sandbox.webhook_poster import WebhookPoster
 
@@ -44,6 +47,7 @@ class SandboxInstance:
     connect_error: str | None = None
     pairing_code: str | None = None  # the last one `connect` gave, until it is entered
     qr: str | None = None
+    host: str | None = None  # the host whose gateway listener created it (`fetchInstances`)
 
 
 class EvolutionWorld:
@@ -66,6 +70,7 @@ class EvolutionWorld:
         self.doctors = doctors
         self.instances: dict[str, SandboxInstance] = {}
         self.server_url = ""
+        self.cloud_api: CloudApiWorld | None = None  # where WHATSAPP-BUSINESS numbers live
         self.outage_requests = 0
         self._poster = poster
         self.link_delay = link_delay  # None: links wait for `link()` or `enter_pairing_code()`
@@ -84,11 +89,11 @@ class EvolutionWorld:
         instance = self.instances[name]
         if code in TERMINAL_CLOSE_CODES:
             instance.state = "close"
-            self._emit(instance, "connection.update", _state(instance, "close", code))
+            self._emit(instance, "connection.update", lambda: _state(instance, "close", code))
             return
-        self._emit(instance, "connection.update", _state(instance, "connecting", 200))
+        self._emit(instance, "connection.update", lambda: _state(instance, "connecting", 200))
         instance.state = "open"
-        self._emit(instance, "connection.update", self._open_data(instance))
+        self._emit(instance, "connection.update", lambda: self._open_data(instance))
 
     def ban(self, name: str) -> None:
         """WhatsApp bans the number: closes with 403 and the instance can never link again."""
@@ -113,7 +118,7 @@ class EvolutionWorld:
         """connect on a closed instance: now `connecting`; opens after `link_delay`."""
         instance.state = "connecting"
         instance.number = number or instance.number
-        self._emit(instance, "connection.update", _state(instance, "connecting", 200))
+        self._emit(instance, "connection.update", lambda: _state(instance, "connecting", 200))
         if self.link_delay is not None and not instance.banned:
             self._emit_open_later(instance, self.link_delay)
 
@@ -140,24 +145,43 @@ class EvolutionWorld:
         instance = self.instances[name]
         instance.state = "open"
         instance.pairing_code = instance.qr = None
-        self._emit(instance, "connection.update", self._open_data(instance))
+        self._emit(instance, "connection.update", lambda: self._open_data(instance))
 
     def logout(self, instance: SandboxInstance) -> None:
         instance.state = "close"
-        self._emit(instance, "connection.update", _state(instance, "close", 401))
+        self._emit(instance, "connection.update", lambda: _state(instance, "close", 401))
 
     def send_text(self, instance: SandboxInstance, phone: str, text: str) -> dict[str, Any]:
-        """Store an outgoing message and schedule the doctor's receipts and reply."""
-        message_id = f"3EB0{next(self._message_ids):016X}"
+        """Store an outgoing message and schedule WhatsApp's server receipt, then the doctor's
+        receipts and reply: as Evolution webhooks (Baileys: `sender` → SERVER_ACK, none →
+        DELIVERY_ACK, `read`), or as the Cloud API's when the instance sends through a number
+        registered there (WHATSAPP-BUSINESS; the id is then Meta's `wamid.`)."""
         jid = jid_from_phone(phone)
+        number = (self.cloud_api.registered(instance.number)
+                  if self.cloud_api is not None and instance.integration == "WHATSAPP-BUSINESS"
+                  else None)
+        if number is not None:
+            message_id = f"wamid.{next(self._message_ids):032X}"
+            assert self.cloud_api is not None
+            self.cloud_api.react(number, phone, message_id, self.doctors.react(phone))
+            return self._sent(instance, jid, message_id, text)
+        message_id = f"3EB0{next(self._message_ids):016X}"
+        self._emit(instance, "messages.update",
+                   partial(self._receipt, instance, message_id, jid, "SERVER_ACK"))
         for reaction in self.doctors.react(phone):
             if reaction.kind == "reply":
-                data = self._inbound(instance, jid, reaction.text or "")
-                self._emit(instance, "messages.upsert", data, delay=reaction.after)
+                self._emit(instance, "messages.upsert",
+                           partial(self._inbound, instance, jid, reaction.text or ""),
+                           delay=reaction.after)
             else:
                 status = "DELIVERY_ACK" if reaction.kind == "delivered" else "READ"
-                data = self._receipt(instance, message_id, jid, status)
-                self._emit(instance, "messages.update", data, delay=reaction.after)
+                self._emit(instance, "messages.update",
+                           partial(self._receipt, instance, message_id, jid, status),
+                           delay=reaction.after)
+        return self._sent(instance, jid, message_id, text)
+
+    def _sent(self, instance: SandboxInstance, jid: str, message_id: str,
+              text: str) -> dict[str, Any]:
         return {
             "key": {"remoteJid": jid, "fromMe": True, "id": message_id},
             "pushName": "",
@@ -182,26 +206,32 @@ class EvolutionWorld:
             self.link(name)
 
     def _emit(
-        self, instance: SandboxInstance, event: str, data: Any, *, delay: float = 0.0
+        self, instance: SandboxInstance, event: str, data: Callable[[], Any], *,
+        delay: float = 0.0,
     ) -> None:
+        """Post `event` after `delay` real seconds; `data` and the stamps are written when
+        it leaves (its `date_time` is then fresh on the receiver's clock)."""
         config_name = event.upper().replace(".", "_")
-        if instance.webhook_url is None:
+        url = instance.webhook_url
+        if url is None:
             return
         if instance.events and config_name not in instance.events:
             return
-        envelope = {
-            "event": event,
-            "instance": instance.name,
-            "data": data,
-            "destination": instance.webhook_url,
-            "date_time": self.clock.now().isoformat(timespec="milliseconds")
-            .replace("+00:00", "Z"),
-            "sender": f"{instance.number}@s.whatsapp.net" if instance.number else None,
-            "server_url": self.server_url,
-            "apikey": None,
-        }
-        body = _ENCODER.encode(envelope)
-        self._poster.post(instance.webhook_url, body, instance.webhook_headers, delay=delay)
+
+        def body() -> bytes:
+            return _ENCODER.encode({
+                "event": event,
+                "instance": instance.name,
+                "data": data(),
+                "destination": url,
+                "date_time": self.clock.now().isoformat(timespec="milliseconds")
+                .replace("+00:00", "Z"),
+                "sender": f"{instance.number}@s.whatsapp.net" if instance.number else None,
+                "server_url": self.server_url,
+                "apikey": None,
+            })
+
+        self._poster.post(url, body, instance.webhook_headers, delay=delay)
 
     def _open_data(self, instance: SandboxInstance) -> dict[str, Any]:
         return {

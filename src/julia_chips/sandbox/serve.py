@@ -6,12 +6,14 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
+from julia_chips.sandbox.vps_host import host_scripts
 from julia_chips.sandbox.world import Sandbox, SandboxKeys, start_sandbox
 
 log = logging.getLogger(__name__)
 
 
-async def serve_sandbox(*, salvy_webhook_url: str | None = None, hosts: int = 10,
+async def serve_sandbox(*, salvy_webhook_url: str | None = None,
+                        cloud_api_webhook_url: str | None = None, hosts: int = 10,
                         host_capacity: int = 10, doctors: int = 50, seed: int = 7,
                         pace: float = 1.0, link_delay: float | None = 1.0,
                         keys: SandboxKeys | None = None,
@@ -19,12 +21,16 @@ async def serve_sandbox(*, salvy_webhook_url: str | None = None, hosts: int = 10
     """Serve every stand-in on 127.0.0.1 until cancelled; URLs are logged, secrets never.
 
     :param salvy_webhook_url: our `/webhooks/salvy` (SMS codes go there, Svix-signed).
+    :param cloud_api_webhook_url: our `/webhooks/cloud-api` (Cloud API numbers' statuses and
+        doctors' replies go there, signed with the app secret).
     :param ready: awaited once everything listens, with the Sandbox (keys, hosts, faults):
         `make run` uses it to start the activator against the sandbox.
     """
-    sandbox = await start_sandbox(salvy_webhook_url=salvy_webhook_url, hosts=hosts,
+    sandbox = await start_sandbox(salvy_webhook_url=salvy_webhook_url,
+                                  cloud_api_webhook_url=cloud_api_webhook_url, hosts=hosts,
                                   host_capacity=host_capacity, doctors=doctors, seed=seed,
-                                  pace=pace, link_delay=link_delay, keys=keys)
+                                  pace=pace, link_delay=link_delay, keys=keys,
+                                  host_scripts=host_scripts())
     try:
         log.info("sandbox Evolution API at %s", sandbox.evolution_url)
         log.info("sandbox Salvy API at %s (SMS webhooks to %s)", sandbox.salvy_url,

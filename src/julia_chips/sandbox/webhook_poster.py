@@ -2,14 +2,16 @@
 
 Delivery is asynchronous (the API call that caused it has already answered), may be
 delayed on purpose to mimic a doctor taking time to read, and is never retried: the real
-Evolution retry queue lives in memory and is lost on restart, so receivers must cope.
+Evolution retry queue lives in memory and is lost on restart, so receivers must cope. A
+delayed body is written when it leaves, so it is stamped by the clock of that moment, as a
+real sender's is (on the demo's accelerated clock a second's delay is most of an hour).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import aiohttp
 
@@ -24,9 +26,10 @@ class WebhookPoster:
         self._tasks: set[asyncio.Task[None]] = set()
 
     def post(
-        self, url: str, body: bytes, headers: Mapping[str, str], *, delay: float = 0.0
+        self, url: str, body: bytes | Callable[[], bytes], headers: Mapping[str, str], *,
+        delay: float = 0.0,
     ) -> None:
-        """Schedule one POST after `delay` seconds."""
+        """Schedule one POST after `delay` real seconds; a callable body is written then."""
         task = asyncio.get_running_loop().create_task(self._deliver(url, body, headers, delay))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -45,10 +48,13 @@ class WebhookPoster:
             await self._session.close()
 
     async def _deliver(
-        self, url: str, body: bytes, headers: Mapping[str, str], delay: float
+        self, url: str, body: bytes | Callable[[], bytes], headers: Mapping[str, str],
+        delay: float,
     ) -> None:
         if delay > 0:
             await asyncio.sleep(delay)
+        if callable(body):
+            body = body()
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
         try:

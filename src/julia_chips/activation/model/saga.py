@@ -22,7 +22,7 @@ import msgspec
 
 from julia_chips.activation.model import steps as act
 from julia_chips.contract import activation as ev
-from julia_chips.contract.activation import RegistrarKind, Step
+from julia_chips.contract.activation import RegistrarKind, Step, instance_name
 
 Phase = Literal["new", "running", "completed", "abandoned", "closed", "retiring", "retired",
                 "relinking"]
@@ -46,7 +46,9 @@ class Saga(msgspec.Struct, frozen=True, kw_only=True):
     instance: str | None = None
     code_requested: bool = False
     sms_after_seq: int = 0
-    code: str | None = None
+    code: str | None = None  # only from sagas stored before codes were no longer kept
+    sms_id: str | None = None  # the SMS with the code: the code step is done
+    sms_seq: int = 0
     registered: bool = False
     obs_after_seq: int = 0
     connected: bool = False
@@ -66,12 +68,6 @@ class Saga(msgspec.Struct, frozen=True, kw_only=True):
     version: int = 0  # events applied
 
 
-def instance_name(chip_id: str) -> str:
-    """Derived, so a retried create collides with our own earlier attempt instead of
-    making a second instance."""
-    return f"chip-{chip_id}"
-
-
 def current_step(saga: Saga) -> Step:
     """The first step not done yet (of the retirement, once retiring)."""
     if saga.phase == "retiring":
@@ -79,7 +75,8 @@ def current_step(saga: Saga) -> Step:
     if saga.phase == "relinking":
         return Step.RELINK
     checks = ((saga.chip_activating, Step.START), (saga.phone_number, Step.NUMBER),
-              (saga.host, Step.HOST), (saga.instance, Step.INSTANCE), (saga.code, Step.CODE),
+              (saga.host, Step.HOST), (saga.instance, Step.INSTANCE),
+              (saga.sms_id or saga.code, Step.CODE),
               (saga.registered, Step.REGISTER), (saga.connected, Step.CONNECTION))
     for done, step in checks:
         if not done:
@@ -160,7 +157,8 @@ def _step_action(saga: Saga, step: Step, policy: act.SagaPolicy, now: datetime) 
             return act.AwaitCode(salvy_account_id=account, after_seq=saga.sms_after_seq,
                                  deadline=started + policy.wait_timeout(Step.CODE))
         case Step.REGISTER:
-            return act.Register(phone_number=phone, code=saga.code or "", host=host,
+            return act.Register(phone_number=phone, salvy_account_id=account,
+                                sms_seq=saga.sms_seq, code=saga.code, host=host,
                                 instance=instance, registrar=saga.registrar)
         case Step.CONNECTION:
             return act.AwaitConnection(instance=instance, host=host,
@@ -242,7 +240,7 @@ def _running(saga: Saga, outcome: act.Outcome, policy: act.SagaPolicy, now: date
         case act.CodeSent() if step is Step.CODE:
             return [stamp(ev.CodeRequested, sms_after_seq=outcome.sms_after_seq)]
         case act.CodeArrived() if step is Step.CODE and saga.code_requested:
-            return [stamp(ev.CodeReceived, code=outcome.code, sms_id=outcome.sms_id)]
+            return [stamp(ev.CodeReceived, sms_id=outcome.sms_id, sms_seq=outcome.sms_seq)]
         case act.Registered() if step is Step.REGISTER:
             return [stamp(ev.NumberRegistered, obs_after_seq=outcome.obs_after_seq)]
         case act.Opened() if step is Step.CONNECTION:
@@ -330,7 +328,8 @@ def evolve(saga: Saga, event: ev.AnyActivationEvent) -> Saga:
             return r(saga, code_requested=True, sms_after_seq=event.sms_after_seq,
                      step_started_at=event.occurred_at, retry_at=None)
         case ev.CodeReceived():
-            return r(saga, code=event.code, step_started_at=None)
+            return r(saga, code=event.code, sms_id=event.sms_id, sms_seq=event.sms_seq,
+                     step_started_at=None)
         case ev.NumberRegistered():
             return r(saga, registered=True, obs_after_seq=event.obs_after_seq,
                      step_started_at=event.occurred_at, retry_at=None)
@@ -385,6 +384,10 @@ _RELEASED_BY: dict[type[ev.ActivationEvent], Step] = {
     ev.HostSlotFreed: Step.FREE_SLOT}
 
 
+# A code to get again: its SMS, and whether one was requested.
+_NO_CODE: dict[str, Any] = {"code": None, "sms_id": None, "sms_seq": 0, "code_requested": False}
+
+
 def _resumed(saga: Saga) -> Saga:
     """Running again from the first step not done, the number kept. The wind-down released
     the host, so the code and the link bound to it are redone on the next one."""
@@ -392,7 +395,7 @@ def _resumed(saga: Saga) -> Saga:
         saga, phase="running", attempts={}, retry_at=None, step_started_at=None,
         failed_step=None, failure_reason=None, failure_retryable=True)
     if saga.host is None:
-        fresh = msgspec.structs.replace(fresh, code=None, code_requested=False,
+        fresh = msgspec.structs.replace(fresh, **_NO_CODE,
                                         registered=False, connected=False)
     return fresh
 
@@ -404,10 +407,10 @@ def _after_failed_attempt(saga: Saga, event: ev.AttemptFailed) -> Saga:
         saga = msgspec.structs.replace(saga, host=None, instance=None,
                                        lost_hosts=(*saga.lost_hosts, saga.host))
         if saga.registrar == "vps":  # the code and the link were bound to that host
-            saga = msgspec.structs.replace(saga, code=None, code_requested=False,
+            saga = msgspec.structs.replace(saga, **_NO_CODE,
                                            registered=False)
     if event.drop_code:
-        saga = msgspec.structs.replace(saga, code=None, code_requested=False,
+        saga = msgspec.structs.replace(saga, **_NO_CODE,
                                        step_started_at=None)
     if event.step is Step.CONNECTION:  # wait again from the retry, not from the first start
         saga = msgspec.structs.replace(saga, step_started_at=event.retry_at)

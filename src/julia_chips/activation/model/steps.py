@@ -53,8 +53,13 @@ class AwaitCode(Action, frozen=True, kw_only=True):
 
 
 class Register(Action, frozen=True, kw_only=True):
+    """Register the number with the code of the SMS at `sms_seq` (read again there: the
+    saga does not keep codes), or with `code` from an older saga that stored it."""
+
     phone_number: str
-    code: str
+    salvy_account_id: str
+    sms_seq: int
+    code: str | None = None
     host: str
     instance: str
     registrar: RegistrarKind
@@ -184,8 +189,8 @@ class CodeSent(Outcome, frozen=True, kw_only=True):
 
 
 class CodeArrived(Outcome, frozen=True, kw_only=True):
-    code: str
     sms_id: str
+    sms_seq: int  # where the SMS is in GATEWAY_OBS: register reads the code there
 
 
 class Registered(Outcome, frozen=True, kw_only=True):
@@ -279,6 +284,14 @@ class SagaPolicy(msgspec.Struct, frozen=True, kw_only=True):
 
     def attempts(self, step: Step) -> int:
         return self.attempts_by_step.get(step, self.max_attempts)
+
+    def scaled(self, speed: float) -> SagaPolicy:
+        """The same real-time bounds on a clock `speed` times faster than the wall (the
+        demo's): an SMS or a pairing takes real seconds, however fast the days go. The call
+        timeout is real time already."""
+        return msgspec.structs.replace(
+            self, wait_timeouts={step: t * speed for step, t in self.wait_timeouts.items()},
+            backoff_base=self.backoff_base * speed, backoff_max=self.backoff_max * speed)
 
     def backoff(self, attempt: int) -> timedelta:
         """Delay before retry `attempt` (1-based): doubling, capped."""

@@ -14,12 +14,14 @@ from typing import Any
 import msgspec
 
 from julia_chips.balancer.model.decide import (
+    ERASED,
     Event,
     Wait,
     attempted,
     place,
     placement_events,
     prospecting_block,
+    queued_key,
 )
 from julia_chips.balancer.model.protection import DEFAULT_PROTECTION, ProtectionPolicy
 from julia_chips.balancer.model.state import BalancerState
@@ -61,7 +63,11 @@ def _serve(state: BalancerState, entry: rt.RequestQueued, now: datetime, cause_i
     common: dict[str, Any] = {"doctor_id": entry.doctor_id, "command_id": cause_id,
                               "occurred_at": now, "request_id": entry.request_id}
     consented = entry.consented or doctor.consented
-    if doctor.opted_out or state.phones.opted_out(key := state.phones.key(entry.doctor_phone)):
+    key = queued_key(state, entry)
+    if key is None or entry.erased:  # the doctor was erased: the key that opened it is gone
+        return [rt.RequestCancelled(event_id=f"{entry.request_id}:cancelled",
+                                    reason=ERASED, **common)]
+    if doctor.opted_out or state.phones.opted_out(key):
         return [rt.RequestCancelled(event_id=f"{entry.request_id}:cancelled",
                                     reason="doctor opted out", **common)]
     if entry.kind == "prospecting":

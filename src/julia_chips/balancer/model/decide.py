@@ -70,7 +70,23 @@ def decide(state: BalancerState, command: rt.AnyRouteCommand, now: datetime,
             return _opt_in(state, command, now)
         case rt.InboundMessage():
             return _inbound(state, command, now)
+        case rt.ForgetDoctor():
+            return _forget(state, command, now)
     raise TypeError(f"unknown request {type(command).__name__}")
+
+
+ERASED = "doctor erased"  # the cancel reason of an entry whose phone and text are gone
+
+
+def _forget(state: BalancerState, command: rt.ForgetDoctor, now: datetime) -> list[Event]:
+    """`DoctorErased`, then the doctor's backlog cancelled: it holds their phone and texts.
+    The rest of what the balancer knows of them (chip, consent, opt-out) is no personal data
+    and stays, so an opted-out doctor stays out."""
+    common = _common(command, command.doctor_id, now)
+    return [rt.DoctorErased(event_id=f"{command.command_id}:erased", **common),
+            *(rt.RequestCancelled(event_id=f"{entry.request_id}:cancelled",
+                                  request_id=entry.request_id, reason=ERASED, **common)
+              for entry in state.backlog.values() if entry.doctor_id == command.doctor_id)]
 
 
 def stranger_id(key: str) -> str:
@@ -125,8 +141,7 @@ def _opt_out(state: BalancerState, command: rt.RouteCommand, doctor_ids: list[st
         return []
     stopped = set(out)
     for entry in state.backlog.values():
-        if entry.doctor_id in stopped or (
-                phone_new and state.phones.key(entry.doctor_phone) == key):
+        if entry.doctor_id in stopped or (phone_new and queued_key(state, entry) == key):
             events.append(rt.RequestCancelled(
                 event_id=f"{command.command_id}:{next(n)}", request_id=entry.request_id,
                 reason="doctor opted out", **_common(command, entry.doctor_id, now)))
@@ -150,10 +165,10 @@ def _send(state: BalancerState, request: rt.SendRequest, doctor: Doctor, now: da
         if blocked is not None:
             raise blocked
     if state.backlog.waiting(request.doctor_id):
-        return [_queued(request, now, "earlier messages to this doctor are still waiting")]
+        return [_queued(request, now, "earlier messages to this doctor are still waiting", key)]
     placement = place(state, doctor, consented, now)
     if isinstance(placement, Wait):
-        return [_queued(request, now, placement.reason)]
+        return [_queued(request, now, placement.reason, key)]
     return [*placement_events(request.doctor_id, request.command_id, placement, consented, now,
                               key),
             attempted(request.doctor_id, request.command_id, placement.chip_id, request.kind,
@@ -238,9 +253,18 @@ def attempted(doctor_id: str, attempt_id: str, chip_id: str, kind: str, consente
                              consented=consented, occurred_at=now)
 
 
-def _queued(request: rt.SendRequest, now: datetime, reason: str) -> rt.RequestQueued:
+def queued_key(state: BalancerState, entry: rt.RequestQueued) -> str | None:
+    """A backlog entry's phone key: stored since v2, taken from the phone in v1 history;
+    None once the entry is erased."""
+    if entry.phone_key is not None:
+        return entry.phone_key
+    return state.phones.key(entry.doctor_phone) if entry.doctor_phone is not None else None
+
+
+def _queued(request: rt.SendRequest, now: datetime, reason: str, key: str
+            ) -> rt.RequestQueued:
     return rt.RequestQueued(event_id=f"{request.command_id}:queued", request_id=request.command_id,
-                            doctor_phone=request.doctor_phone, text=request.text,
+                            doctor_phone=request.doctor_phone, text=request.text, phone_key=key,
                             kind=request.kind, consented=request.consented, reason=reason,
                             doctor_id=request.doctor_id, command_id=request.command_id,
                             occurred_at=now)

@@ -84,6 +84,8 @@ def evolve(state: BalancerState, event: rt.AnyRouteEvent | msg.AnyMessageEvent) 
         case rt.RequestServed() | rt.RequestCancelled():
             state.backlog.remove(event.request_id)
             return state
+        case rt.DoctorErased():
+            return state  # what stays of the doctor here is no personal data (decide.py)
     state.doctors.put(event.doctor_id, doctor)
     return state
 

@@ -37,7 +37,7 @@ from julia_chips.gateways.evolution.wire import (
     StateResponse,
     create_body,
 )
-from julia_chips.gateways.http_exchange import decode_strict, exchange, segment
+from julia_chips.gateways.http_exchange import AnswerTooLarge, decode_strict, exchange, segment
 from julia_chips.privacy import mask_phone
 
 log = logging.getLogger(__name__)
@@ -159,6 +159,8 @@ class EvolutionClient:
             answer = await exchange(self._session, method, self._base + path,
                                     headers=self._headers, timeout=self._timeout, json=json,
                                     params=params)
+        except AnswerTooLarge as exc:
+            raise GatewayError(str(exc)) from exc
         except aiohttp.ClientConnectorError as exc:
             raise GatewayUnavailable(
                 f"cannot reach gateway: {exc.os_error}", status=None, request_sent=False

@@ -19,7 +19,13 @@ import msgspec
 
 from julia_chips.contract.timestamps import AwareDatetime
 from julia_chips.gateways.backoff import Backoff, Sleep, retrying
-from julia_chips.gateways.http_exchange import Params, decode_strict, exchange, segment
+from julia_chips.gateways.http_exchange import (
+    AnswerTooLarge,
+    Params,
+    decode_strict,
+    exchange,
+    segment,
+)
 from julia_chips.gateways.salvy.errors import (
     SalvyError,
     SalvyRateLimited,
@@ -197,6 +203,8 @@ class SalvyClient:
         try:
             answer = await exchange(self._session, method, self._base + path, headers=headers,
                                     timeout=self._timeout, json=json, params=params)
+        except AnswerTooLarge as exc:
+            raise SalvyError(f"salvy: {exc}") from exc
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise SalvyUnavailable(f"salvy unreachable: {type(exc).__name__}") from exc
         if answer.status >= 300:

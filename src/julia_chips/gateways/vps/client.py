@@ -1,11 +1,15 @@
 """Operate VPS hosts over SSH: health, host choice, WhatsApp code request and registration.
 
-Each host runs operator-provided commands that print one JSON object on stdout:
+Each host runs the commands shipped in `deploy/vps/` (README there: install, env file, the
+registration agent they call), each printing one JSON object on stdout:
 
 - status: `{"gateway_up": true, "used_slots": 3}`
 - request code: `{"requested": true}` or `{"requested": false, "reason": "…"}`
 - register: `{"registered": true, "instance": "chip-…"}` or `{"registered": false, "reason": "…"}`
 - release: `{"released": true}`, or `{"released": false}` when the number held no slot there
+
+A command that could not be done exits non-zero (`{"error": "…"}`, the reason on stderr):
+`HostCommandFailed`, with that reason.
 
 Numbers and codes are validated as digits and shell-quoted, so nothing we pass can run as
 shell on the host.

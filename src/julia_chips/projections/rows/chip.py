@@ -8,7 +8,6 @@ writes the very same row.
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 from typing import Any
 
@@ -66,14 +65,6 @@ def review_reason(row: ChipRow) -> str | None:
     if row.status == Status.COOLING.value and row.cooling_until is None:
         return row.cool_reason
     return None
-
-
-def is_uuid(value: str) -> bool:
-    """Chip ids are UUID strings; anything else cannot be a `julia_chips` row."""
-    try:
-        return str(uuid.UUID(value)) == value.lower()
-    except ValueError:
-        return False
 
 
 def _provisioned(event: ev.Provisioned, seq: int) -> ChipRow:

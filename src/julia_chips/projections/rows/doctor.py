@@ -91,6 +91,11 @@ def _doctor_changed(row: DoctorRow, event: rt.AnyRouteEvent) -> DoctorRow:
         case rt.DoctorQuarantined():
             return _r(row, chip_id=None, quarantined_until=event.until,
                       quarantine_reason=event.reason)
+        case rt.DoctorErased():  # the doctor's history goes; the opt-out stays in force
+            return DoctorRow(doctor_id=row.doctor_id, opted_out=row.opted_out,
+                             opted_out_since=row.opted_out_since,
+                             opted_out_source=row.opted_out_source,
+                             first_seen_at=at, updated_at=at, last_seq=row.last_seq)
     return row
 
 

@@ -16,7 +16,13 @@ import aiohttp
 import msgspec
 
 from julia_chips.gateways.evolution.jid import digits_only
-from julia_chips.gateways.http_exchange import UNREADABLE, decode_strict, exchange, segment
+from julia_chips.gateways.http_exchange import (
+    UNREADABLE,
+    AnswerTooLarge,
+    decode_strict,
+    exchange,
+    segment,
+)
 from julia_chips.privacy import mask_phone
 
 log = logging.getLogger(__name__)
@@ -117,6 +123,8 @@ class CloudApiClient:
         try:
             answer = await exchange(self._session, method, self._base + path,
                                     headers=self._headers, timeout=self._timeout, json=data)
+        except AnswerTooLarge as exc:
+            raise CloudApiError(f"graph: {exc}", code=None, status=None) from exc
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise CloudApiError(f"graph unreachable: {type(exc).__name__}", code=None,
                                 status=None) from exc

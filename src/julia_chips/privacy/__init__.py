@@ -29,7 +29,9 @@ def mask_phones_in(text: str) -> str:
 
 def without_credentials(url: str) -> str:
     """`nats://user:pass@host:4222` as `nats://***@host:4222`: a NATS URL's user part may be
-    a password or a bare token, so all of it goes."""
+    a password or a bare token, so all of it goes; each server of a comma-separated list."""
+    if "," in url:
+        return ",".join(without_credentials(server) for server in url.split(","))
     parts = urlsplit(url)
     if "@" not in parts.netloc:
         return url
