@@ -18,6 +18,10 @@ FOREIGN_CHIP_EVENTS = Counter("julia_foreign_chip_events_total",
 UNDECODABLE_MESSAGES = Counter("julia_undecodable_messages_total",
                                "Stored messages a follower could not decode and skipped",
                                ["reader", "stream"])
+# Reads that ended before the reader's own append, by reader (activation/activator.py): a
+# replica or an old leader behind answered; read again, never acted on.
+STALE_READS = Counter("julia_stale_reads_total",
+                      "Reads that missed the reader's own append and were read again", ["reader"])
 # One chip's work that raised in a fleet-wide loop (monitor, scheduler, activator), by part:
 # skipped for that chip so the rest of the fleet goes on (chip_failures.py).
 CHIP_FAILURES = Counter("julia_chip_failures_total",

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import nats
 import pytest
@@ -16,19 +14,9 @@ from julia_chips.contract.subjects import Bucket, Stream
 from julia_chips.embedded.nats_cluster import NatsCluster
 from julia_chips.infrastructure import connect_nats
 from julia_chips.jetstream.streams import ensure_buckets, ensure_streams
+from tests.integration.cluster_fixtures import cluster  # noqa: F401 (fixture)
 
-pytestmark = pytest.mark.own_nats_server
-
-
-@pytest.fixture
-async def cluster(tmp_path: Path) -> AsyncIterator[NatsCluster]:
-    nodes = NatsCluster(tmp_path / "cluster", partitions=4)
-    nodes.start()
-    try:
-        await nodes.ready()
-        yield nodes
-    finally:
-        nodes.stop()
+pytestmark = [pytest.mark.cluster, pytest.mark.own_nats_server]
 
 
 async def _replicas(js: nats.js.JetStreamContext, stream: str) -> int:
@@ -36,7 +24,7 @@ async def _replicas(js: nats.js.JetStreamContext, stream: str) -> int:
 
 
 async def test_a_process_with_fewer_replicas_leaves_the_streams_at_three(
-        cluster: NatsCluster, caplog: pytest.LogCaptureFixture) -> None:
+        cluster: NatsCluster, caplog: pytest.LogCaptureFixture) -> None:  # noqa: F811
     nc = await connect_nats(cluster.url)
     js = nc.jetstream()
     try:
@@ -53,7 +41,7 @@ async def test_a_process_with_fewer_replicas_leaves_the_streams_at_three(
 
 
 async def test_buckets_a_first_process_made_with_one_copy_are_raised(
-        cluster: NatsCluster) -> None:
+        cluster: NatsCluster) -> None:  # noqa: F811
     nc = await connect_nats(cluster.url)
     js = nc.jetstream()
     try:

@@ -24,7 +24,7 @@ from nats.js.client import JetStreamContext
 from julia_chips.app import start_http
 from julia_chips.clock import FixedClock
 from julia_chips.config import Config
-from julia_chips.embedded.nats_server import REPO_NATS_CONF, EmbeddedNats
+from julia_chips.embedded.nats_server import NATS_CONF, EmbeddedNats
 from julia_chips.http.app import create_app
 from julia_chips.http.keys import SUPERVISOR
 from julia_chips.supervisor import SupervisionPolicy, Supervisor
@@ -171,7 +171,7 @@ def _start_run(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
 async def test_run_exits_1_when_a_part_cannot_recover(tmp_path: Path, database_url: str) -> None:
     password = "s3cret-of-the-test"
     conf = tmp_path / "nats.conf"
-    conf.write_text(REPO_NATS_CONF.read_text() + _NO_CHIP_EVENT_CONSUMERS % password)
+    conf.write_text(NATS_CONF.read_text() + _NO_CHIP_EVENT_CONSUMERS % password)
     server = EmbeddedNats(tmp_path / "nats", PARTITIONS, conf=conf)
     server.start()
     log = tmp_path / "run.log"

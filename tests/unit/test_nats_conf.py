@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 
 from julia_chips.config import load_config
-from julia_chips.embedded.nats_server import nats_server_binary, render_conf
+from julia_chips.embedded.nats_server import NATS_CONF, nats_server_binary, render_conf
 from julia_chips.nats_auth.auth_conf import password_variable, render_auth_conf
 from julia_chips.nats_auth.roles import ROLES
 from tests.tls_certificates import self_signed
 
 ROOT = Path(__file__).resolve().parents[2]
-CONFS = [ROOT / "nats.conf", ROOT / "deploy" / "nats-cluster.conf"]
+CONFS = [NATS_CONF, ROOT / "deploy" / "nats-cluster.conf"]
 MAPPING = re.compile(r'"chip\.cmd\.\*":\s*"chip\.cmd\.\{\{partition\((\d+),1\)\}\}\.\{\{wildcard\(1\)\}\}"')
 
 
@@ -44,7 +44,7 @@ def test_config_is_valid_and_maps_commands_to_the_default_partitions(
 
 
 def test_embedded_render_sets_store_dir_and_partition_count(tmp_path: Path) -> None:
-    rendered = render_conf((ROOT / "nats.conf").read_text(), tmp_path / "js", 4)
+    rendered = render_conf(NATS_CONF.read_text(), tmp_path / "js", 4)
     assert f'store_dir: "{tmp_path / "js"}"' in rendered
     found = MAPPING.search(rendered)
     assert found and found.group(1) == "4"

@@ -33,12 +33,14 @@ from julia_chips.contract.subjects import Stream, chip_id_of_event_subject
 from julia_chips.jetstream.event_stream import WriteConflict
 from julia_chips.jetstream.pull_feed import stream_seq
 from julia_chips.jetstream.stored_chip_event import read_chip_event
+from julia_chips.prometheus import STALE_READS
 
 log = logging.getLogger(__name__)
 
 DURABLE = "activator"
 PART = "activator"  # its label in julia_chip_failures_total
 RETRY_DELAY = 1.0  # seconds before a chip's failed step is tried again
+STALE_READ_DELAY = 0.05  # seconds before a saga read short of our own append is read again
 RegistrarChoice = Callable[[chip_ev.Provisioned], RegistrarKind]
 
 
@@ -49,6 +51,17 @@ class ActivatorSettings(msgspec.Struct, frozen=True, kw_only=True):
 
 
 DEFAULT_SETTINGS = ActivatorSettings()
+
+
+class StaleSaga(Exception):
+    """The saga read ends before an event this activator appended: the answer came from a
+    replica (or an old leader) behind the one that acked the append. Folding it would drive
+    an older saga, or none at all (a saga with no events is finished), and the chip would
+    wait in `activating` with nothing said."""
+
+    def __init__(self, chip_id: str, read: int, appended: int) -> None:
+        super().__init__(f"saga of {chip_id} read up to sequence {read}, "
+                         f"but {appended} was appended")
 
 
 class Activator:
@@ -65,6 +78,9 @@ class Activator:
         self._log = ActivationLog(ports.js)
         self._running: dict[str, asyncio.Task[None]] = {}
         self._reload: set[str] = set()
+        # the last sequence this activator appended to each saga it drives: a read that ends
+        # before it is stale (StaleSaga); forgotten when the saga's task ends
+        self._appended: dict[str, int] = {}
         self._gate = asyncio.Semaphore(settings.max_concurrent)
         self._stopping = asyncio.Event()
 
@@ -131,7 +147,7 @@ class Activator:
         saga, last = await self._load(chip_id)
         new = decide(saga, outcome, self._clock.now(), self._settings.policy)
         if new:
-            await self._log.append(chip_id, new, last)
+            self._note_appended(chip_id, await self._log.append(chip_id, new, last))
             self._spawn(chip_id)
 
     def _spawn(self, chip_id: str) -> None:
@@ -147,6 +163,7 @@ class Activator:
         def forget(done: asyncio.Task[None]) -> None:
             if self._running.get(chip_id) is done:
                 del self._running[chip_id]
+                self._appended.pop(chip_id, None)
 
         task.add_done_callback(forget)
 
@@ -160,14 +177,25 @@ class Activator:
                         return
                 except WriteConflict:
                     log.warning("activation of %s moved under us: reloading", chip_id)
+                except StaleSaga as stale:
+                    log.warning("activation: %s (a replica behind): reading again", stale)
+                    STALE_READS.labels(reader=PART).inc()
+                    await asyncio.sleep(STALE_READ_DELAY)
                 except Exception:  # NATS hiccup: back off, then refold and continue
                     chip_failed(PART, chip_id, "driving its activation")
                     await asyncio.sleep(RETRY_DELAY)
 
     async def _load(self, chip_id: str) -> tuple[Saga, int]:
-        """The saga as stored, and the sequence its next append must expect."""
+        """The saga as stored, and the sequence its next append must expect.
+
+        :raises StaleSaga: the read ends before what this activator appended to it."""
         events, last = await self._log.load(chip_id)
+        if last < (appended := self._appended.get(chip_id, 0)):
+            raise StaleSaga(chip_id, last, appended)
         return fold(chip_id, events), last
+
+    def _note_appended(self, chip_id: str, seq: int) -> None:
+        self._appended[chip_id] = max(seq, self._appended.get(chip_id, 0))
 
     async def _drive_once(self, chip_id: str) -> None:
         saga, last = await self._load(chip_id)
@@ -179,6 +207,7 @@ class Activator:
                 continue
             new = decide(saga, outcome, self._clock.now(), policy)
             last = await self._log.append(chip_id, new, last)
+            self._note_appended(chip_id, last)
             for event in new:
                 saga = evolve(saga, event)
                 _log_progress(saga, event)

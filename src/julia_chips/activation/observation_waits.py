@@ -26,9 +26,11 @@ StateProbe = Callable[[], Awaitable[bool]]  # asks the gateway directly whether 
 
 
 async def last_seq(js: JetStreamContext, subject: str) -> int:
-    """The stream sequence of the subject's last observation; 0 when there is none."""
+    """The stream sequence of the subject's last observation; 0 when there is none. Read
+    from the leader: a follower behind it would give an older cursor, and the wait could
+    take a code that came before the request."""
     try:
-        msg = await js.get_msg(Stream.GATEWAY_OBS, subject=subject, direct=True)
+        msg = await js.get_msg(Stream.GATEWAY_OBS, subject=subject)
     except NotFoundError:
         return 0
     return int(msg.seq or 0)

@@ -26,6 +26,8 @@ from julia_chips.contract.activation import (
 from julia_chips.contract.subjects import Stream, activation_events
 from julia_chips.jetstream.event_stream import EventStream, no_headers
 
+UNFINISHED_PATIENCE = 5  # empty fetches in a row (2 s each) before the start-up read gives up
+
 
 class ActivationLog:
     def __init__(self, js: JetStreamContext) -> None:
@@ -45,7 +47,12 @@ class ActivationLog:
         return seqs[-1] if seqs else expected_last_seq
 
     async def unfinished(self) -> list[str]:
-        """Chips whose saga has not ended: the last event of each saga, read once at start."""
+        """Chips whose saga has not ended: the last event of each saga, read once at start.
+
+        Read until the consumer's own count of what it holds is delivered, not until a
+        fetch comes back empty: on a cluster a fetch can time out while the consumer's
+        replica settles, and an empty answer taken for "no more" would leave every saga
+        after it undriven, with nothing said."""
         info = await self._js.stream_info(Stream.ACTIVATIONS)
         if not info.state.messages:
             return []
@@ -55,18 +62,23 @@ class ActivationLog:
                                             config=config)
         open_sagas: list[str] = []
         try:
-            while True:
+            remaining, silent = (await sub.consumer_info()).num_pending, 0
+            while remaining:
                 try:
-                    batch = await sub.fetch(256, timeout=0.5)
+                    batch = await sub.fetch(min(256, remaining), timeout=2.0)
                 except TimeoutError:
-                    return open_sagas
+                    silent += 1
+                    if silent == UNFINISHED_PATIENCE:  # the supervisor logs it and retries
+                        raise TimeoutError(f"{remaining} saga(s) left unread") from None
+                    continue
+                silent = 0
                 for msg in batch:
                     event = decode_activation_event(msg.data)
                     if not _ends_a_run(event):
                         open_sagas.append(event.chip_id)
                     await msg.ack()
-                if batch and batch[-1].metadata.num_pending == 0:
-                    return open_sagas
+                remaining = batch[-1].metadata.num_pending if batch else remaining
+            return open_sagas
         finally:
             await sub.unsubscribe()
 

@@ -1,6 +1,6 @@
 """A JetStream cluster of nats-server processes from the wheel on loopback.
 
-Each node is the repository's nats.conf (as `make run` serves it) plus a `server_name` and
+Each node is the package's nats.conf (as `make run` serves it) plus a `server_name` and
 a `cluster` block routing to the others, as `deploy/nats-cluster.conf` sets them on three
 machines; what differs is only where they listen (and TLS, which loopback leaves out). For
 the cluster tests and benches: kill a node, start it again on the same data and ports.

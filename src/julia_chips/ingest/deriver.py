@@ -211,7 +211,8 @@ class ObservationDeriver:
         last = (await self._js.stream_info(Stream.GATEWAY_OBS)).state.last_seq
         if not last:
             return 0
-        headers = (await self._js.get_msg(Stream.GATEWAY_OBS, last, direct=True)).headers or {}
+        # from the leader, as the stream info was: a follower may not hold `last` yet
+        headers = (await self._js.get_msg(Stream.GATEWAY_OBS, last)).headers or {}
         raw_seq = int(headers.get(JuliaHeader.RAW_SEQ, 0))
         part, _, parts = headers.get(JuliaHeader.RAW_PART, "").partition("/")
         if part.isdigit() and parts.isdigit() and int(part) < int(parts):
