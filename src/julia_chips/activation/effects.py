@@ -181,14 +181,7 @@ async def _create_instance(ports: ActivationPorts, action: act.CreateInstance) -
 
 async def _await_connection(ports: ActivationPorts, clock: Clock,
                             action: act.AwaitConnection) -> act.Outcome:
-    evolution = ports.evolution_for(ports.hosts.get(action.host))
-
-    async def probe() -> bool:
-        try:
-            return await evolution.connection_state(action.instance) == "open"
-        except Exception:  # the webhook may still come; the probe is only a fallback
-            return False
-
+    probe = waits.open_probe(ports.evolution_for(ports.hosts.get(action.host)), action.instance)
     if await waits.wait_for_open(ports.js, clock, action.instance, action.after_seq,
                                  action.deadline, probe):
         return act.Opened()

@@ -18,6 +18,7 @@ from nats.js.errors import NotFoundError
 from julia_chips.clock import Clock
 from julia_chips.contract.observations import ConnectionUpdate, SmsReceived
 from julia_chips.contract.subjects import Stream, gateway_observation, sms_observation
+from julia_chips.gateways.evolution.client import EvolutionClient
 from julia_chips.ingest.observation_log import ObservationUnreadable, decode_observation
 
 POLL = 0.1  # seconds between looks at the stream
@@ -73,6 +74,18 @@ async def code_at(js: JetStreamContext, account_id: str, seq: int) -> str | None
     except ObservationUnreadable:
         return None
     return found.code if isinstance(found, SmsReceived) else None
+
+
+def open_probe(evolution: EvolutionClient, instance: str) -> Callable[[], Awaitable[bool]]:
+    """`wait_for_open`'s fallback: the gateway's own word that `instance` is open."""
+
+    async def probe() -> bool:
+        try:
+            return await evolution.connection_state(instance) == "open"
+        except Exception:  # the webhook may still come; the probe is only a fallback
+            return False
+
+    return probe
 
 
 async def wait_for_open(js: JetStreamContext, clock: Clock, instance: str, after_seq: int,

@@ -67,14 +67,7 @@ async def _offer(ports: ActivationPorts, chip: str, key: str, action: act.OfferL
 
 async def _await_open(ports: ActivationPorts, clock: Clock, chip: str, key: str,
                       action: act.AwaitRelink) -> act.Outcome:
-    evolution = ports.evolution_for(ports.hosts.get(action.host))
-
-    async def probe() -> bool:
-        try:
-            return await evolution.connection_state(action.instance) == "open"
-        except Exception:  # the webhook may still come; the probe is only a fallback
-            return False
-
+    probe = waits.open_probe(ports.evolution_for(ports.hosts.get(action.host)), action.instance)
     if not await waits.wait_for_open(ports.js, clock, action.instance, action.after_seq,
                                      action.deadline, probe):
         return act.StepFailed(step=Step.RELINK, reason="not linked before the code expired")
