@@ -17,7 +17,7 @@ from julia_chips.cli.output import OK, Output, aware_datetime, checked, chip_id
 from julia_chips.cli.system import System
 from julia_chips.contract import chip_commands as cmd
 from julia_chips.contract.chip import Status
-from julia_chips.http.responses import ChipView
+from julia_chips.http.chips import view_of
 from julia_chips.privacy import mask_phone
 from julia_chips.projections.audit import read_row
 from julia_chips.projections.chips import list_chip_rows
@@ -135,11 +135,12 @@ async def _show(system: System, out: Output, args: argparse.Namespace) -> int:
     row = await read_row(conn, args.chip_id)
     if row is None:
         return out.refused(f"no chip {args.chip_id} in the read model")
-    view = ChipView(**msgspec.structs.asdict(row), doctors=await chip_doctors(conn, row.id))
+    view = view_of(row, await chip_doctors(conn, row.id))
     if out.as_json:
         out.json(view)
         return OK
     pairs = [(name, getattr(row, name)) for name in row.__struct_fields__]
     pairs = [(n, mask_phone(v) if n == "phone_number" and v else v) for n, v in pairs]
-    out.fields(f"chip {row.id}", [*pairs, ("doctors", view.doctors.count)])
+    out.fields(f"chip {row.id}", [*pairs, ("doctors", view.doctors.count),
+                                  ("review_reason", view.review_reason)])
     return OK

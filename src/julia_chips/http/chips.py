@@ -22,7 +22,7 @@ from julia_chips.http.responses import (
 )
 from julia_chips.projections.audit import read_row
 from julia_chips.projections.chips import list_chip_rows
-from julia_chips.projections.distribution import chip_doctors
+from julia_chips.projections.distribution import ChipDoctors, chip_doctors
 from julia_chips.projections.rows.chip import ChipRow, review_reason
 from julia_chips.projections.rows.warmer import COLUMNS as WARMER_COLUMNS
 
@@ -46,7 +46,11 @@ async def chip_view(request: web.Request, chip: str) -> ChipView:
     """`/chips/{id}`'s body, which the dashboard's chip page shows too.
     :raises ApiProblem: 404."""
     row = await _chip_row(request, chip)
-    doctors = await chip_doctors(request.app[POOL], chip)
+    return view_of(row, await chip_doctors(request.app[POOL], chip))
+
+
+def view_of(row: ChipRow, doctors: ChipDoctors) -> ChipView:
+    """A chip as `/chips/{id}`, the dashboard and `julia-chips chip show` present it."""
     return ChipView(**msgspec.structs.asdict(row), doctors=doctors,
                     review_reason=review_reason(row), relink=_relink(row))
 
